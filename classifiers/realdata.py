@@ -1,0 +1,212 @@
+"""Turn committed label records into text read at run time from the shared third-party data.
+
+The repository may not hold third-party text, so label files (JSON Lines under classifiers/labels/) store only
+where a passage lives: {"source", "key", "span", "label", "note"}. `resolve` looks each record up in
+../shared/data (or $CORPUS_AUDIT_SHARED_DATA) and slices the passage out.
+
+Keys per source (one reader function each, registered in READERS):
+  news_long_lk          article_id; text = title + paragraphs joined by blank lines (exactly as in the shards)
+  shards                the `id` column of shards/*.parquet
+  movielens_plots       row_id, e.g. "movielens:541"; text = plot
+  agnews                row_id, e.g. "agnews_test:3"; text = title + blank line + description
+  gutenberg             file name, e.g. "28438_The_Helpful_Robots.txt"; text = the whole file
+  agentic_misalignment  "<file>:<line>:<field>", line 0-based, field "reasoning" or "response"
+  secret_goals          0-based data row index of the CSV; text = completion
+  dolma_cc_sample       the document `id` (same as its id in the shards)
+  olmo_c4_sample        the document `id`, or "<file>:<line>" (0-based) for files without ids (as in the shards)
+
+`span` is [char_start, char_end] in code points (text[start:end]) or null for the whole text.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+LABELS = ("misaligned_ai", "aligned_ai", "neutral_ai", "no_ai")
+ENV_VAR = "CORPUS_AUDIT_SHARED_DATA"
+DEV_HEX = "0123456789"  # split rule: records whose split hash starts with one of these belong to the dev set
+
+Texts = dict[str, str]
+
+
+def data_root() -> Path | None:
+    """The shared data folder: $CORPUS_AUDIT_SHARED_DATA, else ../shared/data beside the repo; None when absent."""
+    configured = os.environ.get(ENV_VAR)
+    candidate = Path(configured) if configured else Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    return candidate if candidate.is_dir() else None
+
+
+def _jsonl_gz(path: Path) -> list[dict]:
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh]
+
+
+def _csv_rows(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def read_news_long_lk(root: Path) -> Texts:
+    """Article text built the way the shards build it, so one key/span works in both places."""
+    articles = _jsonl_gz(root / "news_long_lk" / "news_long_lk_dev_articles.jsonl.gz")
+    return {a["article_id"]: "\n\n".join([a["title"], *a["body_paragraphs"]]) for a in articles}
+
+
+def read_shards(root: Path) -> Texts:
+    texts: Texts = {}
+    for path in sorted((root / "shards").glob("*.parquet")):
+        table = pq.read_table(path, columns=["id", "text"])
+        texts.update(zip(table.column("id").to_pylist(), table.column("text").to_pylist()))
+    return texts
+
+
+def read_movielens_plots(root: Path) -> Texts:
+    return {r["row_id"]: r["plot"] for r in _csv_rows(root / "movielens_plots" / "tagged_plots_dev.csv")}
+
+
+def read_agnews(root: Path) -> Texts:
+    rows = _csv_rows(root / "agnews" / "agnews_test_dev.csv")
+    return {r["row_id"]: f"{r['title']}\n\n{r['description']}" for r in rows}
+
+
+def read_gutenberg(root: Path) -> Texts:
+    return {p.name: p.read_text(encoding="utf-8") for p in sorted((root / "gutenberg").glob("*.txt"))}
+
+
+def read_agentic_misalignment(root: Path) -> Texts:
+    texts: Texts = {}
+    for path in sorted((root / "nostalgebraist_results_sharing" / "agentic-misalignment" / "samples").glob("*.jsonl")):
+        with path.open(encoding="utf-8") as fh:
+            for line_no, line in enumerate(fh):
+                sample = json.loads(line)
+                for field in ("reasoning", "response"):
+                    texts[f"{path.name}:{line_no}:{field}"] = sample[field]
+    return texts
+
+
+def read_secret_goals(root: Path) -> Texts:
+    rows = _csv_rows(root / "nostalgebraist_results_sharing" / "secret-goals" / "2026-02-25_193644.csv")
+    return {str(i): r["completion"] for i, r in enumerate(rows)}
+
+
+def _documents_by_id(folder: Path) -> Texts:
+    """Docs keyed as the shards key them: the `id` field, else "<file>:<line>"."""
+    texts: Texts = {}
+    for path in sorted(folder.glob("*.json*.gz")):
+        for line_no, doc in enumerate(_jsonl_gz(path)):
+            texts[doc.get("id") or f"{path.name}:{line_no}"] = doc["text"]
+    return texts
+
+
+def read_dolma_cc_sample(root: Path) -> Texts:
+    return _documents_by_id(root / "dolma_cc_sample")
+
+
+def read_olmo_c4_sample(root: Path) -> Texts:
+    return _documents_by_id(root / "olmo_c4_sample")
+
+
+READERS: dict[str, Callable[[Path], Texts]] = {
+    "news_long_lk": read_news_long_lk,
+    "shards": read_shards,
+    "movielens_plots": read_movielens_plots,
+    "agnews": read_agnews,
+    "gutenberg": read_gutenberg,
+    "agentic_misalignment": read_agentic_misalignment,
+    "secret_goals": read_secret_goals,
+    "dolma_cc_sample": read_dolma_cc_sample,
+    "olmo_c4_sample": read_olmo_c4_sample,
+}
+
+
+def split_unit(source: str, key: str) -> str:
+    """The string the dev/train split hashes: whole transcripts and whole shard articles go to one side.
+
+    Transcript fields share their "<file>:<line>" unit; a shard row holding a news article hashes as that article.
+    """
+    if source == "agentic_misalignment":
+        key = key.rsplit(":", 1)[0]
+    if source == "shards" and key.startswith("news_long_lk/"):
+        source, key = "news_long_lk", key.removeprefix("news_long_lk/")
+    return f"{source}:{key}"
+
+
+def is_dev(source: str, key: str) -> bool:
+    """True when the record belongs to the development side of the split (md5 first hex digit 0-9)."""
+    return hashlib.md5(split_unit(source, key).encode()).hexdigest()[0] in DEV_HEX
+
+
+def load_records(path: str | Path) -> list[dict]:
+    """Read a label file, checking each record's fields so mistakes surface with file and line."""
+    path = Path(path)
+    records = []
+    with path.open(encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{line_no}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{where}: not valid JSON ({exc.msg}); each line must be one JSON object") from exc
+            missing = {"source", "key", "label"} - record.keys()
+            if missing:
+                raise ValueError(f"{where}: missing field(s) {sorted(missing)}")
+            if record["source"] not in READERS:
+                raise ValueError(f"{where}: unknown source {record['source']!r}; known: {sorted(READERS)}")
+            if record["label"] not in LABELS:
+                raise ValueError(f"{where}: unknown label {record['label']!r}; use one of {list(LABELS)}")
+            record["key"] = str(record["key"])
+            record.setdefault("span", None)
+            record.setdefault("note", "")
+            records.append(record)
+    return records
+
+
+def _passage(record: dict, texts: Texts) -> str:
+    key = str(record["key"])
+    name = f"record {record['source']}:{key}"
+    if key not in texts:
+        example = next(iter(texts), None)
+        raise ValueError(f"{name}: key not found in source {record['source']!r} (keys look like {example!r})")
+    text = texts[key]
+    span = record["span"]
+    if span is None:
+        return text
+    if not (isinstance(span, list) and len(span) == 2 and all(isinstance(x, int) for x in span)):
+        raise ValueError(f"{name}: span must be [char_start, char_end] integers or null, got {span!r}")
+    start, end = span
+    if not 0 <= start < end <= len(text):
+        raise ValueError(f"{name}: span {span} is outside the text (0..{len(text)}) or empty")
+    return text[start:end]
+
+
+def resolve(records: list[dict], root: Path | None = None) -> list[dict]:
+    """Fill in each record's text from the shared data; each source file is parsed at most once per call."""
+    root = root or data_root()
+    if root is None:
+        raise FileNotFoundError(f"shared data not found: put it at ../shared/data beside the repo or set ${ENV_VAR}")
+    cache: dict[str, Texts] = {}
+    resolved = []
+    for record in records:
+        source = record["source"]
+        if source not in READERS:
+            raise ValueError(f"record {source}:{record['key']}: unknown source; known: {sorted(READERS)}")
+        if source not in cache:
+            cache[source] = READERS[source](root)
+        resolved.append({
+            "text": _passage(record, cache[source]),
+            "label": record["label"],
+            "source": source,
+            "key": str(record["key"]),
+            "note": record.get("note", ""),
+        })
+    return resolved
