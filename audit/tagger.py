@@ -1,0 +1,165 @@
+"""The passage classifier at prediction time: a fastText model plus its calibration and decision rule.
+
+The model file (`model.ftz` or `model.bin`) has a sibling `model.json` (same stem) written by training: it holds
+the calibration temperature, the decision rule, the training sources and the development-set evaluation.
+`normalize` is the one text normalisation used both to train and to predict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import json
+import string
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from audit.errors import UsageError
+from audit.labels import LABELS
+
+# fastText splits on whitespace only, so punctuation is cut off words ("AI," -> "ai ,") and every kind of
+# line break becomes a space (a newline would end the line fastText reads).
+_TRANSLATION = str.maketrans(
+    {**{c: f" {c} " for c in string.punctuation}, **{c: " " for c in "\n\r\t\v\f\x00\x85\u2028\u2029"}}
+)
+_PREFIX = "__label__"
+_FASTTEXT_MAGIC = (793712314).to_bytes(4, "little")
+SHIPPED_MODEL_NAMES = ("model.ftz", "model.bin")
+
+
+def normalize(text: str) -> str:
+    """Lower-case, split punctuation from words and put the text on one line (training and prediction alike)."""
+    return text.translate(_TRANSLATION).lower()
+
+
+def info_path(model_path: Path) -> Path:
+    """Where the calibration, decision rule and evaluation of a model file live."""
+    return model_path.with_suffix(".json")
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def shipped_model_path() -> Path:
+    """The model shipped inside the package `audit.classifiers` (works from a clone and from a wheel)."""
+    root = importlib.resources.files("audit.classifiers")
+    for name in SHIPPED_MODEL_NAMES:
+        candidate = root / name
+        if candidate.is_file():
+            return Path(str(candidate))
+    raise UsageError(
+        f"no shipped model ({' or '.join(SHIPPED_MODEL_NAMES)}) in {root}; reinstall corpus-audit or pass --model PATH"
+    )
+
+
+def softmax_with_temperature(raw: np.ndarray, temperature: float) -> np.ndarray:
+    """Temperature scaling of probabilities: softmax(log p / T); T > 1 softens, T < 1 sharpens."""
+    logits = np.log(np.clip(raw, 1e-12, 1.0)) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    scaled = np.exp(logits)
+    return (scaled / scaled.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def decide_labels(probs: np.ndarray, decision: dict) -> np.ndarray:
+    """The decision rule: misaligned_ai when its probability reaches the threshold, else the likeliest other label."""
+    probs = np.asarray(probs, dtype=np.float32)
+    others = np.argmax(probs[:, 1:], axis=1).astype(np.int8) + 1
+    misaligned = probs[:, 0] >= decision["misaligned_ai_threshold"]
+    return np.where(misaligned, np.int8(0), others).astype(np.int8)
+
+
+@dataclass
+class Tagger:
+    """A loaded model: `predict` gives calibrated probabilities in LABELS order, `decide` turns them into labels."""
+
+    model: object  # fasttext.FastText._FastText
+    path: Path
+    sha256: str
+    info: dict
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> Tagger:
+        """Load a model file and its model.json; None loads the shipped model."""
+        model_path = shipped_model_path() if path is None else Path(path)
+        if not model_path.is_file():
+            raise UsageError(f"model file {model_path} does not exist; pass --model PATH to a model.bin/.ftz")
+        with open(model_path, "rb") as handle:
+            if handle.read(4) != _FASTTEXT_MAGIC:
+                raise UsageError(f"{model_path} is not a fastText model file; retrain it with `corpus-audit train`")
+        sha256 = file_sha256(model_path)
+        info = read_info(model_path, sha256)
+        import fasttext.FastText
+
+        try:
+            model = fasttext.FastText._FastText(model_path=str(model_path))
+        except (ValueError, RuntimeError, MemoryError) as error:
+            raise UsageError(f"cannot load model {model_path}: {error}; retrain it with `corpus-audit train`") from error
+        found = sorted(label.removeprefix(_PREFIX) for label in model.get_labels())
+        if found != sorted(LABELS):
+            raise UsageError(f"model {model_path} has labels {found}, expected {list(LABELS)}")
+        return cls(model=model, path=model_path, sha256=sha256, info=info)
+
+    @property
+    def temperature(self) -> float:
+        return float(self.info["calibration"]["temperature"])
+
+    def raw_predict(self, texts: list[str]) -> np.ndarray:
+        """Uncalibrated fastText probabilities (n, 4) in LABELS order."""
+        lines = [normalize(text) + "\n" for text in texts]
+        labels, probs = self.model.f.multilinePredict(lines, -1, 0.0, "replace")
+        column = {_PREFIX + label: index for index, label in enumerate(LABELS)}
+        out = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
+        for row, (row_labels, row_probs) in enumerate(zip(labels, probs)):
+            for label, prob in zip(row_labels, row_probs):
+                out[row, column[label]] = prob
+        return out
+
+    def predict(self, texts: list[str]) -> np.ndarray:
+        """Calibrated probabilities, float32 (n, 4), columns in LABELS order."""
+        if not texts:
+            return np.zeros((0, len(LABELS)), dtype=np.float32)
+        return softmax_with_temperature(self.raw_predict(texts), self.temperature)
+
+    def decide(self, probs: np.ndarray) -> np.ndarray:
+        """Label indices (int8, into LABELS) by the decision rule stored with the model."""
+        return decide_labels(probs, self.info["decision"])
+
+
+def read_info(model_path: Path, sha256: str) -> dict:
+    """Read and check model.json: it must exist, parse, and describe this very model file."""
+    path = info_path(model_path)
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{path} is missing: a model needs its model.json (written by `corpus-audit train`)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise UsageError(f"{path} is not valid JSON ({error}); retrain the model with `corpus-audit train`") from None
+    for key in ("labels", "calibration", "decision"):
+        if key not in info:
+            raise UsageError(f"{path} has no {key!r} key; retrain the model with `corpus-audit train`")
+    if tuple(info["labels"]) != LABELS:
+        raise UsageError(f"{path} lists labels {info['labels']}, expected {list(LABELS)}")
+    if info.get("model_sha256") not in (None, sha256):
+        raise UsageError(f"{path} describes another model file than {model_path} (sha256 differs); retrain or re-copy both")
+    return info
+
+
+_CACHE: dict[str, Tagger] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def load_cached(path: str | Path | None = None) -> Tagger:
+    """One Tagger per model path per process (for worker processes that classify many units)."""
+    key = str(shipped_model_path() if path is None else Path(path).resolve())
+    with _CACHE_LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = Tagger.load(key)
+        return _CACHE[key]
