@@ -1,0 +1,231 @@
+"""Near-duplicate families and concentration figures."""
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import xxhash
+from datasketch import MinHash
+
+from audit.clusters import (canonical_order, cluster_ids, cluster_table, concentration, gini,
+                            near_duplicate_share, top_clusters, top_domains)
+from audit.minhash import shingles, signatures
+
+SHARDS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "shards"
+SYLLABLES = ["ka", "lo", "mi", "tu", "ren", "sa", "vo", "de", "ni", "pa", "zu", "ob", "el", "ir", "qua"]
+
+
+def made_up_text(rng: np.random.Generator, words: int) -> list[str]:
+    return ["".join(rng.choice(SYLLABLES, size=int(rng.integers(2, 5)))) for _ in range(words)]
+
+
+def exact_jaccard(a: str, b: str) -> float:
+    sa, sb = set(shingles(a)), set(shingles(b))
+    return len(sa & sb) / len(sa | sb)
+
+
+def edited_copy(words: list[str], target: float, rng: np.random.Generator) -> str:
+    """Replace words at random positions until the exact shingle Jaccard to the original falls to `target`."""
+    original, copy = " ".join(words), list(words)
+    while exact_jaccard(original, " ".join(copy)) > target:
+        copy[int(rng.integers(len(copy)))] = "".join(rng.choice(SYLLABLES, size=6))
+    return " ".join(copy)
+
+
+def datasketch_jaccard(a: str, b: str) -> float:
+    sketches = []
+    for text in (a, b):
+        sketch = MinHash(num_perm=128, seed=1, hashfunc=xxhash.xxh32_intdigest)
+        sketch.update_batch([s.encode("utf-8") for s in shingles(text)])
+        sketches.append(sketch)
+    return sketches[0].jaccard(sketches[1])
+
+
+def assert_families_verified(ids: np.ndarray, sig: np.ndarray, threshold: float = 0.7) -> None:
+    """No merge without evidence: in a family of 2+, every member reaches the threshold with another member."""
+    for family in np.unique(ids):
+        members = np.flatnonzero(ids == family)
+        if len(members) < 2:
+            continue
+        similarity = (sig[members][:, None, :] == sig[members][None, :, :]).mean(axis=2)
+        np.fill_diagonal(similarity, 0)
+        assert (similarity.max(axis=1) >= threshold).all(), f"family {family} holds an unverified member"
+
+
+@pytest.fixture(scope="module")
+def planted():
+    """Six made-up originals of 150 words, each with four copies edited to one target Jaccard."""
+    rng = np.random.default_rng(11)
+    texts, family, target = [], [], []
+    for number, jaccard in enumerate([0.9, 0.8, 0.9, 0.7, 0.6, 0.5]):
+        words = made_up_text(rng, 150)
+        texts.append(" ".join(words))
+        family.append(number)
+        target.append(1.0)
+        for _ in range(4):
+            texts.append(edited_copy(words, jaccard, rng))
+            family.append(number)
+            target.append(jaccard)
+    return texts, np.array(family), np.array(target)
+
+
+def test_planted_families_recovered_above_threshold_and_apart_below(planted):
+    texts, family, target = planted
+    sig = signatures(texts)
+    ids = cluster_ids(sig, keys=np.arange(len(texts)))
+    originals = {number: ids[np.flatnonzero((family == number) & (target == 1.0))[0]] for number in set(family)}
+    for i, text in enumerate(texts):
+        original = texts[np.flatnonzero((family == family[i]) & (target == 1.0))[0]]
+        if target[i] >= 0.8:
+            assert ids[i] == originals[family[i]], f"copy {i} at Jaccard {exact_jaccard(original, text):.2f} lost"
+        if target[i] <= 0.6:
+            assert datasketch_jaccard(original, text) < 0.7
+            assert np.sum(ids == ids[i]) == 1, f"copy {i} at Jaccard {exact_jaccard(original, text):.2f} merged"
+    assert_families_verified(ids, sig)
+    # Different originals never meet.
+    assert len(set(originals.values())) == len(originals)
+
+
+def test_lsh_false_positives_are_rejected():
+    rng = np.random.default_rng(5)
+    sig = rng.integers(0, 2**32, size=(3, 128), dtype=np.uint32)
+    sig[1, :16] = sig[0, :16]  # one whole band (and more) in common, estimated Jaccard 0.125
+    sig[2] = sig[0]
+    sig[2, 100:] += 1  # estimated Jaccard 100/128
+    assert cluster_ids(sig, keys=[0, 1, 2]).tolist() == [0, 1, 0]
+
+
+def test_chains_join_into_one_family_with_the_smallest_canonical_position():
+    rng = np.random.default_rng(8)
+    rows = [rng.integers(0, 2**32, size=128, dtype=np.uint32)]
+    for step in range(7):  # each step changes a new 12% slice: neighbours ~0.88, ends ~0.2
+        row = rows[-1].copy()
+        row[step * 16: step * 16 + 16] ^= np.uint32(0xFFFF)
+        rows.append(row)
+    sig = np.stack(rows + [rng.integers(0, 2**32, size=128, dtype=np.uint32)])
+    keys = [("s", 100 - i) for i in range(len(sig))]  # canonical order is the reverse of the input
+    ids = cluster_ids(sig, keys)
+    assert (sig[0] == sig[7]).mean() < 0.7
+    assert ids.tolist() == [1] * 8 + [0]
+
+
+def test_ids_do_not_depend_on_input_order_or_batching(planted):
+    texts, _, _ = planted
+    keys = [("shard-b" if i % 2 else "shard-a", i // 2, 0) for i in range(len(texts))]
+    reference = cluster_ids(signatures(texts), keys)
+    expected = dict(zip(keys, reference))
+    rng = np.random.default_rng(2)
+    for permutation in (rng.permutation(len(texts)), np.r_[len(texts) // 2: len(texts), 0: len(texts) // 2]):
+        shuffled = [texts[i] for i in permutation]
+        half = len(texts) // 2
+        sig = np.concatenate([signatures(shuffled[:half]), signatures(shuffled[half:])])
+        ids = cluster_ids(sig, [keys[i] for i in permutation])
+        assert [expected[keys[i]] for i in permutation] == ids.tolist()
+    # The id of a family is the canonical position of its first member.
+    order = canonical_order(keys)
+    for family in np.unique(reference):
+        members = np.flatnonzero(reference == family)
+        assert family == min(np.flatnonzero(np.isin(order, members)))
+
+
+def test_keys_and_signatures_are_checked():
+    sig = signatures(["a b c d e f", "g h i j k l"])
+    with pytest.raises(ValueError, match="unique"):
+        cluster_ids(sig, keys=[("x", 1), ("x", 1)])
+    with pytest.raises(ValueError, match="3 keys"):
+        cluster_ids(sig, keys=[1, 2, 3])
+    with pytest.raises(ValueError, match="2-D integer"):
+        cluster_ids(sig.astype(float), keys=[1, 2])
+    assert cluster_ids(np.empty((0, 128), dtype=np.uint32), keys=np.empty(0, dtype=np.int64)).tolist() == []
+
+
+def test_repeated_ai_paragraphs_in_real_shards_share_a_family():
+    docs = pl.concat([pl.read_parquet(path, columns=["id", "text"]) for path in sorted(SHARDS.glob("*.parquet"))])
+    ai_docs = docs.filter(pl.col("text").str.contains(r"\bAI\b|(?i)artificial intelligence|(?i)\brobots?\b"))
+    paragraphs = (ai_docs.with_columns(pl.col("text").str.split("\n").alias("paragraph"))
+                  .explode("paragraph").with_columns(pl.int_range(pl.len()).over("id").alias("index"))
+                  .with_columns(pl.col("paragraph").str.strip_chars())
+                  .filter(pl.col("paragraph").str.len_chars() > 150)
+                  .select("id", "index", "paragraph"))
+    sig = signatures(paragraphs["paragraph"].to_list())
+    ids = cluster_ids(sig, paragraphs.select("id", "index"))
+    repeated = (paragraphs.with_columns(pl.Series("cluster_id", ids))
+                .group_by("paragraph").agg(pl.col("id").n_unique().alias("documents"),
+                                           pl.col("cluster_id").n_unique().alias("families"))
+                .filter(pl.col("documents") >= 2))
+    assert repeated.height >= 20, "expected the shards' repeated AI paragraphs"
+    assert repeated["families"].max() == 1, "a repeated paragraph was split across families"
+    assert_families_verified(ids, sig)
+    # Families are more than exact copies: some hold paragraphs whose text differs.
+    texts_per_family = (paragraphs.with_columns(pl.Series("cluster_id", ids))
+                        .group_by("cluster_id").agg(pl.col("paragraph").n_unique()))
+    assert texts_per_family["paragraph"].max() >= 2
+
+
+@pytest.fixture
+def hand_built():
+    """Eight passages in six documents: a copied story on three sites, and a family that crosses labels."""
+    return pl.DataFrame({
+        "doc_id": ["d1", "d2", "d3", "d3", "d4", "d5", "d6", "d6"],
+        "shard": ["s0", "s0", "s1", "s1", "s1", "s2", "s2", "s2"],
+        "row": [0, 1, 0, 0, 5, 2, 3, 3],
+        "passage_index": [0, 0, 1, 4, 0, 0, 0, 1],
+        "domain": ["a.com", "a.com", "b.org", "b.org", "c.net", "a.com", None, None],
+        "date": ["2024-05-01", "2023-01-09", "2024-02-02", "2024-02-02", None, "2022-12-31", "2025-01-01", "2025-01-01"],
+        "dump": ["CC-1", "CC-1", "CC-2", "CC-2", "CC-2", "CC-1", None, None],
+        "label": ["misaligned_ai", "misaligned_ai", "misaligned_ai", "neutral_ai", "misaligned_ai", "neutral_ai",
+                  "aligned_ai", "misaligned_ai"],
+        "score": [0.9, 0.8, 0.7, 0.6, 0.95, 0.5, 0.9, 0.6],
+        "text": ["story v1", "story v2", "story v3", "launch", "essay", "launch copy", "helper", "doom"],
+        "cluster_id": [0, 0, 0, 3, 4, 3, 6, 7],
+    })
+
+
+def test_concentration_figures_on_a_hand_built_corpus(hand_built):
+    block = concentration(hand_built, k=2)
+    misaligned = block["misaligned_ai"]
+    # Misaligned documents: d1, d2 (a.com), d3 (b.org), d4 (c.net), d6 (no domain) -> 5 documents.
+    assert misaligned["top_domains"] == [{"domain": "a.com", "documents": 2, "share": 0.4},
+                                         {"domain": "b.org", "documents": 1, "share": 0.2}]
+    assert misaligned["top_clusters"] == [{"cluster_id": 0, "passages": 3, "documents": 3, "domains": 2}]
+    assert misaligned["gini_domains"] == pytest.approx(gini([2, 1, 1, 1]))
+    assert misaligned["near_duplicate_share"] == pytest.approx(3 / 5)
+    assert misaligned["by_dump"] == [{"dump": "CC-1", "documents": 2}, {"dump": "CC-2", "documents": 2},
+                                     {"dump": None, "documents": 1}]
+    # The neutral passages are one family across two documents and domains.
+    neutral = block["neutral_ai"]
+    assert neutral["near_duplicate_share"] == 1.0
+    assert neutral["top_clusters"] == [{"cluster_id": 3, "passages": 2, "documents": 2, "domains": 2}]
+    assert block["aligned_ai"]["near_duplicate_share"] == 0.0
+    assert block["aligned_ai"]["top_domains"] == [{"domain": None, "documents": 1, "share": 1.0}]
+
+
+def test_concentration_primitives():
+    assert gini([3, 3, 3]) == 0.0
+    assert gini([0, 0, 10]) == pytest.approx(2 / 3)
+    assert gini([1, 2, 3, 4]) == pytest.approx(0.25)
+    assert gini([]) == 0.0
+    assert near_duplicate_share([5, 5, 6, 7, 7, 7]) == pytest.approx(5 / 6)
+    assert near_duplicate_share([6], families=[5, 6, 6]) == 1.0
+    assert near_duplicate_share([]) == 0.0
+    assert top_domains(["x.com", "y.com", "y.com"], k=5)[0] == {"domain": "y.com", "documents": 2, "share": 2 / 3}
+    assert top_domains([]) == []
+    frame = pl.DataFrame({"cluster_id": [1, 1, 2, 2, 3], "doc_id": ["a", "b", "c", "c", "d"],
+                          "domain": ["p.com", "p.com", None, None, "q.com"]})
+    assert [c["cluster_id"] for c in top_clusters(frame)] == [1, 2]
+    assert top_clusters(frame, k=1)[0]["domains"] == 1
+
+
+def test_cluster_table(hand_built):
+    table = cluster_table(hand_built)
+    assert table["cluster_id"].to_list() == [0, 3, 4, 6, 7]
+    story = table.row(0, named=True)
+    assert (story["size"], story["documents"], story["domains"]) == (3, 3, 2)
+    assert (story["n_misaligned_ai"], story["n_aligned_ai"], story["n_neutral_ai"]) == (3, 0, 0)
+    assert story["exemplar_doc_id"] == "d1" and story["exemplar_text"] == "story v1"
+    assert (story["first_date"], story["last_date"]) == ("2023-01-09", "2024-05-01")
+    assert story["top_domains"] == ["a.com", "b.org"]
+    launch = table.row(1, named=True)
+    assert (launch["n_neutral_ai"], launch["exemplar_text"], launch["first_date"]) == (2, "launch", "2022-12-31")
+    assert table.filter(pl.col("cluster_id") == 6)["top_domains"].to_list() == [[]]
