@@ -1,1 +1,136 @@
-def main(): print('ok')
+"""The command line: a thin layer over the Python API. Each subcommand parses into its typed config.
+
+Exit codes (CONTRACT.md): 0 success; 1 the run finished but some inputs failed; 2 bad usage or unusable input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from . import __version__
+from .config import PRESETS, ScanConfig, resolve_columns
+from .errors import UsageError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 too; keep its message but name the command
+        self.print_usage(sys.stderr)
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _scan_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("scan", help="scan Parquet shards and write a run directory")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="Parquet files, directories (searched recursively) or globs")
+    p.add_argument("--out", required=True, type=Path, help="the run directory (re-run the same command to resume)")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="column layout of a known corpus (default fineweb)")
+    for role in ("text", "id", "url", "date", "dump"):
+        p.add_argument(f"--{role}-column", help=f"the column holding the document {role}")
+    p.add_argument("--token-column", dest="tokens_column", help="the column holding token counts")
+    p.add_argument("--model", help="a fastText model file with its model.json (default: the shipped model)")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--engine", choices=("local", "ray"), default="local")
+    p.add_argument("--ray-address", help="address of a running Ray cluster (default: start or join a local one)")
+    p.add_argument("--sample-rate", type=float, default=1.0, help="scan this share of documents, chosen by id hash")
+    p.add_argument("--seed", type=int, default=0, help="seed of the document sample and the audit samples")
+    _progress_flag(p)
+    p.set_defaults(handler=_cmd_scan)
+
+
+def _progress_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--progress", action="store_true", default=None, help="show the progress bar even when stderr is not a terminal")
+
+
+def scan_config(args: argparse.Namespace) -> ScanConfig:
+    overrides = {role: getattr(args, f"{role}_column") for role in ("text", "id", "url", "date", "dump", "tokens")}
+    columns, required = resolve_columns(args.preset, overrides)
+    return ScanConfig(
+        inputs=list(args.inputs), out=args.out, columns=columns, required=required, model=args.model,
+        workers=args.workers, engine=args.engine, ray_address=args.ray_address, sample_rate=args.sample_rate,
+        seed=args.seed, progress=args.progress,
+    )
+
+
+def _cmd_scan(args: argparse.Namespace) -> int:
+    from .pipeline import scan
+
+    outcome = scan(scan_config(args))
+    _print_summary(outcome.summary, outcome.run_dir)
+    if outcome.scanned_units == 0:
+        print("nothing to do: every unit was already scanned", file=sys.stderr)
+    return outcome.exit_code
+
+
+def _print_summary(summary: dict, run_dir: Path) -> None:
+    corpus = summary["corpus"]
+    print(f"{corpus['documents']:,} documents in {corpus['shards']} shards ({corpus['shards_failed']} failed), "
+          f"{corpus['passages']:,} passages classified")
+    for label, block in summary["labels"].items():
+        head = block.get("prevalence", {}).get("documents", {})
+        share = head.get("estimate")
+        ci = head.get("ci95")
+        shown = f"{share:.4%} [{ci[0]:.4%}, {ci[1]:.4%}]" if share is not None and ci else head.get("message", "n/a")
+        print(f"  {label:<14} {block['documents']:>8,} documents  {block['passages']:>8,} passages  prevalence (documents) {shown}")
+    for failure in summary["failures"]:
+        print(f"FAILED {failure['input']}: {failure['error']}", file=sys.stderr)
+    print(f"run directory: {run_dir}  (report: {run_dir / 'report.html'})")
+
+
+def _report_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("report", help="(re)write RUN/report.html and RUN/report.md")
+    p.add_argument("run", type=Path)
+    p.set_defaults(handler=_cmd_report)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .reports import write_reports
+
+    if not (args.run / "summary.json").is_file():
+        raise UsageError(f"{args.run} has no summary.json; run `corpus-audit scan ... --out {args.run}` first")
+    html_path, md_path = write_reports(args.run)
+    print(html_path)
+    print(md_path)
+    return 0
+
+
+def _demo_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("demo", help="audit the bundled sample corpus (no input, no network)")
+    p.add_argument("--out", type=Path, default=Path("runs/demo"))
+    _progress_flag(p)
+    p.set_defaults(handler=_cmd_demo)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    outcome = run_demo(args.out, progress=args.progress)
+    _print_summary(outcome.summary, outcome.run_dir)
+    print(f"report: {(outcome.run_dir / 'report.html').resolve()}")
+    return outcome.exit_code
+
+
+PARSERS: list[Callable[[argparse._SubParsersAction], None]] = [_scan_parser, _report_parser, _demo_parser]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="corpus-audit", description="Audit LLM pretraining corpora for text portraying AI as misaligned.")
+    parser.add_argument("--version", action="version", version=f"corpus-audit {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for add in PARSERS:
+        add(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.handler(args)
+    except UsageError as error:
+        print(f"corpus-audit: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("corpus-audit: interrupted; re-run the same command to resume", file=sys.stderr)
+        return 130
+

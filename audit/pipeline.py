@@ -1,0 +1,143 @@
+"""``scan`` from end to end: plan the units, resume what is done, run the rest on an engine, summarise, report.
+
+Planning reads only Parquet footers. A required column missing from any shard stops the run before any work
+(exit 2); a shard that cannot be opened is recorded as a failure and the others go on (exit 1 at the end).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import __version__
+from .atomic import clean_temporaries
+from .config import ScanConfig
+from .errors import InputError, UsageError
+from .executors.progress import Progress
+from .reader import Shard, Unit, discover, open_parquet, plan_units, resolve_columns
+from .rundir import RunDir
+from .summary import summarise
+from .tagger import load_cached
+
+
+@dataclass
+class ScanOutcome:
+    summary: dict
+    run_dir: Path
+    scanned_units: int
+    seconds: float
+    bytes_read: int
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.summary["failures"] else 0
+
+
+def plan(shards: list[Shard], config: ScanConfig) -> tuple[list[Unit], list[dict]]:
+    """Units of work for every readable shard, and a failure for every unreadable one."""
+    units: list[Unit] = []
+    failures: list[dict] = []
+    for shard in shards:
+        try:
+            parquet = open_parquet(shard)
+        except InputError as error:
+            failures.append({"input": shard.uri, "unit": None, "error": str(error)})
+            continue
+        resolve_columns(shard, parquet.schema_arrow, config.columns, config.required)
+        units.extend(plan_units(shard, parquet.metadata, config.unit_bytes))
+    return units, failures
+
+
+def scan(config: ScanConfig) -> ScanOutcome:
+    """Run (or resume) a scan and write its run directory."""
+    started = time.perf_counter()
+    _check_options(config)
+    run = RunDir(Path(config.out))
+    run.root.mkdir(parents=True, exist_ok=True)
+    clean_temporaries(run.root)
+    shards = discover(config.inputs)
+    units, failures = plan(shards, config)
+    tagger = load_cached(config.model)
+    manifest = {
+        "tool_version": __version__,
+        "inputs": list(config.inputs),
+        "options": config.result_options(),
+        "model": {"path": str(tagger.path), "sha256": tagger.sha256, "version": tagger.info.get("version")},
+        "shards": [{"relpath": s.relpath, **s.fingerprint()} for s in shards],
+        "units": [u.to_dict() | {"shard": u.shard.relpath} for u in units],
+    }
+    previous = run.read_manifest()
+    if previous is not None:
+        _check_resumable(previous, manifest, run)
+    run.write_manifest({**manifest, "finished": False})
+    run.forget_units_except({u.id for u in units})
+
+    done = {u.id: stats for u in units if (stats := run.done(u.id, u.shard.fingerprint())) is not None}
+    pending = [u for u in units if u.id not in done]
+    if not pending and not failures and previous and previous.get("finished") and run.summary.is_file():
+        import json
+
+        summary = json.loads(run.summary.read_text())
+        run.write_manifest({**previous})
+        return ScanOutcome(summary, run.root, 0, time.perf_counter() - started, 0)
+
+    progress = Progress(sum(u.rows for u in pending), len(pending), config.progress)
+    try:
+        outcomes = _engine(config)(pending, config, run.root, progress)
+    finally:
+        progress.close()
+    for outcome in outcomes:
+        if "stats" in outcome:
+            done[outcome["unit"]] = outcome["stats"]
+        else:
+            failures.append(outcome)
+    unit_stats = [done[u.id] for u in units if u.id in done]
+    evaluation = tagger.info.get("evaluation", {}).get("dev", {})
+    summary = summarise(run, unit_stats, failures, len(shards), evaluation, config.sample_rate < 1)
+    seconds = time.perf_counter() - started
+    run.write_manifest({**manifest, "finished": True, "seconds": round(seconds, 3), "bytes_read": progress.bytes,
+                        "documents_scanned": sum(u.rows for u in pending)})
+    _write_reports(run.root)
+    return ScanOutcome(summary, run.root, len(pending), seconds, progress.bytes)
+
+
+def _engine(config: ScanConfig):
+    if config.engine == "local":
+        from .executors.local import run_local
+
+        return run_local
+    if config.engine == "ray":
+        from .executors.ray import run_ray
+
+        return run_ray
+    raise UsageError(f"unknown engine {config.engine!r}; use local or ray")
+
+
+def _check_options(config: ScanConfig) -> None:
+    if not 0 < config.sample_rate <= 1:
+        raise UsageError(f"--sample-rate must be in (0, 1], got {config.sample_rate}")
+    if config.workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {config.workers}")
+    out = Path(config.out).resolve()
+    for spec in config.inputs:
+        if "://" not in spec and Path(spec).exists() and Path(spec).resolve() == out:
+            raise UsageError(f"--out {config.out} is an input; write the run directory somewhere else")
+
+
+def _check_resumable(previous: dict, current: dict, run: RunDir) -> None:
+    """A run directory is resumed only by the same scan: same options and model (workers may differ)."""
+    for key in ("options", "inputs"):
+        if previous.get(key) != current[key]:
+            raise UsageError(
+                f"{run.root} holds a scan with other {key} ({previous.get(key)} vs {current[key]}); "
+                "re-run with the same command to resume it, or choose a new --out."
+            )
+    if previous.get("model", {}).get("sha256") != current["model"]["sha256"]:
+        raise UsageError(f"{run.root} was scanned with another model; re-run with that --model, or choose a new --out.")
+
+
+def _write_reports(run_root: Path) -> None:
+    from .reports import write_reports
+
+    write_reports(run_root)

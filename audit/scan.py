@@ -1,0 +1,314 @@
+"""The scan step: one unit of work (a shard's row-group range) in, its result tables and stats out.
+
+Per batch: decode the text column, sample documents by id hash (``--sample-rate``), gate the batch in one
+vectorised call, split only the gated documents into passages, classify all of the batch's passages in one
+fastText call, and keep (a) every passage labelled anything but ``no_ai``, (b) one row per gated document with
+its aggregates, (c) small bottom-k hash samples for the audit loop and the corpus-wide duplicate rate.
+The step does no file I/O of results and no retries: executors own those.
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import xxhash
+
+from .config import ScanConfig
+from .domains import registered_domain
+from .gate import gate
+from .labels import AI_LABELS, LABELS
+from .minhash import NUM_PERM, signatures
+from .passages import split_passages
+from .reader import Unit, iter_batches, open_parquet, resolve_columns
+from .tagger import Tagger
+
+HISTOGRAM_BINS = 50
+SAMPLE_GATED = 400  # bottom-k sample of gated passages kept per unit
+SAMPLE_REJECTED = 100  # bottom-k sample of gate-rejected documents kept per unit
+SAMPLE_TEXT_CHARS = 20_000  # a sampled gate-rejected document keeps at most this much text
+_U64 = float(2**64)
+
+ProgressFn = Callable[[int, int], None]  # (documents, bytes) done since the last call
+
+
+@dataclass
+class UnitResult:
+    unit: Unit
+    flagged: pa.Table
+    docs: pa.Table
+    sample: pa.Table
+    stats: dict
+
+
+def doc_hash(doc_id: str, seed: int) -> int:
+    """The 64-bit hash that decides document sampling and audit samples (stable across runs and machines)."""
+    return xxhash.xxh64_intdigest(doc_id.encode("utf-8"), seed=seed)
+
+
+@dataclass
+class _BottomK:
+    """Keeps the k rows with the smallest hash: merged across units, a uniform sample without replacement."""
+
+    k: int
+    rows: list[tuple[int, dict]] = field(default_factory=list)
+
+    def offer(self, key: int, row: Callable[[], dict]) -> None:
+        """Keep ``row()`` if ``key`` is among the k smallest seen (``row`` is only built when kept)."""
+        if len(self.rows) < self.k or key < self.rows[-1][0]:
+            bisect.insort(self.rows, (key, row()), key=lambda item: item[0])
+            del self.rows[self.k :]
+
+
+class _Collector:
+    """Accumulates one unit's rows and counters."""
+
+    def __init__(self, unit: Unit) -> None:
+        self.unit = unit
+        self.flagged: list[dict] = []
+        self.docs: list[dict] = []
+        self.gated_sample = _BottomK(SAMPLE_GATED)
+        self.rejected_sample = _BottomK(SAMPLE_REJECTED)
+        self.histogram = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
+        self.passages_by_label = np.zeros(len(LABELS), dtype=np.int64)
+        self.by_dump: dict[str, dict[str, int]] = {}
+        self.counts = {"documents": 0, "documents_sampled": 0, "documents_gated": 0, "characters": 0, "tokens": 0, "passages": 0}
+        self.has_tokens = False
+
+
+def scan_unit(unit: Unit, config: ScanConfig, tagger: Tagger, progress: ProgressFn | None = None) -> UnitResult:
+    """Scan one unit. Raises InputError when the shard cannot be read, UsageError when a required column is missing."""
+    started = time.perf_counter()
+    parquet = open_parquet(unit.shard)
+    roles = resolve_columns(unit.shard, parquet.schema_arrow, config.columns, config.required)
+    out = _Collector(unit)
+    out.has_tokens = "tokens" in roles
+    row = unit.first_row
+    try:
+        for batch in iter_batches(parquet, unit, roles, config.batch_rows):
+            size = _scan_batch(batch, row, config, tagger, out)
+            row += len(batch["text"])
+            if progress:
+                progress(len(batch["text"]), size)
+    except (OSError, pa.ArrowException) as error:
+        from .errors import InputError
+
+        raise InputError(f"{unit.shard.uri}: row groups {unit.start}-{unit.stop - 1} cannot be read ({error}).") from error
+    stats = {
+        "unit": unit.id,
+        "shard": unit.shard.relpath,
+        "row_groups": [unit.start, unit.stop],
+        "fingerprint": unit.shard.fingerprint(),
+        **out.counts,
+        "tokens": out.counts["tokens"] if out.has_tokens else None,
+        "passages_by_label": dict(zip(LABELS, out.passages_by_label.tolist())),
+        "score_histogram": out.histogram.tolist(),
+        "by_dump": out.by_dump,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    flagged = _table(out.flagged, FLAGGED_SCHEMA)
+    flagged = flagged.append_column("minhash", _signature_column(signatures(flagged["text"].to_pylist())))
+    return UnitResult(unit, flagged, _table(out.docs, DOCS_SCHEMA), _sample_table(out), stats)
+
+
+def _scan_batch(batch: dict[str, pa.Array], first_row: int, config: ScanConfig, tagger: Tagger, out: _Collector) -> int:
+    """Scan one record batch; returns its text size in bytes (for progress)."""
+    text = batch["text"]
+    n = len(text)
+    rows = np.arange(first_row, first_row + n)
+    relpath = out.unit.shard.relpath
+    ids = batch["id"].to_pylist() if "id" in batch else [None] * n
+    ids = [str(i) if i is not None else f"{relpath}:{r}" for i, r in zip(ids, rows.tolist())]
+    hashes = np.fromiter((doc_hash(i, config.seed) for i in ids), dtype=np.uint64, count=n)
+    sampled = hashes.astype(np.float64) / _U64 < config.sample_rate if config.sample_rate < 1 else np.ones(n, bool)
+
+    lengths = pc.fill_null(pc.utf8_length(text), 0).to_numpy(zero_copy_only=False)
+    out.counts["documents"] += n
+    out.counts["documents_sampled"] += int(sampled.sum())
+    out.counts["characters"] += int(lengths[sampled].sum())
+    tokens = None
+    if "tokens" in batch:
+        tokens = pc.fill_null(batch["tokens"], 0).to_numpy(zero_copy_only=False).astype(np.int64)
+        out.counts["tokens"] += int(tokens[sampled].sum())
+    if "dump" in batch:
+        _count_dumps(batch["dump"], sampled, lengths, out.by_dump)
+
+    gated = gate(text) & sampled
+    out.counts["documents_gated"] += int(gated.sum())
+    meta = {role: batch[role].to_pylist() for role in ("url", "date", "dump") if role in batch}
+    _sample_rejected(text, np.flatnonzero(sampled & ~gated), ids, rows, hashes, meta, out)
+    gated_index = np.flatnonzero(gated)
+    if len(gated_index):
+        docs = [_Doc(int(i), ids[i], int(rows[i]), int(lengths[i]), None if tokens is None else int(tokens[i]), meta) for i in gated_index]
+        _classify_docs(docs, text.take(pa.array(gated_index)).to_pylist(), tagger, config.seed, out)
+    return text.nbytes if n else 0
+
+
+def _count_dumps(dumps: pa.Array, sampled: np.ndarray, lengths: np.ndarray, by_dump: dict) -> None:
+    for dump, is_sampled, length in zip(dumps.to_pylist(), sampled.tolist(), lengths.tolist()):
+        if is_sampled:
+            entry = by_dump.setdefault(str(dump), {"documents": 0, "characters": 0})
+            entry["documents"] += 1
+            entry["characters"] += length
+
+
+@dataclass
+class _Doc:
+    batch_index: int
+    doc_id: str
+    row: int
+    characters: int
+    tokens: int | None
+    meta: dict
+
+    def value(self, role: str) -> str | None:
+        values = self.meta.get(role)
+        return None if values is None or values[self.batch_index] is None else str(values[self.batch_index])
+
+
+def _classify_docs(docs: list[_Doc], texts: list[str], tagger: Tagger, seed: int, out: _Collector) -> None:
+    spans = [split_passages(t) for t in texts]
+    passages = [t[a:b] for t, doc_spans in zip(texts, spans) for a, b in doc_spans]
+    if not passages:
+        for doc in docs:
+            out.docs.append(_doc_row(doc, out.unit.shard.relpath, np.zeros((0, len(LABELS)), np.float32), np.zeros(0, np.int8), np.zeros(0)))
+        return
+    probs = tagger.predict(passages)
+    labels = tagger.decide(probs)
+    out.passages_by_label += np.bincount(labels, minlength=len(LABELS))
+    out.counts["passages"] += len(passages)
+    out.histogram += np.histogram(probs[:, 0], bins=HISTOGRAM_BINS, range=(0.0, 1.0))[0]
+    offset = 0
+    for doc, doc_spans in zip(docs, spans):
+        k = len(doc_spans)
+        doc_probs, doc_labels = probs[offset : offset + k], labels[offset : offset + k]
+        chars = np.array([b - a for a, b in doc_spans], dtype=np.int64)
+        domain = registered_domain(doc.value("url"))
+        for index, ((start, end), label) in enumerate(zip(doc_spans, doc_labels.tolist())):
+            row = lambda: _passage_row(doc, out.unit.shard.relpath, domain, index, start, end, passages[offset + index], doc_probs[index], label)
+            if label != LABELS.index("no_ai"):
+                out.flagged.append(row())
+            out.gated_sample.offer(doc_hash(f"{doc.doc_id}#{index}", seed), row)
+        out.docs.append(_doc_row(doc, out.unit.shard.relpath, doc_probs, doc_labels, chars, domain))
+        offset += k
+
+
+def _passage_row(doc: _Doc, shard: str, domain: str | None, index: int, start: int, end: int, text: str, probs: np.ndarray, label: int) -> dict:
+    return {
+        "doc_id": doc.doc_id,
+        "shard": shard,
+        "row": doc.row,
+        "url": doc.value("url"),
+        "domain": domain,
+        "date": doc.value("date"),
+        "dump": doc.value("dump"),
+        "passage_index": index,
+        "char_start": start,
+        "char_end": end,
+        "text": text,
+        "label": LABELS[label],
+        "score": float(probs[label]),
+        **{f"p_{name}": float(p) for name, p in zip(LABELS, probs)},
+        "cluster_id": None,
+    }
+
+
+def _doc_row(doc: _Doc, shard: str, probs: np.ndarray, labels: np.ndarray, chars: np.ndarray, domain: str | None = None) -> dict:
+    row = {
+        "doc_id": doc.doc_id,
+        "shard": shard,
+        "row": doc.row,
+        "url": doc.value("url"),
+        "domain": domain if domain is not None else registered_domain(doc.value("url")),
+        "date": doc.value("date"),
+        "dump": doc.value("dump"),
+        "characters": doc.characters,
+        "tokens": doc.tokens,
+        "passages": len(labels),
+    }
+    for index, name in enumerate(AI_LABELS):
+        p = probs[:, index].astype(np.float64)
+        mine = labels == index
+        row[f"n_{name}"] = int(mine.sum())
+        row[f"chars_{name}"] = int(chars[mine].sum())
+        row[f"max_p_{name}"] = float(p.max()) if len(p) else 0.0
+        row[f"any_p_{name}"] = float(1.0 - np.prod(1.0 - p)) if len(p) else 0.0
+        row[f"sum_p_{name}"] = float(p.sum())
+        row[f"sum_pchars_{name}"] = float((p * chars).sum())
+    return row
+
+
+def _sample_rejected(text: pa.Array, index: np.ndarray, ids: list[str], rows: np.ndarray, hashes: np.ndarray, meta: dict, out: _Collector) -> None:
+    """Offer gate-rejected documents to the bottom-k sample (their text is fetched only when kept)."""
+    relpath = out.unit.shard.relpath
+    for i in index.tolist():
+        def row(i: int = i) -> dict:
+            doc = _Doc(i, ids[i], int(rows[i]), 0, None, meta)
+            body = (text[i].as_py() or "")[:SAMPLE_TEXT_CHARS]
+            return {
+                "kind": "gate_rejected", "doc_id": doc.doc_id, "shard": relpath, "row": doc.row,
+                "url": doc.value("url"), "domain": registered_domain(doc.value("url")),
+                "passage_index": None, "char_start": 0, "char_end": len(body), "text": body,
+                "label": "no_ai", "score": None, "p_misaligned_ai": None, "p_aligned_ai": None,
+                "p_neutral_ai": None, "p_no_ai": None,
+            }
+        out.rejected_sample.offer(int(hashes[i]), row)
+
+
+def _sample_table(out: _Collector) -> pa.Table:
+    gated = [{**r, "kind": "gated", "sample_hash": key} for key, r in out.gated_sample.rows]
+    rejected = [{**r, "sample_hash": key} for key, r in out.rejected_sample.rows]
+    rows = [{k: r.get(k) for k in SAMPLE_SCHEMA.names} for r in gated + rejected]
+    return _table(rows, SAMPLE_SCHEMA)
+
+
+def _signature_column(values: np.ndarray) -> pa.Array:
+    """MinHash signatures (n x NUM_PERM uint32) as a fixed-size list column."""
+    return pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1), type=pa.uint32()), NUM_PERM)
+
+
+def _table(rows: list[dict], schema: pa.Schema) -> pa.Table:
+    if not rows:
+        return schema.empty_table()
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+_PROB_FIELDS = [pa.field(f"p_{name}", pa.float32()) for name in LABELS]
+_DOC_FIELDS = [
+    pa.field("doc_id", pa.string()),
+    pa.field("shard", pa.string()),
+    pa.field("row", pa.int64()),
+    pa.field("url", pa.string()),
+    pa.field("domain", pa.string()),
+    pa.field("date", pa.string()),
+    pa.field("dump", pa.string()),
+]
+_PASSAGE_FIELDS = [
+    pa.field("passage_index", pa.int32()),
+    pa.field("char_start", pa.int64()),
+    pa.field("char_end", pa.int64()),
+    pa.field("text", pa.large_string()),
+    pa.field("label", pa.string()),
+    pa.field("score", pa.float32()),
+    *_PROB_FIELDS,
+]
+FLAGGED_SCHEMA = pa.schema([*_DOC_FIELDS, *_PASSAGE_FIELDS, pa.field("cluster_id", pa.int64())])
+DOCS_SCHEMA = pa.schema(
+    [
+        *_DOC_FIELDS,
+        pa.field("characters", pa.int64()),
+        pa.field("tokens", pa.int64()),
+        pa.field("passages", pa.int32()),
+        *[
+            pa.field(f"{stat}_{name}", kind)
+            for name in AI_LABELS
+            for stat, kind in (("n", pa.int32()), ("chars", pa.int64()), ("max_p", pa.float32()), ("any_p", pa.float64()), ("sum_p", pa.float64()), ("sum_pchars", pa.float64()))
+        ],
+    ]
+)
+SAMPLE_SCHEMA = pa.schema([pa.field("kind", pa.string()), *_DOC_FIELDS, *_PASSAGE_FIELDS, pa.field("sample_hash", pa.uint64())])
