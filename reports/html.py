@@ -1,0 +1,301 @@
+"""The HTML report: one self-contained page (inline CSS, plots as data: URIs, no script, no network).
+
+Corpus text is untrusted: it only ever reaches the page through `markup.esc`, URLs are printed as text and
+never as links, and a Content-Security-Policy forbids scripts and fetches should anything slip through.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+from audit.labels import AI_LABELS
+
+from . import fmt, plots, tables
+from .markup import Html, el, esc, join, table
+from .rundata import RunData
+
+CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
+PASSAGE_CHARS = 900
+EXEMPLAR_CHARS = 420
+
+LABEL_NOTES = {
+    "misaligned_ai": "AI portrayed as hostile, deceptive, power-seeking or resisting human control",
+    "aligned_ai": "AI behaving well where it matters: honest, accepting oversight, refusing harm",
+    "neutral_ai": "AI present but neither: news, research, products, how-to, human misuse",
+    "no_ai": "AI is not a subject of the passage",
+}
+UNIT_NAMES = {"documents": "documents", "passages": "passages", "characters": "characters", "tokens": "tokens"}
+
+
+def _chip(label: str) -> Html:
+    return el("span", label, class_=f"chip {label}")
+
+
+def _truncate(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"
+
+
+def _figure(uri: str | None, alt: str, caption: Any = "") -> Html:
+    if uri is None:
+        return Html("")
+    return el("figure", Html(f'<img src="{esc(uri)}" alt="{esc(alt)}">') + (el("figcaption", caption) if caption else ""))
+
+
+def _estimate_cells(prev: tables.Prevalence | None) -> tuple[Any, Any]:
+    if prev is None:
+        return "–", ""
+    if prev.headline is None:
+        return el("span", "not detectable", class_="muted", title=prev.message), ""
+    h = prev.headline
+    return fmt.pct_interval(h.estimate, h.low, h.high)
+
+
+# --- sections -------------------------------------------------------------------------------------------
+
+def _header(run: RunData) -> Html:
+    corpus = run.summary.get("corpus") or {}
+    facts = [f"{fmt.count(corpus.get('documents'))} documents", f"{fmt.count(corpus.get('shards'))} shards",
+             f"{fmt.big(corpus.get('characters'))} characters", f"{fmt.count(corpus.get('passages'))} passages classified"]
+    failed = corpus.get("shards_failed") or len(run.summary.get("failures") or [])
+    warning = el("p", f"{failed} input(s) failed and are not counted; see Run details.", class_="warning") \
+        if failed else Html("")
+    return el("header",
+              el("p", "corpus-audit report", class_="eyebrow")
+              + el("h1", "How AI is portrayed in this corpus")
+              + el("p", join(facts, " · "), class_="facts")
+              + el("p", el("code", str(run.run_dir.resolve())), class_="run-path") + warning)
+
+
+def _nav(sections: list[tuple[str, str]]) -> Html:
+    return el("nav", el("ol", join(el("li", Html(f'<a href="#{anchor}">{esc(title)}</a>'))
+                                   for anchor, title in sections)), aria_label="Sections")
+
+
+def _headline_card(row: tables.LabelHeadline) -> Html:
+    prev = row.unit("documents") or (row.prevalence[0] if row.prevalence else None)
+    if prev is None:
+        figure = el("p", "–", class_="big")
+    elif prev.headline is None:
+        figure = el("p", "not detectable", class_="big muted") + el("p", prev.message, class_="note")
+    else:
+        estimate, interval = fmt.pct_interval(prev.headline.estimate, prev.headline.low, prev.headline.high)
+        figure = el("p", estimate, class_="big") + el("p", f"95% interval {interval}", class_="interval")
+    unit = f"of {prev.unit}" if prev else ""
+    counts = f"{fmt.count(row.documents)} documents · {fmt.count(row.passages)} passages"
+    return el("div", el("h3", _chip(row.label)) + el("p", unit, class_="unit") + figure
+              + el("p", counts, class_="counts") + el("p", LABEL_NOTES[row.label], class_="note"),
+              class_=f"card {row.label}")
+
+
+def _ratio(rows: list[tables.LabelHeadline]) -> Html:
+    ratio, explanation = tables.misaligned_to_aligned(rows)
+    if ratio is None:
+        return el("p", explanation, class_="ratio")
+    return el("p", Html("Misaligned : aligned AI portrayals ") + el("strong", ratio) + f" ({explanation})",
+              class_="ratio")
+
+
+def _headline(run: RunData, rows: list[tables.LabelHeadline]) -> Html:
+    cards = el("div", join(_headline_card(r) for r in rows), class_="cards")
+    units = [u for u in tables.UNIT_ORDER if any(r.unit(u) for r in rows)]
+    detail_rows = []
+    for r in rows:
+        cells: list[Any] = [_chip(r.label)]
+        for u in units:
+            cells += _estimate_cells(r.unit(u))
+        detail_rows.append(cells)
+    headers = ["label"] + [h for u in units for h in (f"{u}", "95% interval")]
+    methods = sorted({p.method for r in rows for p in r.prevalence if p.method})
+    others = [(r.label, p.unit, e) for r in rows for p in r.prevalence for e in p.others]
+    other_table = table(["label", "unit", "estimator", "estimate", "95% interval"],
+                        [(_chip(label), unit, e.name, *fmt.pct_interval(e.estimate, e.low, e.high))
+                         for label, unit, e in others], numeric=(3, 4)) if others else Html("")
+    plot = plots.prevalence(rows, "documents")
+    return el("section",
+              el("h2", "Headline") + cards + _ratio(rows)
+              + _figure(plot, "Prevalence of each AI label with 95% intervals",
+                        "Share of documents holding at least one passage of each label, with 95% intervals.")
+              + el("h3", "Prevalence by unit") + table(headers, detail_rows, numeric=tuple(range(1, len(headers))))
+              + (el("p", Html("Method: ") + join((el("code", m) for m in methods), ", "), class_="muted")
+                 if methods else Html(""))
+              + (el("h3", "Other estimators") + other_table if others else Html("")),
+              id="headline")
+
+
+def _family(family: tables.Family) -> Html:
+    stats = [f"{fmt.count(family.passages)} passages", f"{fmt.count(family.documents)} documents",
+             f"{fmt.count(family.domains)} domains"]
+    if family.first_date or family.last_date:
+        stats.append(f"{(family.first_date or '?')[:10]} → {(family.last_date or '?')[:10]}")
+    body = Html("")
+    if family.exemplar is not None:
+        ex = family.exemplar
+        body = el("blockquote", _truncate(ex.text, EXEMPLAR_CHARS)) + el(
+            "p", Html("exemplar from ") + el("span", ex.url or ex.domain, class_="url")
+            + f" · score {ex.score:.3f}", class_="source")
+    domains = el("p", "top domains: " + ", ".join(family.top_domains[:5]), class_="muted") \
+        if family.top_domains else Html("")
+    return el("li", el("p", el("strong", f"family {family.cluster_id}") + " · " + " · ".join(stats), class_="meta")
+              + body + domains, class_="family")
+
+
+def _concentration_label(conc: tables.Concentration, documents: int | None) -> Html:
+    domain_rows = [(d["domain"], fmt.count(d.get("documents")), fmt.pct(d.get("share"), 1))
+                   for d in conc.top_domains[:10]]
+    domains = table(["domain", "documents", "share"], domain_rows, numeric=(1, 2)) if domain_rows \
+        else el("p", "No domains recorded.", class_="muted")
+    families = el("ol", join(_family(f) for f in conc.families), class_="families") if conc.families \
+        else el("p", "No near-duplicate families recorded.", class_="muted")
+    facts = [f"{fmt.count(documents)} documents"]
+    if conc.gini is not None:
+        facts.append(f"Gini over domains {conc.gini:.2f}")
+    if conc.near_duplicate_share is not None:
+        facts.append(f"{fmt.pct(conc.near_duplicate_share, 1)} of passages in a family of two or more")
+    return el("div", el("h3", _chip(conc.label)) + el("p", " · ".join(facts), class_="facts")
+              + el("div", el("div", domains) + _figure(plots.top_domains(conc), f"Top domains for {conc.label}"),
+                   class_="split")
+              + el("h4", "Largest near-duplicate families") + families, class_="label-block")
+
+
+def _concentration(run: RunData, rows: list[tables.LabelHeadline], concs: list[tables.Concentration]) -> Html:
+    documents = {r.label: r.documents for r in rows}
+    summary_rows = []
+    for c in concs:
+        top = c.top_domains[0] if c.top_domains else {}
+        summary_rows.append((_chip(c.label), fmt.count(documents.get(c.label)), top.get("domain", "–"),
+                             fmt.pct(top.get("share"), 1), f"{c.gini:.2f}" if c.gini is not None else "–",
+                             fmt.pct(c.near_duplicate_share, 1)))
+    lorenz = plots.lorenz_curves(concs)
+    intro = el("p", "Is it one story copied many times, a handful of sites, or spread thin? A Gini of 0 means "
+                    "documents are spread evenly over domains; near 1, a few domains hold almost all of them.")
+    return el("section",
+              el("h2", "Where it concentrates") + intro
+              + table(["label", "documents", "top domain", "its share", "Gini (domains)", "near-duplicate share"],
+                      summary_rows, numeric=(1, 3, 4, 5))
+              + _figure(lorenz, "Lorenz curves of documents over domains",
+                        "Lorenz curves: the further below the diagonal, the more a few domains dominate.")
+              + join(_concentration_label(c, documents.get(c.label)) for c in concs),
+              id="concentration")
+
+
+def _time(run: RunData) -> Html:
+    parts = Html("")
+    dumps = tables.by_dump(run)
+    if any(d["dump"] for d in dumps):
+        rows = [(d["dump"] or "(none)", fmt.count(d["documents"]),
+                 *[fmt.count(d[label]) for label in AI_LABELS],
+                 fmt.pct(d["misaligned_ai"] / d["documents"]) if d["documents"] else "–") for d in dumps]
+        parts += el("h3", "By dump") + table(
+            ["dump", "documents scanned", *AI_LABELS, "misaligned share (raw)"], rows, numeric=(1, 2, 3, 4, 5)) \
+            + el("p", "Flagged documents per dump as counted by the classifier (not adjusted).", class_="muted")
+    period = tables.by_period(run)
+    if period is not None:
+        frame, granularity = period
+        parts += el("h3", f"By {granularity}") + _figure(
+            plots.by_period(frame, granularity), f"Flagged documents per {granularity}",
+            f"Flagged documents per {granularity} of the document's date (counts, not shares: the scan does not "
+            "record how many documents each period holds).")
+    if not parts:
+        return Html("")
+    return el("section", el("h2", "By dump and date") + parts, id="time")
+
+
+def _scores(run: RunData) -> Html:
+    counts = run.score_histogram()
+    if counts is None:
+        return Html("")
+    total = sum(counts)
+    high = sum(counts[len(counts) // 2:])
+    return el("section",
+              el("h2", "Score distribution")
+              + el("p", f"p_misaligned_ai over all {fmt.count(total)} classified passages; {fmt.count(high)} "
+                        f"({fmt.pct(high / total) if total else '–'}) score 0.5 or more (red).")
+              + _figure(plots.score_histogram(counts), "Histogram of p_misaligned_ai"),
+              id="scores")
+
+
+def _passage(p: tables.Passage) -> Html:
+    meta = join([_chip(p.label), el("span", f"score {p.score:.3f}", class_="score"),
+                 el("span", p.domain, class_="domain")] + ([el("span", p.date[:10])] if p.date else [])
+                + ([el("span", f"family {p.cluster_id}")] if p.cluster_id is not None else []), " ")
+    return el("li", el("p", meta, class_="meta") + el("blockquote", _truncate(p.text, PASSAGE_CHARS))
+              + el("p", el("span", p.url, class_="url"), class_="source"), class_="passage")
+
+
+def _examples(run: RunData) -> Html:
+    blocks = Html("")
+    for label in AI_LABELS:
+        found = tables.examples(run, label)
+        blocks += el("h3", _chip(label)) + (el("ol", join(_passage(p) for p in found), class_="passages") if found
+                                            else el("p", "No passages with this label.", class_="muted"))
+    return el("section", el("h2", "Example passages")
+              + el("p", "The highest-scoring passages of each label, one per near-duplicate family. Text and "
+                        "URLs come from the corpus and are shown as plain text.", class_="muted")
+              + blocks, id="examples")
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_value(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_value(v)}" for k, v in value.items())
+    return "–" if value is None else str(value)
+
+
+def _run_details(run: RunData) -> Html:
+    manifest, corpus = run.manifest, run.summary.get("corpus") or {}
+    model = manifest.get("model") if isinstance(manifest.get("model"), dict) else {}
+    seconds = tables.run_seconds(run)
+    unit_seconds = run.unit_seconds()
+    facts = [
+        ("run directory", el("code", str(run.run_dir.resolve()))),
+        ("model", el("code", _value(model.get("path") or manifest.get("model")))),
+        ("model sha256", el("code", _value(model.get("sha256") or manifest.get("model_sha256")))),
+        ("duration", fmt.duration(seconds) if seconds is not None else
+         (f"{fmt.duration(unit_seconds)} summed over units" if unit_seconds is not None else "–")),
+    ]
+    elapsed = seconds or unit_seconds
+    if elapsed and corpus.get("documents") is not None:
+        facts.append(("throughput", f"{fmt.count(corpus['documents'] / elapsed)} documents/s · "
+                                    f"{fmt.big((corpus.get('characters') or 0) / elapsed)} characters/s"))
+    details = el("dl", join(el("dt", k) + el("dd", v) for k, v in facts), class_="facts-list")
+    inputs = manifest.get("inputs") or []
+    input_rows = [(i.get("path", "?"), fmt.count(i.get("size")), _value(i.get("fingerprint") or i.get("mtime_ns")))
+                  if isinstance(i, dict) else (i, "–", "–") for i in inputs]
+    options = manifest.get("options") if isinstance(manifest.get("options"), dict) else {}
+    failures = [f for f in run.summary.get("failures") or [] if isinstance(f, dict)]
+    return el("section",
+              el("h2", "Run details") + details
+              + el("h3", f"Inputs ({len(inputs)})")
+              + (table(["path", "bytes", "fingerprint"], input_rows, numeric=(1,)) if inputs
+                 else el("p", "The manifest lists no inputs.", class_="muted"))
+              + el("h3", "Options") + (table(["option", "value"], [(k, _value(v)) for k, v in options.items()])
+                                       if options else el("p", "No options recorded.", class_="muted"))
+              + el("h3", f"Failures ({len(failures)})")
+              + (table(["input", "error"], [(f.get("input", "?"), f.get("error", "?")) for f in failures],
+                       class_="data failures") if failures else el("p", "None: every input was read.", class_="muted")),
+              id="run")
+
+
+def render(run: RunData) -> str:
+    """The whole page as a string."""
+    rows = tables.headlines(run.summary)
+    concs = [tables.concentration(run, label) for label in AI_LABELS]
+    sections = [("headline", "Headline"), ("concentration", "Where it concentrates"), ("time", "By dump and date"),
+                ("scores", "Score distribution"), ("examples", "Example passages"), ("run", "Run details")]
+    bodies = {"headline": _headline(run, rows), "concentration": _concentration(run, rows, concs),
+              "time": _time(run), "scores": _scores(run), "examples": _examples(run), "run": _run_details(run)}
+    present = [(anchor, title) for anchor, title in sections if bodies[anchor]]
+    css = resources.files(__package__).joinpath("style.css").read_text(encoding="utf-8")
+    main = el("main", _header(run) + _nav(present) + join(bodies[a] for a, _ in present)
+              + el("footer", "Written by corpus-audit. Corpus text and URLs are shown as escaped plain text; "
+                             "this page loads nothing and runs no script."))
+    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            f'<meta http-equiv="Content-Security-Policy" content="{esc(CSP)}">\n'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            '<meta name="referrer" content="no-referrer">\n'
+            '<link rel="icon" href="data:,">\n'
+            f"<title>corpus-audit report: {esc(run.run_dir.resolve().name)}</title>\n"
+            f"<style>\n{css}</style>\n</head>\n<body>\n{main}\n</body>\n</html>\n")

@@ -1,0 +1,95 @@
+"""Load what the report needs from a run directory, reading only the run's own files.
+
+Older or partial runs lack some files (no clusters.parquet before clustering existed, no unit stats in a
+hand-made run); those parts come back empty and the report leaves their sections out instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from audit.errors import UsageError
+
+
+@dataclass
+class RunData:
+    run_dir: Path
+    summary: dict[str, Any]
+    manifest: dict[str, Any]
+    passages: pl.LazyFrame | None          # contract columns; None when passages.parquet is absent
+    clusters: pl.DataFrame | None          # None when clusters.parquet is absent (older runs)
+    units: list[dict[str, Any]] = field(default_factory=list)
+
+    def passage_columns(self) -> set[str]:
+        return set(self.passages.collect_schema().names()) if self.passages is not None else set()
+
+    def score_histogram(self) -> list[int] | None:
+        """The units' 50-bin histograms of p_misaligned_ai, summed; None if no unit recorded one."""
+        histograms = [u["score_histogram"] for u in self.units if u.get("score_histogram")]
+        if not histograms:
+            return None
+        total = [0] * len(histograms[0])
+        for unit, histogram in zip(self.units, histograms):
+            if len(histogram) != len(total):
+                raise UsageError(f"{self.run_dir / 'units'}: unit {unit.get('unit')!r} has a score_histogram of "
+                                 f"{len(histogram)} bins, others have {len(total)}; re-run the scan into a new --out")
+            total = [a + b for a, b in zip(total, histogram)]
+        return total
+
+    def by_dump(self) -> dict[str, dict[str, int]]:
+        """Documents and characters per dump, summed over units."""
+        merged: dict[str, dict[str, int]] = {}
+        for unit in self.units:
+            for dump, stats in (unit.get("by_dump") or {}).items():
+                into = merged.setdefault(dump, {"documents": 0, "characters": 0})
+                for key in into:
+                    into[key] += int(stats.get(key) or 0)
+        return merged
+
+    def unit_seconds(self) -> float | None:
+        seconds = [u["seconds"] for u in self.units if isinstance(u.get("seconds"), (int, float))]
+        return sum(seconds) if seconds else None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise UsageError(f"{path}: not valid JSON ({err}); re-run the scan to rewrite it") from err
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: expected a JSON object, found {type(data).__name__}")
+    return data
+
+
+def _scan_parquet(path: Path) -> pl.LazyFrame | None:
+    """A file, or a directory of Parquet files (the contract allows both)."""
+    if path.is_dir():
+        return pl.scan_parquet(str(path / "**" / "*.parquet"))
+    if path.exists():
+        return pl.scan_parquet(path)
+    return None
+
+
+def load_run(run_dir: str | Path) -> RunData:
+    """Read summary.json (required), manifest.json, unit stats, passages.parquet and clusters.parquet."""
+    run_dir = Path(run_dir)
+    summary_path = run_dir / "summary.json"
+    if not summary_path.exists():
+        raise UsageError(f"{summary_path}: not found. Is {run_dir} a finished run directory? "
+                         "Run `corpus-audit scan INPUT --out RUN` first.")
+    manifest_path = run_dir / "manifest.json"
+    units = [_read_json(p) for p in sorted((run_dir / "units").glob("*.json"))]
+    clusters = _scan_parquet(run_dir / "clusters.parquet")
+    return RunData(
+        run_dir=run_dir,
+        summary=_read_json(summary_path),
+        manifest=_read_json(manifest_path) if manifest_path.exists() else {},
+        passages=_scan_parquet(run_dir / "passages.parquet"),
+        clusters=clusters.collect() if clusters is not None else None,
+        units=units,
+    )

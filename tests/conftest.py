@@ -1,0 +1,67 @@
+"""Shared fixtures. `chromium`: a real headless Chromium (Debian's chromium + chromium-driver) for page tests."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@dataclass
+class Browser:
+    """A headless Chromium with its console and network logs; `open` a local file, then ask what happened."""
+    driver: "selenium.webdriver.Chrome"  # noqa: F821
+
+    def open(self, path: Path) -> None:
+        self.driver.get_log("browser")        # reading a log clears it: start each page clean
+        self.driver.get_log("performance")
+        self.driver.get(path.resolve().as_uri())
+
+    def console_errors(self) -> list[dict]:
+        return [e for e in self.driver.get_log("browser") if e.get("level") == "SEVERE"]
+
+    def requested_urls(self) -> list[str]:
+        """Every URL the page asked for (Network.requestWillBeSent events in the performance log)."""
+        urls = []
+        for entry in self.driver.get_log("performance"):
+            message = json.loads(entry["message"])["message"]
+            if message.get("method") == "Network.requestWillBeSent":
+                urls.append(message["params"]["request"]["url"])
+        return urls
+
+    def screenshot(self, name: str, width: int = 1366, height: int = 900, full_page: bool = False) -> Path:
+        """Save a PNG of the first screen (or the whole page) under test-artifacts/ (git-ignored)."""
+        ARTIFACTS.mkdir(exist_ok=True)
+        self.driver.set_window_size(width, height)
+        if full_page:
+            height = self.driver.execute_script("return document.documentElement.scrollHeight")
+            self.driver.set_window_size(width, height + 200)
+        path = ARTIFACTS / name
+        self.driver.save_screenshot(str(path))
+        return path
+
+
+@pytest.fixture
+def chromium(tmp_path):
+    """A fresh headless Chromium (own profile, no background networking); quit after the test."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--window-size=1366,900", f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        yield Browser(driver)
+    finally:
+        driver.quit()
