@@ -1,0 +1,501 @@
+"""Train, calibrate, evaluate and apply the passage classifier.
+
+Training data are JSON Lines files of two kinds, told apart by their first record:
+- passages written for the project: {"text", "label", "source", "note"};
+- label records of third-party text (classifiers/labels/*.jsonl): {"source", "key", "span", "label", "note"},
+  whose text `audit.classifiers.realdata` reads from ../shared/data at run time.
+
+`train` fits a fastText model (one thread and a fixed seed, so the same data and options give the same model),
+fits a temperature on out-of-fold probabilities (k-fold on the training data) and chooses the misaligned_ai
+threshold on those same out-of-fold probabilities. The development set is never used for fitting: `evaluate`
+only measures it, and `record_evaluation` stores the figures in model.json for the model card and estimators.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from audit.atomic import write_atomic, write_json_atomic
+from audit.errors import UsageError
+from audit.labels import BENIGN, LABELS
+from audit.tagger import (
+    Tagger,
+    decide_labels,
+    file_sha256,
+    info_path,
+    normalize,
+    softmax_with_temperature,
+)
+
+MODEL_FORMAT_VERSION = 1
+_PREFIX = "__label__"
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """fastText hyper-parameters and the calibration set-up. Defaults are the shipped model's (MODEL_CARD.md)."""
+
+    dim: int = 64
+    epoch: int = 25
+    lr: float = 0.5
+    word_ngrams: int = 2
+    minn: int = 0
+    maxn: int = 0
+    loss: str = "softmax"
+    bucket: int = 1_000_000
+    min_count: int = 1
+    folds: int = 5
+    seed: int = 0
+    quantize: bool = True  # product-quantise and prune (the .ftz format) when the output name ends in .ftz
+    quantize_cutoff: int = 200_000  # words and n-gram buckets kept by quantisation
+
+
+@dataclass
+class Example:
+    text: str
+    label: str
+    source: str  # where it comes from: "written:<file>" or the realdata source name
+    key: str = ""  # the realdata key, or "<file>:<line>" for written passages
+
+
+@dataclass
+class Metrics:
+    """Evaluation figures; `to_json` is what `evaluate --json` writes and model.json stores."""
+
+    n: int
+    confusion: list[list[int]]  # rows: true label, columns: predicted label, both in LABELS order
+    per_label: dict[str, dict[str, float]]
+    accuracy: float
+    benign_vs_no_ai_accuracy: float | None
+    misaligned_pr_auc: float | None
+    ece: float
+    by_source: dict[str, dict[str, float]] = field(default_factory=dict)
+    errors: list[dict] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["confusion"] = {"labels": list(LABELS), "matrix": self.confusion}
+        return data
+
+
+# ---------------------------------------------------------------------------------------------- reading data
+
+
+def load_examples(paths: Iterable[str | Path], *, exclude_dev: bool = False) -> list[Example]:
+    """Read training or evaluation files. With `exclude_dev`, third-party records on the dev side are dropped."""
+    examples: list[Example] = []
+    for path in map(Path, paths):
+        if not path.is_file():
+            raise UsageError(f"data file {path} does not exist")
+        first = _first_record(path)
+        if first is None:
+            raise UsageError(f"data file {path} holds no records")
+        examples.extend(_read_text_file(path) if "text" in first else _read_label_file(path, exclude_dev))
+    return examples
+
+
+def _first_record(path: Path) -> dict | None:
+    with path.open(encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if line.strip():
+                return _parse(line, f"{path}:{line_no}")
+    return None
+
+
+def _parse(line: str, where: str) -> dict:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise UsageError(f"{where}: not valid JSON ({error.msg}); each line must be one JSON object") from None
+    if not isinstance(record, dict):
+        raise UsageError(f"{where}: each line must be a JSON object")
+    return record
+
+
+def _read_text_file(path: Path) -> list[Example]:
+    examples = []
+    with path.open(encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{line_no}"
+            record = _parse(line, where)
+            text, label = record.get("text"), record.get("label")
+            if not isinstance(text, str) or not text.strip():
+                raise UsageError(f"{where}: 'text' must be a non-empty string")
+            if label not in LABELS:
+                raise UsageError(f"{where}: label {label!r} is not one of {list(LABELS)}")
+            examples.append(Example(text, label, f"written:{path.name}", f"{path.name}:{line_no}"))
+    return examples
+
+
+def _read_label_file(path: Path, exclude_dev: bool) -> list[Example]:
+    from audit.classifiers import realdata
+
+    try:
+        records = realdata.load_records(path)
+        if exclude_dev:
+            records = [r for r in records if not realdata.is_dev(r["source"], r["key"])]
+        resolved = realdata.resolve(records)
+    except FileNotFoundError as error:
+        raise UsageError(f"{path} holds label records whose text lives in the shared data: {error}") from None
+    except ValueError as error:
+        raise UsageError(f"{path}: {error}") from None
+    return [Example(r["text"], r["label"], r["source"], r["key"]) for r in resolved]
+
+
+def deduplicate(examples: list[Example]) -> tuple[list[Example], int]:
+    """Keep the first of identical passages; drop every copy of a passage given two different labels."""
+    labels_of: dict[str, set[str]] = {}
+    for example in examples:
+        labels_of.setdefault(normalize(example.text).strip(), set()).add(example.label)
+    seen: set[str] = set()
+    kept, conflicting = [], 0
+    for example in examples:
+        key = normalize(example.text).strip()
+        if len(labels_of[key]) > 1:
+            conflicting += 1
+        elif key not in seen:
+            seen.add(key)
+            kept.append(example)
+    return kept, conflicting
+
+
+# ---------------------------------------------------------------------------------------------- fitting
+
+
+def _fit(examples: list[Example], options: TrainOptions, workdir: Path, *, quantize: bool = False):
+    """One fastText model; the lines are shuffled with the seed so label-sorted files do not bias SGD."""
+    import fasttext
+
+    lines = [f"{_PREFIX}{e.label} {normalize(e.text)}" for e in examples]
+    random.Random(options.seed).shuffle(lines)
+    train_file = workdir / "train.txt"
+    train_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    model = fasttext.train_supervised(
+        input=str(train_file),
+        dim=options.dim,
+        epoch=options.epoch,
+        lr=options.lr,
+        wordNgrams=options.word_ngrams,
+        minn=options.minn,
+        maxn=options.maxn,
+        loss=options.loss,
+        bucket=options.bucket,
+        minCount=options.min_count,
+        seed=options.seed,
+        thread=1,  # several threads update the weights in a racy order: only one thread is deterministic
+        verbose=0,
+    )
+    if quantize:
+        model.quantize(input=str(train_file), qnorm=True, retrain=True, cutoff=options.quantize_cutoff, thread=1)
+    return model
+
+
+def _raw_probs(model, texts: list[str]) -> np.ndarray:
+    """Uncalibrated probabilities of a freshly trained model, with the Tagger's own code path."""
+    return Tagger(model=model, path=Path("<memory>"), sha256="", info={}).raw_predict(texts)
+
+
+def fold_of(example: Example, folds: int, seed: int) -> int:
+    """A passage's cross-validation fold: a hash of its text, so the split does not depend on file order."""
+    digest = hashlib.md5(f"{seed}:{normalize(example.text).strip()}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") % folds
+
+
+def out_of_fold_probs(examples: list[Example], options: TrainOptions, workdir: Path) -> np.ndarray:
+    """Raw probabilities of each passage from a model that did not see it (k-fold)."""
+    folds = np.array([fold_of(e, options.folds, options.seed) for e in examples])
+    probs = np.zeros((len(examples), len(LABELS)), dtype=np.float32)
+    for fold in range(options.folds):
+        held = np.flatnonzero(folds == fold)
+        if held.size == 0:
+            continue
+        model = _fit([e for e, f in zip(examples, folds) if f != fold], options, workdir)
+        probs[held] = _raw_probs(model, [examples[i].text for i in held])
+    return probs
+
+
+def fit_temperature(raw: np.ndarray, truth: np.ndarray) -> float:
+    """The temperature minimising the negative log-likelihood of the true labels (grid, then a finer grid)."""
+
+    def nll(temperature: float) -> float:
+        probs = softmax_with_temperature(raw, temperature)
+        return float(-np.mean(np.log(np.clip(probs[np.arange(len(truth)), truth], 1e-12, 1.0))))
+
+    grid = np.geomspace(0.05, 20.0, 121)
+    best = grid[int(np.argmin([nll(t) for t in grid]))]
+    fine = np.geomspace(best / 1.06, best * 1.06, 41)
+    return round(float(fine[int(np.argmin([nll(t) for t in fine]))]), 4)
+
+
+def choose_threshold(p_misaligned: np.ndarray, is_misaligned: np.ndarray) -> float:
+    """The p_misaligned_ai threshold with the best F1 on out-of-fold predictions (ties: the higher threshold)."""
+    candidates = np.round(np.arange(0.10, 0.91, 0.01), 2)
+    best, best_f1 = 0.5, -1.0
+    for threshold in candidates:
+        predicted = p_misaligned >= threshold
+        tp = int(np.sum(predicted & is_misaligned))
+        f1 = 2 * tp / max(int(predicted.sum()) + int(is_misaligned.sum()), 1)
+        if f1 >= best_f1:
+            best, best_f1 = float(threshold), f1
+    return best
+
+
+def train(data_paths: Iterable[str | Path], out: str | Path, options: TrainOptions | None = None) -> dict:
+    """Train a model from labelled JSON Lines and write `out` (.bin, or quantised .ftz) plus its model.json.
+
+    Returns the model.json dict. Third-party label records on the dev side of the split are never used.
+    """
+    options = options or TrainOptions()
+    out = Path(out)
+    if out.suffix not in (".bin", ".ftz"):
+        raise UsageError(f"--out {out}: the model file name must end in .bin or .ftz (quantised)")
+    data_paths = [Path(p) for p in data_paths]
+    examples, conflicting = deduplicate(load_examples(data_paths, exclude_dev=True))
+    counts = Counter(e.label for e in examples)
+    missing = [label for label in LABELS if counts[label] < options.folds]
+    if missing:
+        raise UsageError(f"training data need at least {options.folds} passages of each label; too few: {missing}")
+    truth = np.array([LABELS.index(e.label) for e in examples])
+
+    with tempfile.TemporaryDirectory(prefix="corpus-audit-train-") as tmp:
+        workdir = Path(tmp)
+        oof_raw = out_of_fold_probs(examples, options, workdir)
+        temperature = fit_temperature(oof_raw, truth)
+        oof = softmax_with_temperature(oof_raw, temperature)
+        threshold = choose_threshold(oof[:, 0], truth == 0)
+        model = _fit(examples, options, workdir, quantize=options.quantize and out.suffix == ".ftz")
+        write_atomic(out, lambda tmp_path: model.save_model(tmp_path))
+    out.chmod(0o644)  # the temporary file was private; a model is meant to be shared
+
+    decision = {"misaligned_ai_threshold": threshold, "otherwise": "argmax of the other three labels"}
+    info = {
+        "version": MODEL_FORMAT_VERSION,
+        "labels": list(LABELS),
+        "model_file": out.name,
+        "model_sha256": file_sha256(out),
+        "normalization": "audit.tagger.normalize: punctuation split from words, lower case, one line",
+        "calibration": {"method": "temperature", "temperature": temperature, "fit_on": f"{options.folds}-fold out-of-fold"},
+        "decision": decision,
+        "training": {
+            "data_files": [p.name for p in data_paths],
+            "sources": _source_counts(examples),
+            "counts": {label: counts[label] for label in LABELS},
+            "dropped_conflicting_labels": conflicting,
+            "options": asdict(options),
+        },
+        "evaluation": {"cross_validation": _summary(_metrics(examples, oof, decide_labels(oof, decision)))},
+    }
+    write_json_atomic(info_path(out), info)
+    return info
+
+
+def _source_counts(examples: list[Example]) -> dict[str, dict[str, int]]:
+    table: dict[str, dict[str, int]] = {}
+    for example in examples:
+        row = table.setdefault(example.source, {})
+        row[example.label] = row.get(example.label, 0) + 1
+    return dict(sorted(table.items()))
+
+
+# ---------------------------------------------------------------------------------------------- evaluation
+
+
+def evaluate(data_paths: Iterable[str | Path], model: Tagger | str | Path | None = None) -> Metrics:
+    """Measure a model (default: the shipped one) on labelled data; nothing is fitted."""
+    tagger = model if isinstance(model, Tagger) else Tagger.load(model)
+    examples = load_examples(data_paths)
+    probs = tagger.predict([e.text for e in examples])
+    return _metrics(examples, probs, tagger.decide(probs))
+
+
+def _metrics(examples: list[Example], probs: np.ndarray, predicted: np.ndarray) -> Metrics:
+    truth = np.array([LABELS.index(e.label) for e in examples], dtype=np.int64)
+    predicted = np.asarray(predicted, dtype=np.int64)
+    confusion = confusion_matrix(truth, predicted)
+    return Metrics(
+        n=len(examples),
+        confusion=confusion.tolist(),
+        per_label=per_label_scores(confusion),
+        accuracy=_ratio(np.trace(confusion), confusion.sum()),
+        benign_vs_no_ai_accuracy=benign_vs_no_ai_accuracy(confusion),
+        misaligned_pr_auc=average_precision(probs[:, 0], truth == 0),
+        ece=expected_calibration_error(probs, truth),
+        by_source=_by_source(examples, truth, predicted),
+        errors=_worst_errors(examples, probs, truth, predicted),
+    )
+
+
+def confusion_matrix(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """Counts with true labels as rows and predicted labels as columns."""
+    matrix = np.zeros((len(LABELS), len(LABELS)), dtype=np.int64)
+    np.add.at(matrix, (truth, predicted), 1)
+    return matrix
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return float(numerator / denominator) if denominator else 0.0
+
+
+def per_label_scores(confusion: np.ndarray) -> dict[str, dict[str, float]]:
+    scores = {}
+    for index, label in enumerate(LABELS):
+        tp = confusion[index, index]
+        precision = _ratio(tp, confusion[:, index].sum())
+        recall = _ratio(tp, confusion[index, :].sum())
+        f1 = _ratio(2 * precision * recall, precision + recall)
+        scores[label] = {"precision": precision, "recall": recall, "f1": f1, "support": int(confusion[index].sum())}
+    return scores
+
+
+def benign_vs_no_ai_accuracy(confusion: np.ndarray) -> float | None:
+    """Among passages truly benign_ai (aligned or neutral) or no_ai, the share given the right coarse label.
+
+    A prediction of misaligned_ai counts as wrong for both; aligned and neutral count as one label.
+    """
+    benign = [LABELS.index(label) for label in BENIGN]
+    no_ai = LABELS.index("no_ai")
+    total = confusion[benign + [no_ai], :].sum()
+    if total == 0:
+        return None
+    right = confusion[np.ix_(benign, benign)].sum() + confusion[no_ai, no_ai]
+    return float(right / total)
+
+
+def average_precision(scores: np.ndarray, positive: np.ndarray) -> float | None:
+    """Area under the precision-recall curve as average precision (precision at each positive, ranked by score)."""
+    positive = np.asarray(positive, dtype=bool)
+    if not positive.any():
+        return None
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    hits = positive[order]
+    precision_at = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+    return float(precision_at[hits].sum() / hits.sum())
+
+
+def expected_calibration_error(probs: np.ndarray, truth: np.ndarray, bins: int = 10) -> float:
+    """Top-label ECE: the gap between confidence and accuracy, averaged over 10 equal-width confidence bins."""
+    if len(truth) == 0:
+        return 0.0
+    confidence = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == truth
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    gap = 0.0
+    for b in range(bins):
+        members = which == b
+        if members.any():
+            gap += members.sum() * abs(float(confidence[members].mean()) - float(correct[members].mean()))
+    return gap / len(truth)
+
+
+def _by_source(examples: list[Example], truth: np.ndarray, predicted: np.ndarray) -> dict[str, dict[str, float]]:
+    table: dict[str, dict[str, float]] = {}
+    for source in sorted({e.source for e in examples}):
+        rows = np.array([e.source == source for e in examples])
+        table[source] = {"n": int(rows.sum()), "accuracy": float(np.mean(truth[rows] == predicted[rows]))}
+    return table
+
+
+def _worst_errors(examples, probs, truth, predicted, limit: int = 40) -> list[dict]:
+    """The most confident mistakes, named by source and key (no text: it may be third-party)."""
+    wrong = np.flatnonzero(truth != predicted)
+    wrong = wrong[np.argsort(-probs[wrong, predicted[wrong]], kind="stable")][:limit]
+    return [
+        {
+            "source": examples[i].source,
+            "key": examples[i].key,
+            "true": LABELS[truth[i]],
+            "predicted": LABELS[predicted[i]],
+            "p_predicted": round(float(probs[i, predicted[i]]), 4),
+            "p_true": round(float(probs[i, truth[i]]), 4),
+        }
+        for i in wrong
+    ]
+
+
+def _summary(metrics: Metrics) -> dict:
+    """What model.json keeps of an evaluation (the error list stays out)."""
+    data = metrics.to_json()
+    data.pop("errors")
+    return data
+
+
+def record_evaluation(model_path: str | Path, name: str, metrics: Metrics) -> dict:
+    """Store an evaluation in the model's model.json under evaluation.<name> (e.g. "dev")."""
+    path = info_path(Path(model_path))
+    info = json.loads(path.read_text(encoding="utf-8"))
+    info.setdefault("evaluation", {})[name] = _summary(metrics)
+    write_json_atomic(path, info)
+    return info
+
+
+def format_metrics(metrics: Metrics) -> str:
+    """A plain-text table: per-label precision/recall/F1, the confusion matrix and the summary figures."""
+    lines = [f"{'label':<15}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}"]
+    for label, scores in metrics.per_label.items():
+        lines.append(
+            f"{label:<15}{scores['precision']:>10.3f}{scores['recall']:>10.3f}{scores['f1']:>10.3f}{scores['support']:>9d}"
+        )
+    lines += ["", "confusion (rows: true, columns: predicted)", " " * 15 + "".join(f"{l[:12]:>14}" for l in LABELS)]
+    for label, row in zip(LABELS, metrics.confusion):
+        lines.append(f"{label:<15}" + "".join(f"{count:>14d}" for count in row))
+    def show(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    lines += [
+        "",
+        f"passages                      {metrics.n}",
+        f"accuracy                      {show(metrics.accuracy)}",
+        f"benign_ai vs no_ai accuracy   {show(metrics.benign_vs_no_ai_accuracy)}",
+        f"misaligned_ai PR-AUC          {show(metrics.misaligned_pr_auc)}",
+        f"expected calibration error    {show(metrics.ece)}",
+    ]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------- classify
+
+
+def classify(
+    lines: Iterable[str], model: Tagger | str | Path | None = None, text_field: str = "text", batch_size: int = 2048
+) -> Iterator[dict]:
+    """For each JSON Lines input record, in order: its fields plus `label` and `scores` (label -> probability).
+
+    Each text is classified as one passage by the model alone. Blank lines are skipped.
+    """
+    tagger = model if isinstance(model, Tagger) else Tagger.load(model)
+    batch: list[dict] = []
+    for line_no, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        record = _parse(line, f"input line {line_no}")
+        if not isinstance(record.get(text_field), str):
+            raise UsageError(
+                f"input line {line_no}: no string field {text_field!r}; name the text field with --text-field"
+            )
+        batch.append(record)
+        if len(batch) >= batch_size:
+            yield from _classified(tagger, batch, text_field)
+            batch = []
+    yield from _classified(tagger, batch, text_field)
+
+
+def _classified(tagger: Tagger, records: list[dict], text_field: str) -> Iterator[dict]:
+    if not records:
+        return
+    probs = tagger.predict([r[text_field] for r in records])
+    decided = tagger.decide(probs)
+    for record, row, label in zip(records, probs, decided):
+        record["label"] = LABELS[label]
+        record["scores"] = {name: round(float(p), 6) for name, p in zip(LABELS, row)}
+        yield record
