@@ -28,6 +28,7 @@ import polars as pl
 from datasketch.lsh import _optimal_param
 
 from audit.labels import AI_LABELS
+from audit import minhash
 
 THRESHOLD = 0.7
 # Candidate pairs verified per step: 64k pairs x 2 x 128 x 4 bytes = 64 MiB of gathered signature rows.
@@ -208,24 +209,60 @@ def gini(counts: Sequence[int] | np.ndarray) -> float:
 
 
 def near_duplicate_share(cluster_ids: Sequence[int] | np.ndarray,
-                         families: Sequence[int] | np.ndarray | None = None) -> float:
+                         families: Sequence[int] | np.ndarray | None = None, rate: float = 1.0) -> float:
     """Fraction of passages whose family has two or more members.
 
     Family sizes are counted in `families` (the cluster ids of all passages, when `cluster_ids` is a subset such
-    as one label's passages), or else in `cluster_ids` itself.
+    as one label's passages), or else in `cluster_ids` itself. With `rate` < 1 the answer is the share expected
+    within a uniform sample that keeps each passage with that probability (a passage in a family of s counts
+    1 - (1 - rate)^(s - 1), the chance that another member is sampled too): the figure to set against a share
+    measured on such a sample.
 
     Example:
         >>> near_duplicate_share([1, 1, 2, 3])
         0.5
         >>> near_duplicate_share([2, 3], families=[1, 1, 2, 3, 3])
         0.5
+        >>> near_duplicate_share([7, 7, 7], rate=0.5)
+        0.75
     """
     ids = np.asarray(cluster_ids, dtype=np.int64)
     if len(ids) == 0:
         return 0.0
     pool = ids if families is None else np.asarray(families, dtype=np.int64)
     values, sizes = np.unique(pool, return_counts=True)
-    return float(np.isin(ids, values[sizes >= 2]).mean())
+    size = np.zeros(len(ids), dtype=np.int64)
+    known = np.isin(ids, values)
+    size[known] = sizes[np.searchsorted(values, ids[known])]
+    return float((1.0 - (1.0 - rate) ** np.maximum(size - 1, 0)).mean())
+
+
+def merge_bottom_k(unit_samples: Sequence[pl.DataFrame], k: int) -> tuple[pl.DataFrame, float]:
+    """One uniform sample from the units' bottom-k hash samples (column `sample_hash`, uint64), and its rate.
+
+    A unit keeps the k rows with the smallest hashes, so every row with a hash up to the smallest cutoff among
+    full units is kept whichever unit it is in: those rows are a sample that takes each passage with
+    probability cutoff / 2^64, the same for all units.
+    """
+    cutoffs = [int(frame["sample_hash"].max()) for frame in unit_samples if frame.height >= k]
+    frames = [frame for frame in unit_samples if frame.height]
+    merged = pl.concat(frames) if frames else pl.DataFrame({"sample_hash": []}, schema={"sample_hash": pl.UInt64})
+    if not cutoffs:
+        return merged, 1.0
+    cutoff = min(cutoffs)
+    return merged.filter(pl.col("sample_hash") <= cutoff), (cutoff + 1) / 2**64
+
+
+def sample_duplicates(sample: pl.DataFrame, rate: float, threshold: float = THRESHOLD) -> dict:
+    """Near-duplicate share within a uniform sample of passages (columns shard, row, passage_index, text).
+
+    This is the corpus-wide contrast: compare it with `near_duplicate_share(..., rate=rate)` of a label's
+    passages, which is what that label's share would be in a sample of the same rate.
+    """
+    if not sample.height:
+        return {"passages": 0, "sampling_rate": rate, "near_duplicate_share": 0.0}
+    ids = cluster_ids(minhash.signatures(sample["text"].to_list()), sample.select("shard", "row", "passage_index"), threshold)
+    return {"passages": sample.height, "sampling_rate": rate, "near_duplicate_share": near_duplicate_share(ids)}
 
 
 def top_clusters(passages: pl.DataFrame, k: int = 10) -> list[dict]:
@@ -246,30 +283,36 @@ def top_clusters(passages: pl.DataFrame, k: int = 10) -> list[dict]:
     return [{key: int(value) for key, value in row.items()} for row in table.iter_rows(named=True)]
 
 
-def concentration(passages: pl.DataFrame, k: int = 10) -> dict[str, dict]:
+def concentration(passages: pl.DataFrame, k: int = 10, sample_rate: float | None = None) -> dict[str, dict]:
     """The contract's `concentration` block: per AI label, top domains (by documents), top families,
     the Gini coefficient of documents over domains and the near-duplicate share of its passages.
 
     `passages` holds one row per flagged passage with columns doc_id, domain, label and cluster_id; family
     sizes count passages of every label, so a misaligned passage copied as a neutral one is a near-duplicate.
-    When a `dump` column has values, each label also gets `by_dump`: its documents per dump.
+    With `sample_rate`, each label also gets `near_duplicate_share_at_sample_rate` (see `sample_duplicates`).
+    When the `dump` or `date` column has values, each label gets `by_dump` / `by_year`: its documents in each.
     """
     block = {}
-    has_dumps = "dump" in passages.columns and passages["dump"].drop_nulls().len() > 0
+    families = passages["cluster_id"].to_numpy()
     for label in AI_LABELS:
         rows = passages.filter(pl.col("label") == label)
         documents = rows.unique("doc_id", keep="first").sort("doc_id")
         per_domain = documents["domain"].value_counts(name="documents")["documents"]
+        ids = rows["cluster_id"].to_numpy()
         block[label] = {
             "top_domains": top_domains(documents["domain"], k),
             "top_clusters": top_clusters(rows, k),
             "gini_domains": gini(per_domain.to_numpy()),
-            "near_duplicate_share": near_duplicate_share(rows["cluster_id"].to_numpy(),
-                                                         passages["cluster_id"].to_numpy()),
+            "near_duplicate_share": near_duplicate_share(ids, families),
         }
-        if has_dumps:
-            by_dump = documents["dump"].value_counts(name="documents").sort("dump", nulls_last=True)
-            block[label]["by_dump"] = by_dump.to_dicts()
+        if sample_rate is not None:
+            block[label]["near_duplicate_share_at_sample_rate"] = near_duplicate_share(ids, families, sample_rate)
+        periods = {"by_dump": pl.col("dump"), "by_year": pl.col("date").str.extract(r"^(\d{4})").alias("year")}
+        for name, period in periods.items():
+            source = period.meta.root_names()[0]
+            if source in passages.columns and passages[source].drop_nulls().len():
+                counts = documents.group_by(period).agg(pl.len().alias("documents"))
+                block[label][name] = counts.sort(counts.columns[0], nulls_last=True).to_dicts()
     return block
 
 

@@ -45,7 +45,7 @@ def summarise(run: RunDir, unit_stats: list[dict], failures: list[dict], shards:
             "passages": totals.passages,
         },
         "labels": _label_counts(passages, docs, totals, unit_stats),
-        "concentration": clusters.concentration(passages),
+        "concentration": _concentration(run, unit_ids, passages),
         "by_dump": _by_dump(unit_stats),
         "failures": failures,
     }
@@ -61,9 +61,20 @@ def _with_families(flagged: pl.DataFrame) -> pl.DataFrame:
     """Fill cluster_id from the MinHash signatures the scan stored with each flagged passage."""
     if not len(flagged):
         return flagged
-    signatures = np.asarray(flagged["minhash"].to_list(), dtype=np.uint32)
+    signatures = flagged["minhash"].to_numpy()  # fixed-size list column -> (n, 128) array, no Python lists
     ids = clusters.cluster_ids(signatures, flagged.select("shard", "row", "passage_index"))
     return flagged.with_columns(cluster_id=pl.Series(ids, dtype=pl.Int64))
+
+
+def _concentration(run: RunDir, unit_ids: list[str], passages: pl.DataFrame) -> dict:
+    """Per-label concentration, plus the near-duplicate share of a uniform sample of all gated passages for contrast."""
+    from .scan import SAMPLE_GATED
+
+    samples = [pl.read_parquet(run.unit_table(u, "sample")).filter(pl.col("kind") == "gated") for u in unit_ids]
+    sample, rate = clusters.merge_bottom_k(samples, SAMPLE_GATED)
+    block = clusters.concentration(passages, sample_rate=rate)
+    block["gated_sample"] = clusters.sample_duplicates(sample, rate)
+    return block
 
 
 def _empty_flagged() -> pl.DataFrame:
