@@ -8,8 +8,8 @@ import pytest
 import xxhash
 from datasketch import MinHash
 
-from audit.clusters import (canonical_order, cluster_ids, cluster_table, concentration, gini,
-                            near_duplicate_share, top_clusters, top_domains)
+from audit.clusters import (canonical_order, cluster_ids, cluster_table, concentration, gini, merge_bottom_k,
+                            near_duplicate_share, sample_duplicates, top_clusters, top_domains)
 from audit.minhash import shingles, signatures
 
 SHARDS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "shards"
@@ -229,3 +229,41 @@ def test_cluster_table(hand_built):
     launch = table.row(1, named=True)
     assert (launch["n_neutral_ai"], launch["exemplar_text"], launch["first_date"]) == (2, "launch", "2022-12-31")
     assert table.filter(pl.col("cluster_id") == 6)["top_domains"].to_list() == [[]]
+
+
+def test_near_duplicate_share_at_a_sampling_rate():
+    ids = np.array([1, 1, 1, 2, 3, 3])
+    # Sizes 3, 3, 3, 1, 2, 2: chance that another member is sampled too.
+    expected = (3 * (1 - 0.9**2) + 0 + 2 * (1 - 0.9)) / 6
+    assert near_duplicate_share(ids, rate=0.1) == pytest.approx(expected)
+    assert near_duplicate_share(ids, rate=1.0) == near_duplicate_share(ids)
+
+
+def test_bottom_k_samples_merge_into_one_uniform_sample():
+    full = pl.DataFrame({"sample_hash": np.array([5, 9, 40], dtype=np.uint64), "unit": "a"})
+    fuller = pl.DataFrame({"sample_hash": np.array([1, 2, 30], dtype=np.uint64), "unit": "b"})
+    small = pl.DataFrame({"sample_hash": np.array([3, 50], dtype=np.uint64), "unit": "c"})
+    merged, rate = merge_bottom_k([full, fuller, small], k=3)
+    # Full units cut at 40 and 30: only hashes up to 30 are certain to be kept wherever they fall.
+    assert sorted(merged["sample_hash"].to_list()) == [1, 2, 3, 5, 9, 30]
+    assert rate == pytest.approx(31 / 2**64)
+    merged, rate = merge_bottom_k([small], k=3)
+    assert (merged.height, rate) == (2, 1.0)
+
+
+def test_sample_duplicates_counts_copies_within_the_sample():
+    rng = np.random.default_rng(4)
+    story = " ".join(made_up_text(rng, 60))
+    sample = pl.DataFrame({"shard": ["s"] * 4, "row": [0, 1, 2, 3], "passage_index": [0, 0, 0, 0],
+                           "text": [story, story + " again", " ".join(made_up_text(rng, 60)), "short text"]})
+    assert sample_duplicates(sample, rate=0.25) == {"passages": 4, "sampling_rate": 0.25,
+                                                   "near_duplicate_share": 0.5}
+
+
+def test_concentration_by_year_and_at_sample_rate(hand_built):
+    block = concentration(hand_built, sample_rate=0.5)
+    misaligned = block["misaligned_ai"]
+    assert misaligned["by_year"] == [{"year": "2023", "documents": 1}, {"year": "2024", "documents": 2},
+                                     {"year": "2025", "documents": 1}, {"year": None, "documents": 1}]
+    # Three of the five misaligned passages are in a family of three (another member sampled: 1 - 0.5^2).
+    assert misaligned["near_duplicate_share_at_sample_rate"] == pytest.approx(3 * 0.75 / 5)
