@@ -9,7 +9,7 @@ on the number of workers, the engine or the input order. Everything is numpy ove
 runs per signature.
 
 Pairing with the first member and the predecessor keeps the candidate pairs linear in the bucket size (a story
-copied 10,000 times makes 20,000 pairs, not 50 million); a member that is similar to some bucket-mate but to
+copied 10,000 times makes 20,000 pairs per band, not 50 million); a member that is similar to some bucket-mate but to
 neither of those two can only be joined through another band. With 20 bands of 6 rows at threshold 0.7 that
 loss is rare and only ever splits a family, never merges unrelated text.
 
@@ -27,10 +27,13 @@ import numpy as np
 import polars as pl
 from datasketch.lsh import _optimal_param
 
-from audit.labels import AI_LABELS
 from audit import minhash
+from audit.labels import AI_LABELS
 
 THRESHOLD = 0.7
+# Breakdowns of each label's documents: (summary key, source column, the period a row falls in).
+PERIODS = (("by_dump", "dump", pl.col("dump")),
+           ("by_year", "date", pl.col("date").str.extract(r"^(\d{4})").alias("year")))
 # Candidate pairs verified per step: 64k pairs x 2 x 128 x 4 bytes = 64 MiB of gathered signature rows.
 _VERIFY_CHUNK = 1 << 16
 
@@ -62,10 +65,10 @@ def canonical_order(keys: pl.DataFrame | np.ndarray | Sequence) -> np.ndarray:
     """
     if isinstance(keys, pl.DataFrame):
         frame = keys
-    elif isinstance(keys, (np.ndarray, pl.Series)) or not isinstance(next(iter(keys), None), (tuple, list)):
-        frame = pl.DataFrame({"key": keys})
-    else:
+    elif len(keys) and isinstance(keys[0], (tuple, list)):
         frame = pl.DataFrame(list(keys), orient="row")
+    else:
+        frame = pl.DataFrame({"key": keys})
     if frame.is_duplicated().any():
         first = frame.filter(frame.is_duplicated()).row(0)
         raise ValueError(f"cluster keys must be unique, but {first} occurs more than once; "
@@ -101,8 +104,7 @@ def cluster_ids(
         raise ValueError(f"got {n} signatures but {len(order)} keys; pass one key per signature")
     bands, rows = lsh_params(threshold, num_perm)
     pairs = np.unique(np.concatenate(
-        [_bucket_pairs(_band_hash(signatures, band * rows, rows)[order]) for band in range(bands)]
-        + [np.empty(0, dtype=np.int64)]))
+        [_bucket_pairs(_band_hash(signatures, band * rows, rows)[order]) for band in range(bands)]))
     first, second = pairs // max(n, 1), pairs % max(n, 1)
     similar = _estimated_jaccard(signatures, order[first], order[second]) >= threshold - 1e-9
     family = _components(n, first[similar], second[similar])
@@ -307,9 +309,7 @@ def concentration(passages: pl.DataFrame, k: int = 10, sample_rate: float | None
         }
         if sample_rate is not None:
             block[label]["near_duplicate_share_at_sample_rate"] = near_duplicate_share(ids, families, sample_rate)
-        periods = {"by_dump": pl.col("dump"), "by_year": pl.col("date").str.extract(r"^(\d{4})").alias("year")}
-        for name, period in periods.items():
-            source = period.meta.root_names()[0]
+        for name, source, period in PERIODS:
             if source in passages.columns and passages[source].drop_nulls().len():
                 counts = documents.group_by(period).agg(pl.len().alias("documents"))
                 block[label][name] = counts.sort(counts.columns[0], nulls_last=True).to_dicts()
