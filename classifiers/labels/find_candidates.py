@@ -19,18 +19,27 @@ from pathlib import Path
 from audit.classifiers import realdata
 
 TRAIN_FILE = Path(__file__).with_name("train_real.jsonl")
+BLOCK = re.compile(r"\S(?:.|\n(?!\s*\n))*")  # text between blank lines
 LINE = re.compile(r"[^\n]+")
 SENTENCE_END = re.compile(r"(?<=[.!?\u201d\"])\s+(?=[A-Z\u201c\"(])")
-MAX_CHARS = 1400  # longer lines are cut at sentence ends into pieces of about TARGET_CHARS
+WRAP_WIDTH = 100  # a block whose lines are all shorter is hard-wrapped prose (Gutenberg): one paragraph
+MAX_CHARS = 1400  # longer paragraphs are cut at sentence ends into pieces of about TARGET_CHARS
 TARGET_CHARS = 900
 
 
+def paragraphs(text: str) -> Iterator[tuple[int, int]]:
+    """Blank-line blocks; a block of long lines (web text, news) gives one paragraph per line."""
+    for block in BLOCK.finditer(text):
+        lines = [(m.start() + block.start(), m.end() + block.start()) for m in LINE.finditer(block.group())]
+        if all(end - start < WRAP_WIDTH for start, end in lines):
+            yield block.start(), block.end()
+        else:
+            yield from ((start, end) for start, end in lines if text[start:end].strip())
+
+
 def passages(text: str) -> Iterator[tuple[int, int]]:
-    """Code-point spans of the text's lines, long lines cut at sentence ends, so a span reads like one paragraph."""
-    for line in LINE.finditer(text):
-        start, end = line.start(), line.end()
-        if not text[start:end].strip():
-            continue
+    """Code-point spans that read like one paragraph each: long paragraphs are cut at sentence ends."""
+    for start, end in paragraphs(text):
         if end - start <= MAX_CHARS:
             yield start, end
             continue
