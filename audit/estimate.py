@@ -1,0 +1,456 @@
+"""Prevalence estimators with 95% intervals.
+
+A count of classifier hits is not a prevalence: false positives swamp rare text and misses hide it. Each function
+here turns what a scan measured into an estimate of the true share, with an interval and the name of its method,
+so the summary can show them side by side. All functions are pure (numbers in, `Estimate` out) and deterministic:
+the Monte Carlo parts use a fixed seed.
+
+Vocabulary used throughout:
+- an *item* is a document or a passage; an *amount* is a count of items, characters or tokens;
+- the *classified* part is what the model saw (passages of gate-passed documents); the *population* is everything
+  the estimate is about (all documents of the corpus, or of the `--sample-rate` sample standing in for it);
+- `rate` is the flagged share of the classified amount; `prevalence` is the true share of the population.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+Z95 = 1.959963984540054  # the 97.5% point of the standard normal
+DRAWS = 20_000
+SEED = 20_260_127
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One estimate of a prevalence. `estimate` is None when the data cannot tell the share apart from zero
+    (`detectable` False); `ci95` is then [0, upper bound]."""
+
+    estimate: float | None
+    ci95: tuple[float, float]
+    method: str
+    detectable: bool = True
+    clipped: bool = False
+    message: str | None = None
+    details: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        out = asdict(self)
+        out["ci95"] = [float(self.ci95[0]), float(self.ci95[1])]
+        if not out["message"]:
+            del out["message"]
+        return out
+
+    def complement(self, method: str) -> Estimate:
+        """The estimate of 1 - share (used for `no_ai`, the complement of "any AI label")."""
+        lo, hi = self.ci95
+        return Estimate(
+            estimate=None if self.estimate is None else 1.0 - self.estimate,
+            ci95=(1.0 - hi, 1.0 - lo),
+            method=method,
+            detectable=self.detectable,
+            clipped=self.clipped,
+            message=self.message,
+            details=self.details,
+        )
+
+
+@dataclass(frozen=True)
+class ErrorRates:
+    """The classifier's confusion for one label (or a set of labels) against the rest, as counts on its labelled
+    evaluation set. Counts, not rates, because their uncertainty is what the adjusted estimate must carry."""
+
+    tp: int
+    fn: int
+    fp: int
+    tn: int
+
+    @property
+    def sensitivity(self) -> float:
+        return self.tp / (self.tp + self.fn)
+
+    @property
+    def false_positive_rate(self) -> float:
+        return self.fp / (self.fp + self.tn)
+
+    @classmethod
+    def from_confusion(cls, labels: Sequence[str], matrix: Sequence[Sequence[int]], positive: Iterable[str]) -> ErrorRates:
+        """Collapse a square confusion matrix (rows: true label, columns: predicted label) to positive-vs-rest."""
+        m = np.asarray(matrix, dtype=np.int64)
+        if m.ndim != 2 or m.shape != (len(labels), len(labels)):
+            raise ValueError(f"confusion matrix must be {len(labels)}x{len(labels)} for labels {list(labels)}, got shape {m.shape}")
+        wanted = set(positive)
+        unknown = wanted - set(labels)
+        if unknown:
+            raise ValueError(f"labels {sorted(unknown)} are not in the confusion matrix labels {list(labels)}")
+        pos = np.array([lab in wanted for lab in labels])
+        tp = int(m[np.ix_(pos, pos)].sum())
+        fn = int(m[np.ix_(pos, ~pos)].sum())
+        fp = int(m[np.ix_(~pos, pos)].sum())
+        tn = int(m[np.ix_(~pos, ~pos)].sum())
+        if tp + fn == 0 or fp + tn == 0:
+            raise ValueError(f"the evaluation set has no {'positives' if tp + fn == 0 else 'negatives'} for {sorted(wanted)}")
+        return cls(tp=tp, fn=fn, fp=fp, tn=tn)
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """A ratio of totals with its cluster-robust (linearisation) variance."""
+
+    ratio: float
+    variance: float
+    clusters: int
+
+
+def cluster_robust_ratio(values: np.ndarray, amounts: np.ndarray, clusters: np.ndarray | None = None) -> Ratio:
+    """Ratio estimator sum(values) / sum(amounts) over items, with the Taylor-linearisation variance taken over
+    clusters (documents, domains or shards): items of one cluster may share errors (near-duplicates, one site's
+    boilerplate), so the cluster, not the item, is the independent unit. Without `clusters`, each item is its own."""
+    y = np.asarray(values, dtype=np.float64)
+    x = np.asarray(amounts, dtype=np.float64)
+    total = x.sum()
+    if total <= 0:
+        raise ValueError("cluster_robust_ratio needs a positive total amount")
+    r = float(y.sum() / total)
+    if clusters is not None:
+        _, inverse = np.unique(np.asarray(clusters), return_inverse=True)
+        y = np.bincount(inverse, weights=y)
+        x = np.bincount(inverse, weights=x)
+    g = len(y)
+    if g < 2:
+        return Ratio(ratio=r, variance=float("nan"), clusters=g)
+    resid = y - r * x
+    var = g / (g - 1) * float(np.dot(resid, resid)) / total**2
+    return Ratio(ratio=r, variance=var, clusters=g)
+
+
+def effective_size(rate: float, variance: float | None, items: float) -> float:
+    """How many independent items a measured rate is worth (Korn-Graubard effective sample size): the binomial
+    sample size with the same variance, never more than the items behind it (a small or zero measured variance
+    must not make an interval falsely tight)."""
+    if variance is None or not np.isfinite(variance) or variance <= 0 or rate <= 0 or rate >= 1:
+        return float(items)
+    return float(min(items, rate * (1 - rate) / variance))
+
+
+def wilson(k: float, n: float, n_eff: float | None = None) -> Estimate:
+    """Classify-and-count: the flagged share with a Wilson interval. Sampling error only; classifier errors are
+    ignored, so it is biased whenever the classifier errs. `n_eff` shrinks the sample for clustering."""
+    if n <= 0:
+        raise ValueError("wilson needs n > 0")
+    p = k / n
+    m = n if n_eff is None else n_eff
+    denom = 1 + Z95**2 / m
+    centre = (p + Z95**2 / (2 * m)) / denom
+    half = Z95 * np.sqrt(p * (1 - p) / m + Z95**2 / (4 * m * m)) / denom
+    return Estimate(
+        estimate=float(p),
+        ci95=(max(0.0, float(centre - half)), min(1.0, float(centre + half))),
+        method="classify_and_count (Wilson interval; sampling error only, classifier errors ignored)",
+        details={"flagged": float(k), "total": float(n), "effective_n": float(m)},
+    )
+
+
+def probabilistic_count(sum_p: float, n: float, variance: float | None = None, items: float | None = None) -> Estimate:
+    """Probabilistic count: the mean calibrated probability. Unbiased only if the probabilities are calibrated on
+    this corpus; calibration measured on a balanced evaluation set overstates rare labels (prior shift).
+
+    The interval is normal on the count, with the Poisson-binomial variance sum p(1-p) of the true count given
+    calibrated probabilities. Without `variance`, sum p x (n / items) is used: an upper bound of that variance when
+    each item weighs the average amount (exact in the limit of small p)."""
+    if n <= 0:
+        raise ValueError("probabilistic_count needs n > 0")
+    if variance is None:
+        variance = sum_p * (n / items if items else 1.0)
+    half = Z95 * np.sqrt(max(variance, 0.0))
+    return Estimate(
+        estimate=float(sum_p / n),
+        ci95=(max(0.0, float((sum_p - half) / n)), min(1.0, float((sum_p + half) / n))),
+        method="probabilistic_count (mean calibrated probability; Poisson-binomial interval; assumes calibration)",
+        details={"sum_p": float(sum_p), "total": float(n), "variance": float(variance)},
+    )
+
+
+@dataclass(frozen=True)
+class _Exposure:
+    """How many passages each classified document exposes to false positives: the distinct passage counts, the
+    share of documents with each (for the false-flag rate) and the share among documents with a passage (only
+    those can hold a positive)."""
+
+    counts: np.ndarray
+    share: np.ndarray
+    share_of_nonempty: np.ndarray
+
+
+def _exposure(passages_per_item: np.ndarray | None) -> _Exposure | None:
+    if passages_per_item is None:
+        return None
+    m = np.asarray(passages_per_item, dtype=np.int64)
+    if m.size == 0 or m.min() < 0 or m.max() < 1:
+        raise ValueError("passages_per_item needs non-negative passage counts, at least one of them positive")
+    counts, freq = np.unique(m, return_counts=True)
+    nonempty = np.where(counts > 0, freq, 0)
+    return _Exposure(counts, freq / freq.sum(), nonempty / nonempty.sum())
+
+
+def _fp_and_scale(f: np.ndarray, exposure: _Exposure | None) -> tuple[np.ndarray, np.ndarray]:
+    """Expected false-flag rate of a negative item, and the factor by which a positive item's detection exceeds it
+    per unit of (sensitivity - f). For a passage: (f, 1). For a document of m passages, one of them positive, with
+    independent passage errors: P(flag | negative) = 1 - (1-f)^m and P(flag | positive) - P(flag | negative) =
+    (1-f)^(m-1) (s - f); both averaged over the classified documents."""
+    if exposure is None:
+        return f, np.ones_like(f)
+    keep = 1.0 - f[..., None]
+    fp = ((1.0 - keep ** exposure.counts) * exposure.share).sum(axis=-1)
+    scale = ((keep ** np.maximum(exposure.counts - 1, 0)) * exposure.share_of_nonempty).sum(axis=-1)
+    return fp, scale
+
+
+def _adjusted_share(r, s, f, exposure):
+    """Rogan-Gladen on arrays: the true positive share of the classified part, given the flagged rate r,
+    sensitivity s and false-positive rate f (1 where the classifier does not separate, the least informative)."""
+    fp, scale = _fp_and_scale(f, exposure)
+    gap = (s - f) * scale
+    return np.where(gap > 0, (r - fp) / np.where(gap > 0, gap, 1.0), 1.0)
+
+
+def _beta(rng: np.random.Generator, a: float, b: float, draws: int) -> np.ndarray:
+    """Beta draws that allow a zero parameter (a point mass at 0 or 1), as Clopper-Pearson limits need."""
+    if a <= 0:
+        return np.zeros(draws)
+    if b <= 0:
+        return np.ones(draws)
+    return rng.beta(a, b, draws)
+
+
+def rogan_gladen(
+    k: float,
+    n: float,
+    rates: ErrorRates,
+    *,
+    items: float | None = None,
+    rate_variance: float | None = None,
+    population: float | None = None,
+    population_rel_se: float = 0.0,
+    passages_per_item: np.ndarray | None = None,
+    finite_population: bool = True,
+    draws: int = DRAWS,
+    seed: int = SEED,
+) -> Estimate:
+    """Misclassification-adjusted classify-and-count (Rogan-Gladen): of the classified amount `n`, `k` was flagged;
+    the true positive amount is (k - f n) / (s - f) for sensitivity s and false-positive rate f. Amounts outside
+    the classified part (`population` - `n`, e.g. documents the gate passed over) count as negatives.
+
+    Interval: Monte Carlo over the three uncertain inputs, each drawn from its Clopper-Pearson confidence
+    distribution (Beta(x, n-x+1) / Beta(x+1, n-x)), the side that pushes the result down for the lower limit and
+    up for the upper limit; the limits are the 2.5% and 97.5% points. The flagged rate counts `items` independent
+    items, fewer when `rate_variance` (cluster-robust) says so. With `finite_population` (a full scan, the target
+    being the share in this very corpus) only classification noise counts: the flagged count given the truth
+    varies by T s(1-s) + (n-T) f(1-f), not by the binomial n q(1-q). A population estimated from a sample adds a
+    normal factor with `population_rel_se`.
+
+    When k is within what false positives alone could produce (the flagged rate does not exceed the 97.5% upper
+    limit of the false-positive rate), no estimate is given: `detectable` is False and `ci95` is [0, upper]."""
+    if n <= 0:
+        raise ValueError("rogan_gladen needs a positive classified amount n")
+    if not 0 <= k <= n:
+        raise ValueError(f"flagged amount k={k} must lie between 0 and n={n}")
+    population = n if population is None else population
+    if population < n:
+        raise ValueError(f"population {population} is smaller than the classified amount {n}")
+    items = n if items is None else items
+    exposure = _exposure(passages_per_item)
+    share = n / population
+    rate = k / n
+    s, f = rates.sensitivity, rates.false_positive_rate
+    (theta,) = _adjusted_share(np.array([rate]), np.array([s]), np.array([f]), exposure)
+    n_eff = effective_size(rate, rate_variance, items)
+    if finite_population and 0 < rate < 1:
+        (fp,), (scale,) = _fp_and_scale(np.array([f]), exposure)
+        t = min(max(theta, 0.0), 1.0)
+        s_item = fp + scale * (s - f)
+        noise = t * s_item * (1 - s_item) + (1 - t) * fp * (1 - fp)
+        n_eff /= min(1.0, max(noise, 1e-12) / (rate * (1 - rate)))
+    k_eff = rate * n_eff
+
+    def limit(up: bool, q: float, false_positives: bool = True) -> float:
+        r_d = _beta(rng, k_eff + up, n_eff - k_eff + (not up), draws)
+        s_d = _beta(rng, rates.tp + (not up), rates.fn + up, draws)
+        f_d = _beta(rng, rates.fp + (not up), rates.tn + up, draws) if false_positives else np.zeros(draws)
+        pi_d = np.clip(_adjusted_share(r_d, s_d, f_d, exposure), 0.0, 1.0) * share
+        pi_d *= 1.0 + (1 if up else -1) * population_rel_se * np.abs(rng.standard_normal(draws))
+        return float(np.clip(np.quantile(pi_d, q), 0.0, 1.0))
+
+    rng = np.random.default_rng(seed)
+    lo, hi = limit(False, 0.025), limit(True, 0.975)
+    # Clopper-Pearson limits of the false-positive rate (quantiles of its Beta confidence distributions).
+    f_lower = float(np.quantile(_beta(rng, rates.fp, rates.tn + 1, draws), 0.025))
+    f_upper = float(np.quantile(_beta(rng, rates.fp + 1, rates.tn, draws), 0.975))
+    (fp_lower, fp_upper), _ = _fp_and_scale(np.array([f_lower, f_upper]), exposure)
+    details = {
+        "flagged": float(k), "classified": float(n), "population": float(population), "effective_n": n_eff,
+        "sensitivity": s, "false_positive_rate": f, "false_positive_rate_ci95": [f_lower, f_upper],
+        "flagged_rate": rate, "false_flag_rate_ci95": [float(fp_lower), float(fp_upper)], "evaluation": asdict(rates),
+    }
+    method = "rogan_gladen (misclassification-adjusted count; evaluation-set uncertainty propagated by Monte Carlo)"
+    if s - f <= 0:
+        return Estimate(None, (0.0, 1.0), method, detectable=False, details=details,
+                        message="the classifier does not separate this label from the rest (sensitivity <= false-positive rate)")
+    raw = float(theta * share)
+    details["estimate_unclipped"] = raw
+    if rate < fp_lower:
+        # Fewer flags than false positives alone would give: the evaluation's negatives are harder than this
+        # corpus's, so its false-positive rate does not apply here. Only "no more than all flags, found at the
+        # sensitivity's rate" is safe.
+        return Estimate(
+            None, (0.0, limit(True, 0.975, false_positives=False)), method, detectable=False, details=details,
+            message=(f"the flagged rate {rate:.3g} is below the false-flag rate the evaluation predicts "
+                     f"({float(fp_lower):.3g} or more): its false-positive rate does not fit this corpus; the upper "
+                     "bound assumes no false positives"),
+        )
+    if rate <= fp_upper:
+        return Estimate(
+            None, (0.0, hi), method, detectable=False, details=details,
+            message=(f"the flagged rate {rate:.3g} is within what false positives alone could produce "
+                     f"(up to {float(fp_upper):.3g}); only an upper bound is reported"),
+        )
+    est = min(max(raw, 0.0), share)
+    return Estimate(est, (min(lo, est), max(hi, est)), method, clipped=est != raw, details=details)
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Population amounts of one run, summed over its units: every document read (gate-passed or not), its
+    characters, its passages and its tokens (None when the corpus has no token counts). With `--sample-rate`
+    below 1 they count the documents of the hash sample, which stands for the corpus."""
+
+    documents: int
+    characters: int
+    passages: int
+    tokens: int | None = None
+
+
+def _unit_inputs(docs: Mapping[str, np.ndarray], names: Sequence[str]) -> dict[str, dict]:
+    """Per-document flagged values and classified amounts for each unit, and the probabilistic sum over the
+    corpus, for the union of the labels in `names` (one label, or all AI labels for the complement `no_ai`).
+    Tokens of a passage are estimated from its characters at its document's token density."""
+    def total(prefix: str) -> np.ndarray:
+        return sum(np.asarray(docs[f"{prefix}_{L}"], dtype=np.float64) for L in names)
+
+    n_flag, chars_flag, sum_pchars = total("n"), total("chars"), total("sum_pchars")
+    passages = np.asarray(docs["passages"], dtype=np.float64)
+    characters = np.asarray(docs["characters"], dtype=np.float64)
+    out = {
+        "documents": {"values": (n_flag > 0).astype(np.float64), "amounts": np.ones_like(passages)},
+        "passages": {"values": n_flag, "amounts": passages, "sum_p": float(total("sum_p").sum())},
+        "characters": {"values": chars_flag, "amounts": characters, "sum_p": float(sum_pchars.sum())},
+    }
+    if len(names) == 1:
+        out["documents"]["sum_p"] = float(np.sum(docs[f"any_p_{names[0]}"]))
+    tokens = np.asarray(docs["tokens"], dtype=np.float64) if docs.get("tokens") is not None else None
+    if tokens is not None and np.isfinite(tokens).all():
+        density = np.divide(tokens, characters, out=np.zeros_like(tokens), where=characters > 0)
+        out["tokens"] = {"values": chars_flag * density, "amounts": tokens, "sum_p": float((sum_pchars * density).sum())}
+    return out
+
+
+def _clusters(docs: Mapping[str, np.ndarray], sampled: bool) -> np.ndarray | None:
+    """Independent units for the variance: documents for a full scan (errors of one document's passages go
+    together); registered domains for a sample (the sample also varies by site), a document without a domain
+    being its own cluster."""
+    if not sampled or "domain" not in docs:
+        return None
+    domains = np.asarray(docs["domain"], dtype=object)
+    ids = np.asarray(docs["doc_id"], dtype=object) if "doc_id" in docs else np.arange(len(domains)).astype(str)
+    return np.array([f"domain:{d}" if d else f"doc:{i}" for d, i in zip(domains, ids)], dtype=object)
+
+
+def _unit_block(unit: str, inp: dict, population: float, rates: ErrorRates | None, passages: np.ndarray,
+                clusters: np.ndarray | None, sampled: bool, population_rel_se: float) -> dict[str, Estimate]:
+    """Every estimator for one unit; the adjusted one only when the model's evaluation is known."""
+    values, amounts = inp["values"], inp["amounts"]
+    k, n = float(values.sum()), float(amounts.sum())
+    items = float(len(values)) if unit == "documents" else float(passages.sum())
+    if n <= 0 or items <= 0:
+        return {"classify_and_count": wilson(0.0, population)}
+    ratio = cluster_robust_ratio(values, amounts, clusters)
+    n_eff = effective_size(ratio.ratio, ratio.variance, items)
+    estimators = {"classify_and_count": wilson(k, population, n_eff=n_eff * population / n)}
+    if "sum_p" in inp:
+        estimators["probabilistic"] = probabilistic_count(inp["sum_p"], population, variance=inp["sum_p"] * n / items)
+    if rates is not None:
+        estimators["adjusted"] = rogan_gladen(
+            k, n, rates, items=items, rate_variance=ratio.variance, population=population,
+            population_rel_se=population_rel_se, finite_population=not sampled,
+            passages_per_item=passages.astype(np.int64) if unit == "documents" else None,
+        )
+    return estimators
+
+
+HEADLINE_ORDER = ("adjusted", "classify_and_count")
+NO_EVALUATION = ("the model ships no evaluation confusion matrix (model.json 'evaluation'), so classifier errors "
+                 "cannot be corrected: this is the raw flagged share")
+PASSAGES_NOTE = "share of the passages of gate-passed documents (only those are split into passages)"
+
+
+def prevalence_block(
+    docs: Mapping[str, np.ndarray],
+    totals: Totals,
+    evaluation: Mapping,
+    labels: Sequence[str],
+    *,
+    sampled: bool = False,
+) -> dict[str, dict[str, dict]]:
+    """The contract's `prevalence` dict for every label and unit.
+
+    Inputs: the gate-passed documents' aggregates (docs.parquet columns as numpy arrays: `passages`,
+    `characters`, `tokens` (None when unknown), `domain`, `doc_id`, and per AI label L `n_L`, `chars_L`,
+    `any_p_L`, `sum_p_L`, `sum_pchars_L`); the run's population `totals`; the model's evaluation
+    ({"confusion": {"labels": [...], "matrix": [[...]]}}, rows = true labels, columns = predicted; empty when
+    the model has none); the label order, `no_ai` last. `sampled` is True for a `--sample-rate` below 1.
+
+    Each unit gets the headline (the adjusted Rogan-Gladen estimate, see docs/reading-the-numbers.md; the raw
+    flagged share, with a message, when the model has no evaluation) as `estimate`/`ci95`/`method`/`detectable`
+    (+ `message` when only an upper bound is known), and every estimator under `estimators`. `no_ai` is the
+    complement of "any AI label"."""
+    confusion = evaluation.get("confusion")
+    ai_labels = [L for L in labels if L != "no_ai"]
+    passages = np.asarray(docs["passages"], dtype=np.float64)
+    clusters = _clusters(docs, sampled)
+    populations = {"documents": totals.documents, "passages": totals.passages,
+                   "characters": totals.characters, "tokens": totals.tokens}
+    gated = len(passages)
+    # With a sample, the share of documents the gate passed is itself estimated (binomial relative error).
+    population_rel_se = (float(np.sqrt(max(totals.documents - gated, 0) / (max(gated, 1) * totals.documents)))
+                         if sampled and totals.documents else 0.0)
+
+    def block_for(names: Sequence[str]) -> dict[str, dict[str, Estimate]]:
+        rates = ErrorRates.from_confusion(confusion["labels"], confusion["matrix"], names) if confusion else None
+        return {unit: _unit_block(unit, inp, float(populations[unit]), rates, passages, clusters, sampled, population_rel_se)
+                for unit, inp in _unit_inputs(docs, names).items() if populations.get(unit)}
+
+    result = {L: {unit: _present(unit, b) for unit, b in block_for([L]).items()} for L in ai_labels}
+    if "no_ai" in labels:
+        result["no_ai"] = {
+            unit: _present(unit, {name: e.complement(f"1 - {e.method}, for any AI label") for name, e in b.items()})
+            for unit, b in block_for(ai_labels).items()
+        }
+    return result
+
+
+def _present(unit: str, estimators: dict[str, Estimate]) -> dict:
+    """One unit's entry: the headline's fields at the top (the contract's keys), all estimators below."""
+    name = next(n for n in HEADLINE_ORDER if n in estimators)
+    head = estimators[name]
+    out = {"estimate": head.estimate, "ci95": [float(head.ci95[0]), float(head.ci95[1])], "method": head.method,
+           "detectable": head.detectable}
+    message = head.message or (NO_EVALUATION if name != "adjusted" else None)
+    if message:
+        out["message"] = message
+    if unit == "passages":
+        out["population"] = PASSAGES_NOTE
+    out["estimators"] = {n: e.as_dict() for n, e in estimators.items()}
+    return out
