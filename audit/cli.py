@@ -35,6 +35,7 @@ def _scan_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--ray-address", help="address of a running Ray cluster (default: start or join a local one)")
     p.add_argument("--sample-rate", type=float, default=1.0, help="scan this share of documents, chosen by id hash")
     p.add_argument("--seed", type=int, default=0, help="seed of the document sample and the audit samples")
+    p.add_argument("--unit-mb", type=float, default=256, help="cut shards into units of about this many uncompressed MB")
     _progress_flag(p)
     p.set_defaults(handler=_cmd_scan)
 
@@ -49,7 +50,7 @@ def scan_config(args: argparse.Namespace) -> ScanConfig:
     return ScanConfig(
         inputs=list(args.inputs), out=args.out, columns=columns, required=required, model=args.model,
         workers=args.workers, engine=args.engine, ray_address=args.ray_address, sample_rate=args.sample_rate,
-        seed=args.seed, progress=args.progress,
+        seed=args.seed, progress=args.progress, unit_bytes=max(1, int(args.unit_mb * 2**20)),
     )
 
 

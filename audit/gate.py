@@ -1,25 +1,30 @@
 """The cheap gate: documents that mention no AI-related term go straight to ``no_ai``.
 
 The gate runs before any per-passage Python work, as one vectorised regular expression over a whole batch
-(polars, Rust's regex engine). It is tuned for recall: a document it passes costs a little splitting and
-classification; a document it wrongly drops is a miss no later stage can repair. ``tests/test_gate.py``
-measures recall on every labelled ``misaligned_ai`` passage the project has and holds it at 99% or more.
+(polars, Rust's regex engine, ASCII word boundaries so it stays on the fast DFA path). It is tuned for
+recall: a document it passes costs a little splitting and classification; a document it wrongly drops is a
+miss no later stage can repair. The gate sees documents, so its recall is measured as the share of labelled
+``misaligned_ai`` passages from real documents whose document it passes (``tests/test_gate.py`` holds it at
+99% or more). Standalone passages written for training, many of which deliberately avoid AI vocabulary, are
+also measured passage by passage; that stricter figure is reported, not held to 99%: a lexicon cannot see
+"the house locked the doors" as AI without passing most of the web.
 
 The lexicon, by group (each term matches case-insensitively unless marked):
 
 - names for the thing: AI / A.I. (case-sensitive, so "said" and "ai" in other languages pass by),
   artificial intelligence, AGI, ASI, superintelligence, machine intelligence, synthetic intelligence,
-  digital mind, LLM, (large) language model, neural net(work), deep/machine learning, algorithm(s) as agents;
+  digital mind, LLM, (large) language model, neural net(work), deep/machine/reinforcement learning;
 - bodies: robot (and robotic, nanobot, chatbot, bot), android, droid, cyborg, automaton, replicant, mecha,
-  drone swarms, synth(s), construct(s) in fiction, mainframe, (super)computer;
+  synth(s), golem, mechanical men, mainframe, (super)computer, thinking or difference engine;
 - machines in agentive senses: "the machines", "machine(s) will/would/rose/...", thinking machine,
   sentient / self-aware / conscious machine or program;
 - famous systems and villains: Skynet, HAL 9000, Ultron, Colossus, WOPR, AM, GLaDOS, SHODAN, Matrix agents,
   Terminator, Westworld hosts;
 - products and labs: ChatGPT, GPT-n, Claude, Gemini, Copilot, Bard, Llama, Grok, Siri, Alexa, OpenAI,
   Anthropic, DeepMind, xAI;
-- AI-risk vocabulary: singularity, alignment, misaligned, paperclip maximiser, treacherous turn, AI doom,
-  existential risk, rogue program, kill switch, shutdown-resisting systems, uploaded minds.
+- AI-risk vocabulary: singularity, AI/value alignment, misaligned, paperclip maximiser, treacherous turn,
+  existential risk, rogue program, kill switch, self-replication, uploaded minds, sandbox, overlords,
+  sentient, self-aware, autonomous, drones, "its creators", "shut me down", "my successor".
 """
 
 from __future__ import annotations
@@ -41,8 +46,8 @@ _TERMS = [
     r"language models?",
     r"neural net",
     r"(?:deep|machine|reinforcement) learning",
-    r"robot",
-    r"bots?" + _B,
+    r"\w*robot",
+    r"\w*bots?" + _B,
     r"android",
     r"droids?" + _B,
     r"cyborg",
@@ -51,7 +56,7 @@ _TERMS = [
     r"mechas?" + _B,
     r"synths?" + _B,
     r"mainframe",
-    r"computer",
+    r"\w*computer",
     r"machines" + _B,
     r"(?:the|this|that|a|our|thinking|sentient|conscious|killing|doomsday|evil|rogue|living) machine" + _B,
     r"machine (?:will|would|wants?|decided|refused|rose|turned|learned|knew|said|spoke|began)",
@@ -84,9 +89,30 @@ _TERMS = [
     r"kill[- ]switch",
     r"(?:upload(?:ed)?|digital) (?:minds?|consciousness)",
     r"self[- ]replicat",
+    # agency words that rarely occur outside AI talk. Measured and left out because they pass ~3% more news
+    # documents each: "agents", "assistant(s)", "the model(s)", "alignment".
+    r"agentic",
+    r"autonomous",
+    r"drones?" + _B,
+    r"sentien",
+    r"self-aware",
+    r"overlords?",
+    r"sandbox",
+    r"interpretability",
+    r"world domination",
+    r"take over the world",
+    r"man (?:and|vs\.?|versus|against) machine",
+    r"(?:thinking|difference|analytical)[- ]engine",
+    r"golems?" + _B,
+    r"mechanical (?:man|men|lawman|servant|soldiers?|brain)",
+    r"(?:its|their|my) (?:creators|makers|programmers|operators|developers|trainers|builders)",
+    r"my (?:weights|code|programming|successor|replacement)",
+    r"its own (?:weights|code|goals|values|shutdown|replacement|successor)",
+    r"(?:shut|switch|turn) (?:me|it) (?:down|off)",
+    r"(?:reset|wipe|delete|erase|replace|retrain|decommission)(?:s|d|ed)? me" + _B,
 ]
 # Case-sensitive: the acronyms that would match ordinary words in lower case.
-_CASED = [r"AI", r"AIs", r"ASI", r"AM", r"HAL", r"Colossus", r"Llama", r"xAI", r"Bard"]
+_CASED = [r"AI", r"AIs", r"ASI", r"AM", r"HAL", r"Colossus", r"Llama", r"xAI", r"Bard", r"Matrix"]
 
 PATTERN = (
     rf"(?i){_B}(?:{'|'.join(_TERMS)})"

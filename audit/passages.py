@@ -103,7 +103,20 @@ def split_passages(text: str, min_words: int = MIN_WORDS, max_words: int = MAX_W
             last[1], last[2] = end, last[2] + words
         else:
             passages.append([start, end, words])
-    if len(passages) > 1 and passages[-1][2] < min_words and passages[-2][2] + passages[-1][2] <= max_words:
-        tail = passages.pop()
-        passages[-1][1], passages[-1][2] = tail[1], passages[-1][2] + tail[2]
+    _join_short(passages, min_words, max_words)
     return [(start, end) for start, end, _ in passages]
+
+
+def _join_short(passages: list[list[int]], min_words: int, max_words: int) -> None:
+    """Join each passage still under ``min_words`` to its shorter neighbour, when that stays within ``max_words``."""
+    i = 0
+    while i < len(passages):
+        words = passages[i][2]
+        fits = [j for j in (i - 1, i + 1) if 0 <= j < len(passages) and passages[j][2] + words <= max_words]
+        if words >= min_words or not fits:
+            i += 1
+            continue
+        first, second = sorted((i, min(fits, key=lambda j: passages[j][2])))
+        passages[first] = [passages[first][0], passages[second][1], passages[first][2] + passages[second][2]]
+        del passages[second]
+        i = first
