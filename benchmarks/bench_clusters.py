@@ -174,7 +174,8 @@ def main() -> None:
         f"Command: `.venv/bin/python benchmarks/bench_clusters.py --n {args.n} --subset {args.subset}"
         f" --family-share {args.family_share} --passages {args.passages}`",
         f"Machine: {platform.machine()}, Python {platform.python_version()}, numpy {np.__version__}; "
-        "one process, one core (both steps are single-threaded numpy).",
+        "one process, one core (both steps are single-threaded numpy); the machine is shared, so read the "
+        "figures against the baselines measured in the same run.",
         "",
         f"### MinHash signatures ({NUM_PERM} permutations, word 5-grams)",
         "",
