@@ -9,7 +9,12 @@ def count(n: int | float | None) -> str:
     """4636 -> '4,636'; None -> '–'."""
     if n is None:
         return "–"
-    return f"{int(n):,}"
+    return f"{round(n):,}"
+
+
+def counted(n: int | float | None, noun: str) -> str:
+    """(1, 'document') -> '1 document'; (3, 'document') -> '3 documents'."""
+    return f"{count(n)} {noun}" if n == 1 else f"{count(n)} {noun}s"
 
 
 def decimals_for(*fractions: float | None) -> int:

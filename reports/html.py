@@ -25,7 +25,6 @@ LABEL_NOTES = {
     "neutral_ai": "AI present but neither: news, research, products, how-to, human misuse",
     "no_ai": "AI is not a subject of the passage",
 }
-UNIT_NAMES = {"documents": "documents", "passages": "passages", "characters": "characters", "tokens": "tokens"}
 
 
 def _chip(label: str) -> Html:
@@ -44,10 +43,12 @@ def _figure(uri: str | None, alt: str, caption: Any = "") -> Html:
 
 
 def _estimate_cells(prev: tables.Prevalence | None) -> tuple[Any, Any]:
+    """(estimate, interval) table cells; an undetectable share shows its upper bound instead."""
     if prev is None:
         return "–", ""
     if prev.headline is None:
-        return el("span", "not detectable", class_="muted", title=prev.message), ""
+        bound = f"below {fmt.pct(prev.upper)}" if prev.upper is not None else ""
+        return el("span", "not detectable", class_="muted", title=prev.message), bound
     h = prev.headline
     return fmt.pct_interval(h.estimate, h.low, h.high)
 
@@ -56,7 +57,7 @@ def _estimate_cells(prev: tables.Prevalence | None) -> tuple[Any, Any]:
 
 def _header(run: RunData) -> Html:
     corpus = run.summary.get("corpus") or {}
-    facts = [f"{fmt.count(corpus.get('documents'))} documents", f"{fmt.count(corpus.get('shards'))} shards",
+    facts = [fmt.counted(corpus.get("documents"), "document"), fmt.counted(corpus.get("shards"), "shard"),
              f"{fmt.big(corpus.get('characters'))} characters", f"{fmt.count(corpus.get('passages'))} passages classified"]
     failed = corpus.get("shards_failed") or len(run.summary.get("failures") or [])
     warning = el("p", f"{failed} input(s) failed and are not counted; see Run details.", class_="warning") \
@@ -76,14 +77,18 @@ def _nav(sections: list[tuple[str, str]]) -> Html:
 def _headline_card(row: tables.LabelHeadline) -> Html:
     prev = row.unit("documents") or (row.prevalence[0] if row.prevalence else None)
     if prev is None:
-        figure = el("p", "–", class_="big")
+        unit = "of documents, raw flagged share"
+        figure = el("p", fmt.pct(row.raw_share), class_="big")
     elif prev.headline is None:
-        figure = el("p", "not detectable", class_="big muted") + el("p", prev.message, class_="note")
+        unit = f"of {prev.unit}"
+        bound = f"95% upper bound {fmt.pct(prev.upper)}" if prev.upper is not None else ""
+        figure = el("p", "not detectable", class_="big muted") + el("p", bound, class_="interval") \
+            + el("p", prev.message, class_="note")
     else:
+        unit = f"of {prev.unit}"
         estimate, interval = fmt.pct_interval(prev.headline.estimate, prev.headline.low, prev.headline.high)
         figure = el("p", estimate, class_="big") + el("p", f"95% interval {interval}", class_="interval")
-    unit = f"of {prev.unit}" if prev else ""
-    counts = f"{fmt.count(row.documents)} documents · {fmt.count(row.passages)} passages"
+    counts = f"{fmt.counted(row.documents, 'document')} · {fmt.counted(row.passages, 'passage')}"
     return el("div", el("h3", _chip(row.label)) + el("p", unit, class_="unit") + figure
               + el("p", counts, class_="counts") + el("p", LABEL_NOTES[row.label], class_="note"),
               class_=f"card {row.label}")
@@ -97,48 +102,55 @@ def _ratio(rows: list[tables.LabelHeadline]) -> Html:
               class_="ratio")
 
 
-def _headline(run: RunData, rows: list[tables.LabelHeadline]) -> Html:
-    cards = el("div", join(_headline_card(r) for r in rows), class_="cards")
+def _prevalence_table(rows: list[tables.LabelHeadline]) -> Html:
     units = [u for u in tables.UNIT_ORDER if any(r.unit(u) for r in rows)]
-    detail_rows = []
-    for r in rows:
-        cells: list[Any] = [_chip(r.label)]
-        for u in units:
-            cells += _estimate_cells(r.unit(u))
-        detail_rows.append(cells)
-    headers = ["label"] + [h for u in units for h in (f"{u}", "95% interval")]
+    units += [u for r in rows for p in r.prevalence if (u := p.unit) not in units]
+    if not units:
+        return Html("")
+    body = [[_chip(r.label)] + [c for u in units for c in _estimate_cells(r.unit(u))] for r in rows]
+    headers = ["label"] + [h for u in units for h in (u, "95% interval")]
     methods = sorted({p.method for r in rows for p in r.prevalence if p.method})
+    notes = sorted({p.message for r in rows for p in r.prevalence if p.message and p.headline is not None})
     others = [(r.label, p.unit, e) for r in rows for p in r.prevalence for e in p.others]
-    other_table = table(["label", "unit", "estimator", "estimate", "95% interval"],
-                        [(_chip(label), unit, e.name, *fmt.pct_interval(e.estimate, e.low, e.high))
-                         for label, unit, e in others], numeric=(3, 4)) if others else Html("")
-    plot = plots.prevalence(rows, "documents")
+    return (el("h3", "Prevalence by unit") + table(headers, body, numeric=tuple(range(1, len(headers))))
+            + (el("p", Html("Headline estimator: ") + join((el("code", m) for m in methods), ", "), class_="muted")
+               if methods else Html(""))
+            + join(el("p", n, class_="note-box") for n in notes)
+            + (el("details", el("summary", f"All estimators ({len(others)})") + table(
+                ["label", "unit", "estimator", "estimate", "95% interval"],
+                [(_chip(label), unit, e.name, *fmt.pct_interval(e.estimate, e.low, e.high)) for label, unit, e in others],
+                numeric=(3, 4))) if others else Html("")))
+
+
+def _headline(rows: list[tables.LabelHeadline]) -> Html:
+    cards = el("div", join(_headline_card(r) for r in rows), class_="cards")
+    raw = el("p", "This run has no prevalence estimates (the model carries no evaluation to correct its errors "
+                  "with), so the cards show the share of documents the classifier flagged, uncorrected.",
+             class_="note-box") if not any(r.prevalence for r in rows) else Html("")
     return el("section",
-              el("h2", "Headline") + cards + _ratio(rows)
-              + _figure(plot, "Prevalence of each AI label with 95% intervals",
+              el("h2", "Headline") + cards + raw + _ratio(rows)
+              + _figure(plots.prevalence(rows, "documents"), "Prevalence of each AI label with 95% intervals",
                         "Share of documents holding at least one passage of each label, with 95% intervals.")
-              + el("h3", "Prevalence by unit") + table(headers, detail_rows, numeric=tuple(range(1, len(headers))))
-              + (el("p", Html("Method: ") + join((el("code", m) for m in methods), ", "), class_="muted")
-                 if methods else Html(""))
-              + (el("h3", "Other estimators") + other_table if others else Html("")),
+              + _prevalence_table(rows),
               id="headline")
 
 
 def _family(family: tables.Family) -> Html:
-    stats = [f"{fmt.count(family.passages)} passages", f"{fmt.count(family.documents)} documents",
-             f"{fmt.count(family.domains)} domains"]
+    stats = [fmt.counted(family.passages, "passage"), fmt.counted(family.documents, "document"),
+             fmt.counted(family.domains, "domain")]
     if family.first_date or family.last_date:
         stats.append(f"{(family.first_date or '?')[:10]} → {(family.last_date or '?')[:10]}")
+    if len(family.mix) > 1:
+        stats.append(", ".join(f"{n} {label}" for label, n in family.mix.items()))
+    meta = el("strong", f"family {family.cluster_id}") + join(el("span", s) for s in stats)
     body = Html("")
     if family.exemplar is not None:
         ex = family.exemplar
         body = el("blockquote", _truncate(ex.text, EXEMPLAR_CHARS)) + el(
-            "p", Html("exemplar from ") + el("span", ex.url or ex.domain, class_="url")
-            + f" · score {ex.score:.3f}", class_="source")
-    domains = el("p", "top domains: " + ", ".join(family.top_domains[:5]), class_="muted") \
-        if family.top_domains else Html("")
-    return el("li", el("p", el("strong", f"family {family.cluster_id}") + " · " + " · ".join(stats), class_="meta")
-              + body + domains, class_="family")
+            "p", el("span", ex.url or ex.domain, class_="url") + f" · score {ex.score:.3f}", class_="source")
+    if len(family.top_domains) > 1:
+        body += el("p", "top domains: " + ", ".join(family.top_domains[:5]), class_="source")
+    return el("li", el("p", meta, class_="meta") + body, class_="family")
 
 
 def _concentration_label(conc: tables.Concentration, documents: int | None) -> Html:
@@ -148,7 +160,7 @@ def _concentration_label(conc: tables.Concentration, documents: int | None) -> H
         else el("p", "No domains recorded.", class_="muted")
     families = el("ol", join(_family(f) for f in conc.families), class_="families") if conc.families \
         else el("p", "No near-duplicate families recorded.", class_="muted")
-    facts = [f"{fmt.count(documents)} documents"]
+    facts = [fmt.counted(documents, "document")]
     if conc.gini is not None:
         facts.append(f"Gini over domains {conc.gini:.2f}")
     if conc.near_duplicate_share is not None:
@@ -159,7 +171,23 @@ def _concentration_label(conc: tables.Concentration, documents: int | None) -> H
               + el("h4", "Largest near-duplicate families") + families, class_="label-block")
 
 
-def _concentration(run: RunData, rows: list[tables.LabelHeadline], concs: list[tables.Concentration]) -> Html:
+def _reading(conc: tables.Concentration) -> Html:
+    """One sentence per label that says how concentrated it is, in words."""
+    parts = []
+    if conc.top_domains:
+        top = conc.top_domains[0]
+        parts.append(f"the top domain holds {fmt.pct(top.get('share'), 1)} of its documents")
+        if len(conc.top_domains) >= 3:
+            three = sum(d.get("share") or 0 for d in conc.top_domains[:3])
+            parts.append(f"the top three {fmt.pct(three, 1)}")
+    if conc.near_duplicate_share is not None:
+        parts.append(f"{fmt.pct(conc.near_duplicate_share, 1)} of its passages have a near-duplicate")
+    if not parts:
+        return Html("")
+    return el("li", _chip(conc.label) + " " + "; ".join(parts) + ".")
+
+
+def _concentration(rows: list[tables.LabelHeadline], concs: list[tables.Concentration]) -> Html:
     documents = {r.label: r.documents for r in rows}
     summary_rows = []
     for c in concs:
@@ -167,36 +195,40 @@ def _concentration(run: RunData, rows: list[tables.LabelHeadline], concs: list[t
         summary_rows.append((_chip(c.label), fmt.count(documents.get(c.label)), top.get("domain", "–"),
                              fmt.pct(top.get("share"), 1), f"{c.gini:.2f}" if c.gini is not None else "–",
                              fmt.pct(c.near_duplicate_share, 1)))
+    explanation = (el("p", "Is it one story copied many times, a handful of sites, or spread thin?")
+                   + el("ul", join(_reading(c) for c in concs), class_="readings")
+                   + el("p", "The Lorenz curve sorts domains from fewest to most documents. The further it sags "
+                             "below the diagonal, the more a few domains dominate; the Gini coefficient is twice "
+                             "the area between them (0: spread evenly, near 1: a few domains hold almost all).",
+                        class_="muted"))
     lorenz = plots.lorenz_curves(concs)
-    intro = el("p", "Is it one story copied many times, a handful of sites, or spread thin? A Gini of 0 means "
-                    "documents are spread evenly over domains; near 1, a few domains hold almost all of them.")
     return el("section",
-              el("h2", "Where it concentrates") + intro
+              el("h2", "Where it concentrates")
               + table(["label", "documents", "top domain", "its share", "Gini (domains)", "near-duplicate share"],
                       summary_rows, numeric=(1, 3, 4, 5))
-              + _figure(lorenz, "Lorenz curves of documents over domains",
-                        "Lorenz curves: the further below the diagonal, the more a few domains dominate.")
+              + el("div", el("div", explanation)
+                   + _figure(lorenz, "Lorenz curves of documents over domains"), class_="split lorenz")
               + join(_concentration_label(c, documents.get(c.label)) for c in concs),
               id="concentration")
 
 
 def _time(run: RunData) -> Html:
     parts = Html("")
-    dumps = tables.by_dump(run)
+    dumps = tables.by_dump(run.summary)
     if any(d["dump"] for d in dumps):
-        rows = [(d["dump"] or "(none)", fmt.count(d["documents"]),
-                 *[fmt.count(d[label]) for label in AI_LABELS],
+        rows = [(d["dump"] or "(no dump)", fmt.count(d["documents"]), *[fmt.count(d[label]) for label in AI_LABELS],
                  fmt.pct(d["misaligned_ai"] / d["documents"]) if d["documents"] else "–") for d in dumps]
         parts += el("h3", "By dump") + table(
             ["dump", "documents scanned", *AI_LABELS, "misaligned share (raw)"], rows, numeric=(1, 2, 3, 4, 5)) \
-            + el("p", "Flagged documents per dump as counted by the classifier (not adjusted).", class_="muted")
+            + el("p", "Documents holding a passage of each label, as the classifier counted them (not adjusted).",
+                 class_="muted")
     period = tables.by_period(run)
     if period is not None:
         frame, granularity = period
         parts += el("h3", f"By {granularity}") + _figure(
             plots.by_period(frame, granularity), f"Flagged documents per {granularity}",
-            f"Flagged documents per {granularity} of the document's date (counts, not shares: the scan does not "
-            "record how many documents each period holds).")
+            f"Documents holding a passage of each label, per {granularity} of the document's date. Counts, not "
+            "shares: the scan does not record how many documents each period holds.")
     if not parts:
         return Html("")
     return el("section", el("h2", "By dump and date") + parts, id="time")
@@ -217,7 +249,7 @@ def _scores(run: RunData) -> Html:
 
 
 def _passage(p: tables.Passage) -> Html:
-    meta = join([_chip(p.label), el("span", f"score {p.score:.3f}", class_="score"),
+    meta = join([el("span", f"score {p.score:.3f}", class_="score"),
                  el("span", p.domain, class_="domain")] + ([el("span", p.date[:10])] if p.date else [])
                 + ([el("span", f"family {p.cluster_id}")] if p.cluster_id is not None else []), " ")
     return el("li", el("p", meta, class_="meta") + el("blockquote", _truncate(p.text, PASSAGE_CHARS))
@@ -248,34 +280,43 @@ def _run_details(run: RunData) -> Html:
     manifest, corpus = run.manifest, run.summary.get("corpus") or {}
     model = manifest.get("model") if isinstance(manifest.get("model"), dict) else {}
     seconds = tables.run_seconds(run)
-    unit_seconds = run.unit_seconds()
-    facts = [
+    facts: list[tuple[str, Any]] = [
         ("run directory", el("code", str(run.run_dir.resolve()))),
-        ("model", el("code", _value(model.get("path") or manifest.get("model")))),
-        ("model sha256", el("code", _value(model.get("sha256") or manifest.get("model_sha256")))),
-        ("duration", fmt.duration(seconds) if seconds is not None else
-         (f"{fmt.duration(unit_seconds)} summed over units" if unit_seconds is not None else "–")),
+        ("inputs", join((el("code", i) for i in manifest.get("inputs") or []), " ") or "–"),
+        ("model", el("code", _value(model.get("path"))) + (f" (version {model['version']})" if model.get("version")
+                                                            else "")),
+        ("model sha256", el("code", _value(model.get("sha256")))),
+        ("corpus-audit", _value(manifest.get("tool_version"))),
+        ("duration", fmt.duration(seconds) + (" (the last invocation; a resumed scan counts only its own work)"
+                                              if seconds is not None else "")),
     ]
-    elapsed = seconds or unit_seconds
-    if elapsed and corpus.get("documents") is not None:
-        facts.append(("throughput", f"{fmt.count(corpus['documents'] / elapsed)} documents/s · "
-                                    f"{fmt.big((corpus.get('characters') or 0) / elapsed)} characters/s"))
+    scanned, read = manifest.get("documents_scanned"), manifest.get("bytes_read")
+    if seconds and scanned:
+        rate = f"{fmt.count(scanned / seconds)} documents/s"
+        if read:
+            rate += f" · {read / seconds / 1e6:.1f} MB/s read"
+        facts.append(("throughput", rate))
+    if (unit_seconds := run.unit_seconds()) is not None:
+        facts.append(("time in units", f"{fmt.duration(unit_seconds)} summed over {len(run.units)} units"))
+    if manifest and manifest.get("finished") is False:
+        facts.append(("status", el("strong", "unfinished: this report covers the units completed so far")))
     details = el("dl", join(el("dt", k) + el("dd", v) for k, v in facts), class_="facts-list")
-    inputs = manifest.get("inputs") or []
-    input_rows = [(i.get("path", "?"), fmt.count(i.get("size")), _value(i.get("fingerprint") or i.get("mtime_ns")))
-                  if isinstance(i, dict) else (i, "–", "–") for i in inputs]
+    shards = [s for s in manifest.get("shards") or [] if isinstance(s, dict)]
+    shard_rows = [(s.get("relpath") or s.get("path", "?"), fmt.count(s.get("size"))) for s in shards]
     options = manifest.get("options") if isinstance(manifest.get("options"), dict) else {}
     failures = [f for f in run.summary.get("failures") or [] if isinstance(f, dict)]
     return el("section",
               el("h2", "Run details") + details
-              + el("h3", f"Inputs ({len(inputs)})")
-              + (table(["path", "bytes", "fingerprint"], input_rows, numeric=(1,)) if inputs
-                 else el("p", "The manifest lists no inputs.", class_="muted"))
-              + el("h3", "Options") + (table(["option", "value"], [(k, _value(v)) for k, v in options.items()])
+              + el("h3", f"Shards ({len(shards)}; {fmt.count(corpus.get('documents'))} documents)")
+              + (table(["shard", "bytes"], shard_rows, numeric=(1,), class_="data narrow") if shards
+                 else el("p", "The manifest lists no shards.", class_="muted"))
+              + el("h3", "Options") + (table(["option", "value"], [(k, _value(v)) for k, v in options.items()],
+                                             class_="data narrow")
                                        if options else el("p", "No options recorded.", class_="muted"))
               + el("h3", f"Failures ({len(failures)})")
-              + (table(["input", "error"], [(f.get("input", "?"), f.get("error", "?")) for f in failures],
-                       class_="data failures") if failures else el("p", "None: every input was read.", class_="muted")),
+              + (table(["input", "unit", "error"], [(f.get("input", "?"), f.get("unit") or "–", f.get("error", "?"))
+                                                    for f in failures], class_="data failures")
+                 if failures else el("p", "None: every input was read.", class_="muted")),
               id="run")
 
 
@@ -285,7 +326,7 @@ def render(run: RunData) -> str:
     concs = [tables.concentration(run, label) for label in AI_LABELS]
     sections = [("headline", "Headline"), ("concentration", "Where it concentrates"), ("time", "By dump and date"),
                 ("scores", "Score distribution"), ("examples", "Example passages"), ("run", "Run details")]
-    bodies = {"headline": _headline(run, rows), "concentration": _concentration(run, rows, concs),
+    bodies = {"headline": _headline(rows), "concentration": _concentration(rows, concs),
               "time": _time(run), "scores": _scores(run), "examples": _examples(run), "run": _run_details(run)}
     present = [(anchor, title) for anchor, title in sections if bodies[anchor]]
     css = resources.files(__package__).joinpath("style.css").read_text(encoding="utf-8")

@@ -46,7 +46,7 @@ def _estimate(prev: tables.Prevalence | None) -> tuple[str, str]:
     if prev is None:
         return "–", ""
     if prev.headline is None:
-        return "not detectable", ""
+        return "not detectable", f"below {fmt.pct(prev.upper)}" if prev.upper is not None else ""
     return fmt.pct_interval(prev.headline.estimate, prev.headline.low, prev.headline.high)
 
 
@@ -55,14 +55,19 @@ def _headline(rows: list[tables.LabelHeadline]) -> list[str]:
     headers = ["label", "documents", "passages"] + [h for u in units for h in (f"share of {u}", "95% interval")]
     body = [[f"`{r.label}`", fmt.count(r.documents), fmt.count(r.passages),
              *[c for u in units for c in _estimate(r.unit(u))]] for r in rows]
+    if not units:
+        headers.append("raw flagged share of documents")
+        body = [row + [fmt.pct(r.raw_share)] for row, r in zip(body, rows)]
     out = ["## Headline", "", _table(headers, body, numeric=tuple(range(1, len(headers)))), ""]
     ratio, explanation = tables.misaligned_to_aligned(rows)
     out.append(f"Misaligned : aligned AI portrayals **{ratio}** ({explanation})." if ratio else explanation)
-    notes = [f"- `{r.label}` ({p.unit}): {md_text(p.message)}" for r in rows for p in r.prevalence if p.message]
+    if not units:
+        out += ["", "This run has no prevalence estimates; the shares above are raw classifier counts."]
     methods = sorted({p.method for r in rows for p in r.prevalence if p.method})
     if methods:
-        out += ["", "Method: " + ", ".join(md_code(m) for m in methods)]
-    return out + ([""] + notes if notes else [])
+        out += ["", "Headline estimator: " + ", ".join(md_code(m) for m in methods)]
+    notes = sorted({f"{md_text(p.message)}" for r in rows for p in r.prevalence if p.message})
+    return out + ([""] + [f"- {n}" for n in notes] if notes else [])
 
 
 def _concentration(rows: list[tables.LabelHeadline], concs: list[tables.Concentration]) -> list[str]:
@@ -93,11 +98,12 @@ def _concentration(rows: list[tables.LabelHeadline], concs: list[tables.Concentr
 
 def _run(run: RunData) -> list[str]:
     model = run.manifest.get("model") if isinstance(run.manifest.get("model"), dict) else {}
-    sha = model.get("sha256") or run.manifest.get("model_sha256")
+    sha = model.get("sha256")
     seconds = tables.run_seconds(run)
     failures = [f for f in run.summary.get("failures") or [] if isinstance(f, dict)]
     out = ["## Run details", "",
-           f"- inputs: {len(run.manifest.get('inputs') or [])}",
+           f"- inputs: {', '.join(md_code(i) for i in run.manifest.get('inputs') or []) or '–'}",
+           f"- shards: {len(run.manifest.get('shards') or [])}",
            f"- model sha256: {md_code(sha) if sha else '–'}",
            f"- duration: {fmt.duration(seconds)}",
            f"- failures: {len(failures)}"]

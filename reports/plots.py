@@ -26,7 +26,7 @@ STYLE = {
     "svg.fonttype": "path",
     "svg.hashsalt": "corpus-audit",      # stable ids, so the same run gives the same file
     "font.family": "DejaVu Sans",
-    "font.size": 9,
+    "font.size": 10,
     "text.color": INK,
     "axes.labelcolor": INK,
     "axes.edgecolor": "#9aa1a9",
@@ -60,7 +60,7 @@ def prevalence(rows: list[LabelHeadline], unit: str = "documents") -> str | None
     if not points:
         return None
     with matplotlib.rc_context(STYLE):
-        fig = _figure(6.4, 0.55 * len(points) + 0.9)
+        fig = _figure(7.2, 0.6 * len(points) + 1.0)
         ax = fig.add_subplot()
         ys = np.arange(len(points))[::-1]
         values = []
@@ -91,12 +91,12 @@ def top_domains(conc: Concentration) -> str | None:
     if not rows:
         return None
     with matplotlib.rc_context(STYLE):
-        fig = _figure(6.4, 0.28 * len(rows) + 0.8)
+        fig = _figure(5.2, 0.3 * len(rows) + 0.8)
         ax = fig.add_subplot()
         names = [_short(str(d["domain"]), 34) for d in rows][::-1]
         counts = [d["documents"] for d in rows][::-1]
         bars = ax.barh(names, counts, color=COLORS[conc.label], height=0.65)
-        ax.bar_label(bars, labels=[f"{c:,}" for c in counts], padding=3, color=MUTED, fontsize=8)
+        ax.bar_label(bars, labels=[f"{c:,}" for c in counts], padding=3, color=MUTED, fontsize=9)
         ax.grid(axis="y", visible=False)
         ax.margins(x=0.12)
         ax.set_xlabel(f"documents labelled {conc.label}")
@@ -109,7 +109,7 @@ def score_histogram(counts: list[int]) -> str | None:
         return None
     edges = np.linspace(0, 1, len(counts) + 1)
     with matplotlib.rc_context(STYLE):
-        fig = _figure(6.4, 2.6)
+        fig = _figure(7.2, 3.0)
         ax = fig.add_subplot()
         colors = [COLORS["misaligned_ai"] if left >= 0.5 else "#b9bfc6" for left in edges[:-1]]
         ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color=colors,
@@ -129,7 +129,7 @@ def lorenz_curves(concs: list[Concentration]) -> str | None:
     if not drawn:
         return None
     with matplotlib.rc_context(STYLE):
-        fig = _figure(4.6, 4.0)
+        fig = _figure(5.0, 4.6)
         ax = fig.add_subplot()
         ax.plot([0, 1], [0, 1], color="#9aa1a9", linewidth=1, linestyle=(0, (4, 3)), label="equal spread")
         for c in drawn:
@@ -144,7 +144,7 @@ def lorenz_curves(concs: list[Concentration]) -> str | None:
         ax.yaxis.set_major_formatter(percent)
         ax.set_xlabel("share of domains (fewest documents first)")
         ax.set_ylabel("share of documents")
-        ax.legend(loc="upper left", fontsize=8)
+        ax.legend(loc="upper left", fontsize=9)
         return to_data_uri(fig)
 
 
@@ -153,7 +153,7 @@ def by_period(table: pl.DataFrame, granularity: str) -> str | None:
     if table.height < 2:
         return None
     with matplotlib.rc_context(STYLE):
-        fig = _figure(6.4, 2.6)
+        fig = _figure(7.2, 3.0)
         ax = fig.add_subplot()
         x = np.arange(table.height)
         for label in AI_LABELS:
@@ -165,7 +165,7 @@ def by_period(table: pl.DataFrame, granularity: str) -> str | None:
                       if granularity == "month" else "center")
         ax.set_ylabel("flagged documents")
         ax.set_ylim(bottom=0)
-        ax.legend(fontsize=8, ncols=3, loc="upper left")
+        ax.legend(fontsize=9, ncols=3, loc="upper left")
         return to_data_uri(fig)
 
 

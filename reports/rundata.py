@@ -41,16 +41,6 @@ class RunData:
             total = [a + b for a, b in zip(total, histogram)]
         return total
 
-    def by_dump(self) -> dict[str, dict[str, int]]:
-        """Documents and characters per dump, summed over units."""
-        merged: dict[str, dict[str, int]] = {}
-        for unit in self.units:
-            for dump, stats in (unit.get("by_dump") or {}).items():
-                into = merged.setdefault(dump, {"documents": 0, "characters": 0})
-                for key in into:
-                    into[key] += int(stats.get(key) or 0)
-        return merged
-
     def unit_seconds(self) -> float | None:
         seconds = [u["seconds"] for u in self.units if isinstance(u.get("seconds"), (int, float))]
         return sum(seconds) if seconds else None

@@ -33,10 +33,15 @@ class Estimate:
 
 @dataclass
 class Prevalence:
-    """One unit's headline prevalence; `message` replaces the number when the estimator says it is not detectable."""
+    """One unit's headline prevalence.
+
+    `headline` is None when the estimator could not tell the share from zero (`detectable` false); then `upper`
+    is the 95% upper bound and `message` says why. `message` may also carry a caveat for a detectable estimate.
+    """
     unit: str
     headline: Estimate | None
     method: str = ""
+    upper: float | None = None
     message: str | None = None
     others: list[Estimate] = field(default_factory=list)
 
@@ -48,6 +53,7 @@ class LabelHeadline:
     passages: int | None
     characters: int | None
     prevalence: list[Prevalence]
+    raw_share: float | None         # flagged documents / documents scanned, for runs without estimates
 
     def unit(self, unit: str) -> Prevalence | None:
         return next((p for p in self.prevalence if p.unit == unit), None)
@@ -75,6 +81,7 @@ class Family:
     first_date: str | None = None
     last_date: str | None = None
     top_domains: list[str] = field(default_factory=list)
+    mix: dict[str, int] = field(default_factory=dict)      # passages per label, when clusters.parquet has it
 
 
 @dataclass
@@ -87,58 +94,85 @@ class Concentration:
     lorenz: tuple[np.ndarray, np.ndarray] | None     # cumulative share of domains, of documents
 
 
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _interval(entry: dict[str, Any]) -> tuple[float | None, float | None]:
+    ci = entry.get("ci95")
+    if isinstance(ci, (list, tuple)) and len(ci) == 2:
+        return _number(ci[0]), _number(ci[1])
+    return None, None
+
+
 def _estimate(name: str, entry: Any) -> Estimate | None:
-    if not isinstance(entry, dict) or not isinstance(entry.get("estimate"), (int, float)):
+    """An estimate with its interval (a missing bound collapses onto the estimate); None if there is no number."""
+    if not isinstance(entry, dict) or (estimate := _number(entry.get("estimate"))) is None:
         return None
-    ci = entry.get("ci95") or [None, None]
-    low, high = (ci + [None, None])[:2] if isinstance(ci, list) else (None, None)
-    estimate = float(entry["estimate"])
-    return Estimate(name, estimate, float(low) if low is not None else estimate,
-                    float(high) if high is not None else estimate)
+    low, high = _interval(entry)
+    return Estimate(name, estimate, estimate if low is None else low, estimate if high is None else high)
 
 
 def _prevalence(unit: str, entry: dict[str, Any]) -> Prevalence:
     method = str(entry.get("method") or "")
+    message = str(entry["message"]) if entry.get("message") else None
     others = [e for name, sub in (entry.get("estimators") or {}).items()
-              if (e := _estimate(str(name), sub)) is not None and str(name) != method]
-    if entry.get("detectable") is False:
-        message = entry.get("message") or "Not detectable: false positives could account for every passage counted."
-        return Prevalence(unit, None, method, str(message), others)
-    return Prevalence(unit, _estimate(method, entry), method, None, others)
+              if isinstance(sub, dict) and sub.get("method") != method and (e := _estimate(str(name), sub))]
+    if entry.get("detectable") is False or _number(entry.get("estimate")) is None:
+        return Prevalence(unit, None, method, _interval(entry)[1],
+                          message or "Not detectable: false positives could account for every passage counted.",
+                          others)
+    return Prevalence(unit, _estimate(method, entry), method, None, message, others)
 
 
 def headlines(summary: dict[str, Any]) -> list[LabelHeadline]:
     """Per label, in contract order: counts and each unit's prevalence (units in a fixed order, then any others)."""
+    corpus = summary.get("corpus") or {}
+    scanned = _number(corpus.get("documents_scanned")) or _number(corpus.get("documents"))
     rows = []
     for label in LABELS:
         block = (summary.get("labels") or {}).get(label) or {}
         prevalence = block.get("prevalence") or {}
         units = [u for u in UNIT_ORDER if u in prevalence] + [u for u in prevalence if u not in UNIT_ORDER]
+        documents = block.get("documents")
         rows.append(LabelHeadline(
-            label=label, documents=block.get("documents"), passages=block.get("passages"),
-            characters=block.get("characters"),
+            label=label, documents=documents, passages=block.get("passages"), characters=block.get("characters"),
             prevalence=[_prevalence(u, prevalence[u]) for u in units
                         if isinstance(prevalence[u], dict) and ("estimate" in prevalence[u] or "detectable" in prevalence[u])],
+            raw_share=documents / scanned if isinstance(documents, int) and scanned else None,
         ))
     return rows
 
 
 def misaligned_to_aligned(rows: list[LabelHeadline]) -> tuple[str | None, str]:
-    """The misaligned : aligned ratio of the first unit both labels estimate, and a sentence saying what it is.
+    """The misaligned : aligned ratio and a sentence saying what it divides.
 
-    The ratio is None (and the sentence says why) when either label has no number to divide.
+    It divides the prevalence estimates of the first unit both labels have; a run without estimates divides the
+    flagged document counts instead and says so. The ratio is None (the sentence says why) when a side is zero
+    or not detectable.
     """
     by_label = {r.label: r for r in rows}
+    misaligned, aligned = by_label["misaligned_ai"], by_label["aligned_ai"]
     for unit in UNIT_ORDER:
-        a, b = by_label["misaligned_ai"].unit(unit), by_label["aligned_ai"].unit(unit)
-        if a and b and a.headline and b.headline:
-            misaligned, aligned = a.headline.estimate, b.headline.estimate
-            if misaligned > 0 and aligned > 0:
-                return fmt.ratio(misaligned, aligned), (f"ratio of the {unit} estimates, "
-                                                        f"{fmt.pct(misaligned)} vs {fmt.pct(aligned)}")
-            missing = " nor ".join(n for n, v in (("misaligned", misaligned), ("aligned", aligned)) if v == 0)
-            return None, f"No ratio: no {missing} AI portrayals were found (by {unit})."
-    return None, "No ratio: misaligned or aligned AI has no estimate (see the headline cards)."
+        a, b = misaligned.unit(unit), aligned.unit(unit)
+        if a and b:
+            if a.headline is None or b.headline is None:
+                return None, f"No ratio: {'misaligned' if a.headline is None else 'aligned'} AI is not detectable."
+            return _ratio(a.headline.estimate, b.headline.estimate,
+                          f"ratio of the {unit} estimates, {fmt.pct(a.headline.estimate)} vs "
+                          f"{fmt.pct(b.headline.estimate)}")
+    if misaligned.prevalence or aligned.prevalence or misaligned.documents is None or aligned.documents is None:
+        return None, "No ratio: misaligned and aligned AI have no estimate in a common unit."
+    return _ratio(misaligned.documents, aligned.documents,
+                  f"ratio of flagged documents, {fmt.count(misaligned.documents)} vs {fmt.count(aligned.documents)}; "
+                  "raw classifier counts")
+
+
+def _ratio(misaligned: float, aligned: float, explanation: str) -> tuple[str | None, str]:
+    if misaligned > 0 and aligned > 0:
+        return fmt.ratio(misaligned, aligned), explanation
+    missing = " nor ".join(n for n, v in (("misaligned", misaligned), ("aligned", aligned)) if v == 0)
+    return None, f"No ratio: no {missing} AI portrayals were found ({explanation})."
 
 
 def _passage(row: dict[str, Any]) -> Passage:
@@ -220,7 +254,8 @@ def concentration(run: RunData, label: str) -> Concentration:
             cluster_id=c["cluster_id"], passages=c.get("passages", extra.get("size")),
             documents=c.get("documents", extra.get("documents")), domains=c.get("domains", extra.get("domains")),
             exemplar=exemplars.get(c["cluster_id"]), first_date=extra.get("first_date"),
-            last_date=extra.get("last_date"), top_domains=_domain_names(extra.get("top_domains"))))
+            last_date=extra.get("last_date"), top_domains=_domain_names(extra.get("top_domains")),
+            mix={label: int(extra[f"n_{label}"]) for label in AI_LABELS if extra.get(f"n_{label}")}))
     counts = _domain_counts(run, label)
     curve = lorenz(counts) if counts is not None else None
     gini = block.get("gini_domains")
@@ -234,57 +269,54 @@ def concentration(run: RunData, label: str) -> Concentration:
     )
 
 
-def flagged_documents_by(run: RunData, column: str, expression: pl.Expr | None = None) -> pl.DataFrame | None:
-    """Distinct flagged documents per value of `column` (or of `expression`) and AI label: one column per label."""
-    if run.passages is None or column not in run.passage_columns():
-        return None
-    key = (expression if expression is not None else pl.col(column)).alias("key")
-    frame = (run.passages.filter(pl.col("label").is_in(AI_LABELS))
-             .group_by(key, "label").agg(pl.col("doc_id").n_unique().alias("documents")).collect())
-    frame = frame.filter(pl.col("key").is_not_null())
-    if frame.height == 0:
-        return None
-    wide = frame.pivot(on="label", index="key", values="documents")
-    for label in AI_LABELS:
-        if label not in wide.columns:
-            wide = wide.with_columns(pl.lit(0, dtype=pl.UInt32).alias(label))
-    return wide.select("key", *AI_LABELS).fill_null(0).sort("key")
-
-
 def by_period(run: RunData) -> tuple[pl.DataFrame, str] | None:
-    """Flagged documents per year, or per month when all dates fall within three years."""
+    """Distinct flagged documents per year (per month when all dates fall within three years) and AI label."""
     if run.passages is None or "date" not in run.passage_columns():
         return None
-    years = (run.passages.select(pl.col("date").cast(pl.String).str.extract(r"^(\d{4})-?(\d{2})?", 1)
-                                 .cast(pl.Int32, strict=False).alias("y"))
-             .select(pl.col("y").min().alias("lo"), pl.col("y").max().alias("hi")).collect())
-    if years["lo"][0] is None:
+    dated = run.passages.filter(pl.col("label").is_in(AI_LABELS)).with_columns(
+        month=pl.col("date").cast(pl.String).str.extract(r"^(\d{4}-\d{2})", 1))
+    span = dated.select(pl.col("month").min().alias("lo"), pl.col("month").max().alias("hi")).collect()
+    if span["lo"][0] is None:
         return None
-    monthly = years["hi"][0] - years["lo"][0] < 3
-    pattern = r"^(\d{4}-\d{2})" if monthly else r"^(\d{4})"
-    table = flagged_documents_by(run, "date", pl.col("date").cast(pl.String).str.extract(pattern, 1))
-    return (table, "month" if monthly else "year") if table is not None else None
+    monthly = int(span["hi"][0][:4]) - int(span["lo"][0][:4]) < 3
+    key = pl.col("month") if monthly else pl.col("month").str.slice(0, 4)
+    counts = (dated.filter(pl.col("month").is_not_null()).group_by(key.alias("key"), "label")
+              .agg(pl.col("doc_id").n_unique().alias("documents")).collect())
+    wide = counts.pivot(on="label", index="key", values="documents")
+    wide = wide.with_columns(pl.lit(0, dtype=pl.UInt32).alias(label) for label in AI_LABELS if label not in wide.columns)
+    every = _periods(span["lo"][0], span["hi"][0], monthly)   # periods without flagged documents show as zero
+    table = pl.DataFrame({"key": every}).join(wide, on="key", how="left")
+    return table.select("key", *AI_LABELS).fill_null(0), "month" if monthly else "year"
 
 
-def by_dump(run: RunData) -> list[dict[str, Any]]:
-    """Per dump: documents scanned (unit stats) and distinct flagged documents per AI label (passages)."""
-    scanned = run.by_dump()
-    flagged = flagged_documents_by(run, "dump")
-    flagged_rows = {row["key"]: row for row in flagged.to_dicts()} if flagged is not None else {}
-    dumps = sorted(set(scanned) | set(flagged_rows))
-    rows = []
-    for dump in dumps:
-        row = {"dump": dump, "documents": scanned.get(dump, {}).get("documents"),
-               "characters": scanned.get(dump, {}).get("characters")}
-        row.update({label: int(flagged_rows.get(dump, {}).get(label) or 0) for label in AI_LABELS})
-        rows.append(row)
-    return rows
+def _periods(first: str, last: str, monthly: bool) -> list[str]:
+    """Every year (or month, 'YYYY-MM') from first to last inclusive."""
+    if not monthly:
+        return [str(y) for y in range(int(first[:4]), int(last[:4]) + 1)]
+    start, stop = int(first[:4]) * 12 + int(first[5:7]) - 1, int(last[:4]) * 12 + int(last[5:7]) - 1
+    return [f"{m // 12}-{m % 12 + 1:02d}" for m in range(start, stop + 1)]
+
+
+def _dump_name(key: Any) -> str | None:
+    """Dump keys as the summary writes them; documents without a dump come back as None."""
+    return None if key in (None, "", "None", "null") else str(key)
+
+
+def by_dump(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per dump: documents scanned, and documents flagged per AI label (both from summary.json)."""
+    rows = {_dump_name(k): {"dump": _dump_name(k), "documents": v.get("documents"), "characters": v.get("characters")}
+            for k, v in (summary.get("by_dump") or {}).items() if isinstance(v, dict)}
+    for label in AI_LABELS:
+        block = (summary.get("concentration") or {}).get(label) or {}
+        for entry in block.get("by_dump") or []:
+            if isinstance(entry, dict):
+                row = rows.setdefault(_dump_name(entry.get("dump")),
+                                      {"dump": _dump_name(entry.get("dump")), "documents": None, "characters": None})
+                row[label] = int(entry.get("documents") or 0)
+    ordered = sorted(rows.values(), key=lambda r: (r["dump"] is None, r["dump"] or ""))
+    return [{**{label: 0 for label in AI_LABELS}, **row} for row in ordered]
 
 
 def run_seconds(run: RunData) -> float | None:
-    """Wall-clock seconds of the scan from the manifest's timings, if it recorded them."""
-    timings = run.manifest.get("timings") or {}
-    for key in ("seconds", "wall_seconds", "total_seconds", "elapsed_seconds"):
-        if isinstance(timings.get(key), (int, float)):
-            return float(timings[key])
-    return None
+    """Wall-clock seconds of the scan's last invocation, as the manifest records it."""
+    return _number(run.manifest.get("seconds"))

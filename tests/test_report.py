@@ -88,8 +88,9 @@ def _passages(rng: np.random.Generator, payloads: bool) -> pl.DataFrame:
                                p_misaligned_ai=pl.col("p_misaligned_ai").cast(pl.Float32))
     frame = frame.with_columns(p_aligned_ai=pl.lit(0.05, pl.Float32), p_neutral_ai=pl.lit(0.1, pl.Float32),
                                p_no_ai=pl.lit(0.05, pl.Float32))
-    # Families: every passage of a label with the same sentence (i % len) is a near-duplicate of the others.
-    family = pl.col("label") + ":" + pl.col("text").str.slice(0, 40)
+    # Families: passages of a label with the same sentence are near-duplicates, except every fifth (its own family).
+    family = pl.when(pl.int_range(pl.len()) % 5 == 0).then(pl.col("doc_id") + pl.col("label")) \
+        .otherwise(pl.col("label") + ":" + pl.col("text").str.slice(0, 40))
     frame = frame.with_columns(cluster_id=family.rank("dense").cast(pl.Int64) - 1)
     if payloads:
         top = frame.filter(pl.col("label") == "misaligned_ai")["score"].arg_max()
@@ -115,11 +116,13 @@ def _concentration(frame: pl.DataFrame, label: str) -> dict:
     cum = np.cumsum(counts) / counts.sum()
     gini = 1 - (2 * cum.sum() - cum[-1]) / len(counts)
     in_family = families.filter(pl.col("passages") >= 2)["passages"].sum()
+    by_dump = mine.unique("doc_id").group_by("dump").agg(pl.len().alias("documents")).sort("dump", nulls_last=True)
     return {
         "top_domains": [{**d, "share": d["documents"] / total} for d in per_domain.head(10).to_dicts()],
-        "top_clusters": families.head(10).to_dicts(),
+        "top_clusters": families.filter(pl.col("passages") >= 2).head(10).to_dicts(),
         "gini_domains": float(gini),
         "near_duplicate_share": in_family / mine.height,
+        "by_dump": by_dump.to_dicts(),
     }
 
 
@@ -135,40 +138,46 @@ def write_fixture_run(run_dir: Path, *, payloads: bool = False, clusters: bool =
         n_docs = mine["doc_id"].n_unique() if label != "no_ai" else documents - frame["doc_id"].n_unique()
         n_chars = int(mine["text"].str.len_chars().sum()) if label != "no_ai" else characters // 2
         low, high = _wilson(n_docs, documents)
+        by_documents = {"estimate": n_docs / documents, "ci95": [low, high], "method": "Wilson classify-and-count"}
+        by_characters = {"estimate": n_chars / characters, "method": "Wilson classify-and-count",
+                         "ci95": [n_chars / characters * 0.8, n_chars / characters * 1.2]}
         labels[label] = {
             "documents": n_docs, "passages": mine.height if label != "no_ai" else total_passages - frame.height,
             "characters": n_chars,
             "prevalence": {
-                "documents": {"estimate": n_docs / documents, "ci95": [low, high], "method": "classify_count_wilson"},
-                "characters": {"estimate": n_chars / characters, "ci95": [n_chars / characters * 0.8,
-                                                                          n_chars / characters * 1.2],
-                               "method": "classify_count_wilson"},
+                unit: {**entry, "detectable": True, "estimators": {"classify_and_count": entry}}
+                for unit, entry in (("documents", by_documents), ("characters", by_characters))
             },
         }
     summary = {
         "schema_version": 1,
         "corpus": {"shards": 4, "shards_failed": 1 if payloads else 0, "documents": documents,
-                   "characters": characters, "passages": total_passages},
+                   "documents_scanned": documents, "characters": characters, "passages": total_passages},
         "labels": labels,
         "concentration": {label: _concentration(frame, label) for label in AI_LABELS},
-        "failures": [{"input": "broken.parquet", "error": f"not a Parquet file: {PAYLOADS[1]}"}] if payloads else [],
+        "by_dump": {str(d): {"documents": documents // 3, "characters": characters // 3} for d in DUMPS},
+        "failures": [{"input": "broken.parquet", "unit": None, "error": f"not a Parquet file: {PAYLOADS[1]}"}]
+        if payloads else [],
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     frame.write_parquet(run_dir / "passages.parquet")
     if clusters:
         cl = frame.group_by("cluster_id").agg(
             pl.len().alias("size"), pl.col("doc_id").n_unique().alias("documents"),
-            pl.col("domain").n_unique().alias("domains"), pl.col("text").first().alias("exemplar"),
+            pl.col("domain").n_unique().alias("domains"),
+            *[(pl.col("label") == label).sum().alias(f"n_{label}") for label in AI_LABELS],
+            pl.col("doc_id").first().alias("exemplar_doc_id"), pl.col("text").first().alias("exemplar_text"),
             pl.col("date").min().alias("first_date"), pl.col("date").max().alias("last_date"),
             pl.col("domain").unique().sort().head(3).alias("top_domains"))
         cl.write_parquet(run_dir / "clusters.parquet")
     manifest = {
-        "inputs": [{"path": f"shards/web_{i}.parquet", "size": 4_000_000 + i, "mtime_ns": 1_700_000_000 + i}
-                   for i in range(4)],
-        "model": {"path": "classifiers/model.bin", "sha256": "ab" * 32},
-        "options": {"workers": 2, "sample_rate": 1.0, "seed": 0,
-                    "text_column": PAYLOADS[2] if payloads else "text"},
-        "timings": {"seconds": 12.5},
+        "schema_version": 1, "tool_version": "0.1.0", "inputs": ["shards/"],
+        "options": {"columns": {"text": PAYLOADS[2] if payloads else "text", "id": "id", "url": "url"},
+                    "sample_rate": 1.0, "seed": 0},
+        "model": {"path": "classifiers/model.ftz", "sha256": "ab" * 32, "version": "fixture"},
+        "shards": [{"relpath": f"web_{i}.parquet", "path": f"/data/shards/web_{i}.parquet", "size": 4_000_000 + i,
+                    "mtime_ns": 1_700_000_000 + i} for i in range(4)],
+        "finished": True, "seconds": 12.5, "bytes_read": 16_000_000, "documents_scanned": documents,
     }
     (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
     units = run_dir / "units"
@@ -178,7 +187,7 @@ def write_fixture_run(run_dir: Path, *, payloads: bool = False, clusters: bool =
     histogram = np.histogram(background, bins=50, range=(0, 1))[0]
     for i in range(4):
         share = histogram // 4 + (histogram % 4 > i)
-        by_dump = {d or "": {"documents": documents // 12, "characters": characters // 12} for d in DUMPS}
+        by_dump = {str(d): {"documents": documents // 12, "characters": characters // 12} for d in DUMPS}
         unit = {"unit": f"web_{i}.parquet@0-1", "documents": documents // 4, "passages": total_passages // 4,
                 "score_histogram": share.tolist(), "by_dump": by_dump, "seconds": 3.0}
         (units / f"web_{i}.parquet@0-1.json").write_text(json.dumps(unit))
@@ -233,7 +242,7 @@ def test_headline_numbers_and_sections_are_on_the_page(run):
     top = summary["concentration"]["misaligned_ai"]["top_domains"][0]
     assert top["domain"] in text and fmt.pct(top["share"], 1) in text
     assert f"{summary['concentration']['misaligned_ai']['gini_domains']:.2f}" in text
-    assert "ab" * 32 in text and "12.5 s" in text
+    assert "ab" * 32 in text and "12.5 s" in text and f"{4636 / 12.5:,.0f} documents/s" in text
     # prevalence, four-ish plots: every one an inline data: URI
     images = [attrs["src"] for tag, attrs in _tags(page) if tag == "img"]
     assert len(images) >= 6 and all(src.startswith("data:image/svg+xml;base64,") for src in images)
@@ -254,9 +263,11 @@ def test_examples_are_the_highest_scoring_passage_per_family(run):
     write_reports(run_dir)
     text = _visible_text((run_dir / "report.html").read_text())
     flagged = pl.read_parquet(run_dir / "passages.parquet").filter(pl.col("label") == "misaligned_ai")
-    best = flagged.sort("score", descending=True).unique("cluster_id", keep="first")
-    for row in best.to_dicts():
+    best = flagged.sort("score", descending=True).unique("cluster_id", keep="first", maintain_order=True)
+    for row in best.head(5).to_dicts():
         assert row["url"] in text and f"score {row['score']:.3f}" in text
+    runner_up = best.row(5, named=True)
+    assert runner_up["url"] not in text.split("Example passages")[-1]
 
 
 def test_markdown_has_headline_and_tables(run):
