@@ -63,8 +63,9 @@ class TrainOptions:
 class Example:
     text: str
     label: str
-    source: str  # where it comes from: "written:<file>" or the realdata source name
-    key: str = ""  # the realdata key, or "<file>:<line>" for written passages
+    source: str  # where it comes from: "written" (the project's own passages) or the realdata source name
+    key: str = ""  # the realdata key, or "<line>" for written passages
+    origin: str = ""  # the data file's name
 
 
 @dataclass
@@ -134,7 +135,7 @@ def _read_text_file(path: Path) -> list[Example]:
                 raise UsageError(f"{where}: 'text' must be a non-empty string")
             if label not in LABELS:
                 raise UsageError(f"{where}: label {label!r} is not one of {list(LABELS)}")
-            examples.append(Example(text, label, f"written:{path.name}", f"{path.name}:{line_no}"))
+            examples.append(Example(text, label, "written", str(line_no), path.name))
     return examples
 
 
@@ -150,7 +151,7 @@ def _read_label_file(path: Path, exclude_dev: bool) -> list[Example]:
         raise UsageError(f"{path} holds label records whose text lives in the shared data: {error}") from None
     except ValueError as error:
         raise UsageError(f"{path}: {error}") from None
-    return [Example(r["text"], r["label"], r["source"], r["key"]) for r in resolved]
+    return [Example(r["text"], r["label"], r["source"], r["key"], path.name) for r in resolved]
 
 
 def deduplicate(examples: list[Example]) -> tuple[list[Example], int]:
@@ -303,7 +304,7 @@ def train(data_paths: Iterable[str | Path], out: str | Path, options: TrainOptio
 def _source_counts(examples: list[Example]) -> dict[str, dict[str, int]]:
     table: dict[str, dict[str, int]] = {}
     for example in examples:
-        row = table.setdefault(example.source, {})
+        row = table.setdefault(f"{example.origin}:{example.source}", {})
         row[example.label] = row.get(example.label, 0) + 1
     return dict(sorted(table.items()))
 
@@ -412,6 +413,7 @@ def _worst_errors(examples, probs, truth, predicted, limit: int = 40) -> list[di
     wrong = wrong[np.argsort(-probs[wrong, predicted[wrong]], kind="stable")][:limit]
     return [
         {
+            "origin": examples[i].origin,
             "source": examples[i].source,
             "key": examples[i].key,
             "true": LABELS[truth[i]],
