@@ -1,1 +1,68 @@
-__version__ = '0.1.0'
+"""corpus-audit: how much text portraying AI as misaligned a pretraining corpus holds, and where.
+
+The command line is a thin layer over these functions::
+
+    import audit
+    outcome = audit.scan(["data/fineweb/"], "runs/cc24", workers=2)
+    print(outcome.summary["labels"]["misaligned_ai"]["prevalence"]["documents"])
+    audit.report("runs/cc24")
+
+Modules are imported on first use, so ``import audit`` stays cheap.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from .pipeline import ScanOutcome
+
+
+def scan(
+    inputs: list[str] | str,
+    out: str | Path,
+    *,
+    preset: str | None = None,
+    columns: dict[str, str] | None = None,
+    model: str | None = None,
+    workers: int = 1,
+    engine: str = "local",
+    ray_address: str | None = None,
+    sample_rate: float = 1.0,
+    seed: int = 0,
+    progress: bool | None = False,
+) -> ScanOutcome:
+    """Scan Parquet shards into the run directory ``out`` (resuming it if unfinished). ``columns`` maps roles
+    (text, id, url, date, dump, tokens) to column names, overriding the preset."""
+    from .config import ScanConfig, resolve_columns
+    from .pipeline import scan as run_scan
+
+    chosen, required = resolve_columns(preset, dict(columns or {}))
+    return run_scan(ScanConfig(
+        inputs=[inputs] if isinstance(inputs, str) else list(inputs), out=Path(out), columns=chosen, required=required,
+        model=model, workers=workers, engine=engine, ray_address=ray_address, sample_rate=sample_rate, seed=seed,
+        progress=progress,
+    ))
+
+
+def report(run_dir: str | Path) -> tuple[Path, Path]:
+    """(Re)write ``report.html`` and ``report.md`` of a run."""
+    from .reports import write_reports
+
+    return write_reports(run_dir)
+
+
+def classify(texts: list[str], model: str | None = None) -> list[dict]:
+    """Label and scores of each text, classified as one passage by the model alone."""
+    from .labels import LABELS
+    from .tagger import load_cached
+
+    tagger = load_cached(model)
+    probs = tagger.predict(texts)
+    return [
+        {"label": LABELS[label], "scores": dict(zip(LABELS, map(float, row)))}
+        for row, label in zip(probs, tagger.decide(probs))
+    ]

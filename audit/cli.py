@@ -112,7 +112,81 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return outcome.exit_code
 
 
-PARSERS: list[Callable[[argparse._SubParsersAction], None]] = [_scan_parser, _report_parser, _demo_parser]
+def _train_parser(commands: argparse._SubParsersAction) -> None:
+    from .training import TrainOptions
+
+    p = commands.add_parser("train", help="train a classifier from labelled JSON Lines")
+    p.add_argument("data", nargs="+", metavar="DATA", help="JSON Lines: written passages {text,label} or label records")
+    p.add_argument("--out", required=True, type=Path, help="model file (.ftz quantised, or .bin); model.json beside it")
+    defaults = TrainOptions()
+    for name in ("dim", "epoch", "word_ngrams", "minn", "maxn", "folds", "seed"):
+        p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
+    p.add_argument("--lr", type=float, default=defaults.lr)
+    p.set_defaults(handler=_cmd_train)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .training import TrainOptions, train
+
+    names = ("dim", "epoch", "word_ngrams", "minn", "maxn", "folds", "seed", "lr")
+    info = train(args.data, args.out, TrainOptions(**{name: getattr(args, name) for name in names}))
+    print(f"model: {args.out} (sha256 {info.get('model_sha256', '?')[:12]}), trained on {sum(info['training']['counts'].values())} passages")
+    return 0
+
+
+def _evaluate_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("evaluate", help="per-label precision, recall and F1 of a model on labelled data")
+    p.add_argument("data", nargs="+", metavar="DATA")
+    p.add_argument("--model", help="model file (default: the shipped model)")
+    p.add_argument("--json", type=Path, help="also write the metrics as JSON to this file")
+    p.add_argument("--record", metavar="NAME", help="store the figures in the model's model.json under evaluation.NAME")
+    p.set_defaults(handler=_cmd_evaluate)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .atomic import write_json_atomic
+    from .tagger import Tagger
+    from .training import evaluate, format_metrics, record_evaluation
+
+    tagger = Tagger.load(args.model)
+    metrics = evaluate(args.data, tagger)
+    print(format_metrics(metrics))
+    if args.json:
+        write_json_atomic(args.json, metrics.to_json())
+    if args.record:
+        record_evaluation(tagger.path, args.record, metrics)
+    return 0
+
+
+def _classify_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("classify", help="classify JSON Lines texts (stdin or a file) with the model alone")
+    p.add_argument("file", nargs="?", default="-", help="JSON Lines file, or - for stdin (default)")
+    p.add_argument("--text-field", default="text")
+    p.add_argument("--model", help="model file (default: the shipped model)")
+    p.set_defaults(handler=_cmd_classify)
+
+
+def _cmd_classify(args: argparse.Namespace) -> int:
+    import json
+
+    from .training import classify
+
+    if args.file == "-":
+        lines = sys.stdin
+    else:
+        try:
+            lines = open(args.file, encoding="utf-8")
+        except OSError as error:
+            raise UsageError(f"cannot read {args.file}: {error.strerror}") from None
+    with lines:
+        for record in classify(lines, args.model, args.text_field):
+            sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return 0
+
+
+PARSERS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _scan_parser, _report_parser, _demo_parser, _train_parser, _evaluate_parser, _classify_parser,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
