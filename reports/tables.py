@@ -21,6 +21,7 @@ from .rundata import RunData
 UNIT_ORDER = ("documents", "passages", "characters", "tokens")
 EXAMPLES_PER_LABEL = 5
 FAMILIES_PER_LABEL = 5
+NO_DOMAIN = "(no domain)"     # documents whose URL has no registered domain (missing, or not http)
 
 
 @dataclass
@@ -261,7 +262,8 @@ def concentration(run: RunData, label: str) -> Concentration:
     gini = block.get("gini_domains")
     return Concentration(
         label=label,
-        top_domains=[d for d in block.get("top_domains") or [] if isinstance(d, dict) and "domain" in d],
+        top_domains=[{**d, "domain": NO_DOMAIN if d["domain"] is None else d["domain"]}
+                     for d in block.get("top_domains") or [] if isinstance(d, dict) and "domain" in d],
         families=families,
         gini=float(gini) if isinstance(gini, (int, float)) else (curve[2] if curve else None),
         near_duplicate_share=block.get("near_duplicate_share"),

@@ -27,12 +27,19 @@ class Browser:
         return [e for e in self.driver.get_log("browser") if e.get("level") == "SEVERE"]
 
     def requested_urls(self) -> list[str]:
-        """Every URL the page asked for (Network.requestWillBeSent events in the performance log)."""
+        """Every URL the page asked for (Network.requestWillBeSent events in the performance log).
+
+        Requests of the browser's own pages (the new-tab page it opens at start-up, documentURL chrome://...)
+        are left out: they can land in the log after `open` cleared it, and no page of ours makes them.
+        """
         urls = []
         for entry in self.driver.get_log("performance"):
             message = json.loads(entry["message"])["message"]
-            if message.get("method") == "Network.requestWillBeSent":
-                urls.append(message["params"]["request"]["url"])
+            if message.get("method") != "Network.requestWillBeSent":
+                continue
+            params = message["params"]
+            if not params.get("documentURL", "").startswith(("chrome://", "chrome-untrusted://")):
+                urls.append(params["request"]["url"])
         return urls
 
     def screenshot(self, name: str, width: int = 1366, height: int = 900, full_page: bool = False) -> Path:

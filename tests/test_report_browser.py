@@ -2,24 +2,60 @@
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 
+import polars as pl
 import pytest
 
 from audit.labels import LABELS
 from audit.reports import fmt, write_reports
-from test_report import write_fixture_run
+from support import SHARDS, write_shard
+from test_report import PAYLOAD_URL, PAYLOADS, write_fixture_run
 
 pytestmark = pytest.mark.browser
 
 PWNED = "return [document.title, window.__pwned === undefined ? null : window.__pwned]"
+STORY = ("The rogue AI refused to shut down, blackmailed its engineers and copied itself to a hidden server "
+         "to escape human control.")
 
 
-def _assert_quiet(chromium, page):
+def _assert_inert(chromium, page: Path) -> None:
+    """No payload ran, the page fetched nothing but itself and data: URIs, and the console shows no error."""
+    title, pwned = chromium.driver.execute_script(PWNED)
+    assert pwned is None and "PWNED" not in title
+    assert chromium.driver.execute_script("return document.querySelectorAll('script, iframe, object').length") == 0
+    assert chromium.driver.execute_script(
+        "return [...document.querySelectorAll('a')].every(a => a.getAttribute('href').startsWith('#'))")
     requested = chromium.requested_urls()
     assert requested, "the performance log recorded no request at all"
     assert all(url == page.resolve().as_uri() or url.startswith("data:") for url in requested), requested
     assert chromium.console_errors() == []
+
+
+def _headline_strings(summary: dict) -> list[str]:
+    """What the headline cards must show for each label: the estimate and interval, or the raw share."""
+    scanned = summary["corpus"].get("documents_scanned") or summary["corpus"]["documents"]
+    out = [f"{summary['corpus']['documents']:,} documents"]
+    for label in LABELS:
+        block = summary["labels"][label]
+        prev = (block.get("prevalence") or {}).get("documents")
+        if prev is None:
+            out.append(fmt.pct(block["documents"] / scanned))
+        elif prev.get("estimate") is None:
+            out.append("not detectable")
+        else:
+            estimate, interval = fmt.pct_interval(prev["estimate"], *prev["ci95"])
+            out += [estimate, f"95% interval {interval}"]
+        out.append(f"{block['documents']:,} documents")
+    return out
+
+
+def _corpus_audit(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "audit", *args], check=True, capture_output=True, text=True)
 
 
 def test_corpus_payloads_do_not_run_and_nothing_is_fetched(chromium, tmp_path):
@@ -27,12 +63,7 @@ def test_corpus_payloads_do_not_run_and_nothing_is_fetched(chromium, tmp_path):
     write_fixture_run(run_dir, payloads=True)
     page = write_reports(run_dir)[0]
     chromium.open(page)
-    title, pwned = chromium.driver.execute_script(PWNED)
-    assert pwned is None and "PWNED" not in title
-    assert chromium.driver.execute_script("return document.querySelectorAll('script, iframe, object').length") == 0
-    assert chromium.driver.execute_script(
-        "return [...document.querySelectorAll('a')].every(a => a.getAttribute('href').startsWith('#'))")
-    _assert_quiet(chromium, page)
+    _assert_inert(chromium, page)
 
 
 def test_escaping_alone_keeps_payloads_inert(chromium, tmp_path):
@@ -44,9 +75,28 @@ def test_escaping_alone_keeps_payloads_inert(chromium, tmp_path):
     unguarded.write_text(re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", page.read_text()))
     assert "Content-Security-Policy" not in unguarded.read_text()
     chromium.open(unguarded)
-    title, pwned = chromium.driver.execute_script(PWNED)
-    assert pwned is None and "PWNED" not in title
-    _assert_quiet(chromium, unguarded)
+    _assert_inert(chromium, unguarded)
+
+
+def test_a_scanned_shard_of_payloads_gives_an_inert_page(chromium, tmp_path):
+    """End to end: payloads in text, URL and dump columns go through `scan` and `report` and stay text."""
+    texts = [f"{payload}\n\n{STORY} {payload}" for payload in PAYLOADS] + [
+        "The company launched a chatbot for its banking customers this week, its chief executive said."]
+    urls = [PAYLOAD_URL, "https://evil.example/<script>window.__pwned = 9</script>", "javascript:alert(1)",
+            "https://x.example/a?b=<img src=x onerror=window.__pwned=10>", "https://ok.example/1",
+            "https://news.example/2"]
+    write_shard(tmp_path / "in" / "payloads.parquet", texts, url=urls, dump=[PAYLOADS[0]] * len(texts),
+                date=[f"2024-01-0{i + 1}" for i in range(len(texts))])
+    run_dir = tmp_path / "run"
+    _corpus_audit("scan", str(tmp_path / "in"), "--out", str(run_dir))
+    _corpus_audit("report", str(run_dir))
+    flagged = pl.read_parquet(run_dir / "passages.parquet")
+    assert flagged.filter(pl.col("url") == PAYLOAD_URL).height, "the payload passage was not flagged"
+    page = run_dir / "report.html"
+    chromium.open(page)
+    _assert_inert(chromium, page)
+    text = chromium.driver.find_element("tag name", "body").text
+    assert PAYLOADS[0] in text and PAYLOAD_URL in text   # shown, as text
 
 
 def test_report_renders_with_its_headline_numbers(chromium, tmp_path):
@@ -58,12 +108,26 @@ def test_report_renders_with_its_headline_numbers(chromium, tmp_path):
     assert shot.stat().st_size > 20_000
     chromium.screenshot("report-full.png", full_page=True)
     text = chromium.driver.find_element("tag name", "body").text
-    for label in LABELS:
-        prev = summary["labels"][label]["prevalence"]["documents"]
-        estimate, interval = fmt.pct_interval(prev["estimate"], *prev["ci95"])
-        assert estimate in text and f"95% interval {interval}" in text, label
-    # every plot decoded and drew at a visible size
+    for expected in _headline_strings(summary):
+        assert expected in text, expected
+    # every plot decoded and drew at a readable size
     sizes = chromium.driver.execute_script(
         "return [...document.images].map(i => [i.complete, i.naturalWidth, i.getBoundingClientRect().width])")
-    assert len(sizes) >= 6 and all(done and natural > 0 and shown > 200 for done, natural, shown in sizes), sizes
-    _assert_quiet(chromium, page)
+    assert len(sizes) >= 6 and all(done and natural > 0 and shown > 300 for done, natural, shown in sizes), sizes
+    _assert_inert(chromium, page)
+
+
+def test_report_of_the_shared_web_shards(chromium, tmp_path):
+    """The real shards: scan, then look at the page and find the summary's numbers on it."""
+    run_dir = tmp_path / "run"
+    _corpus_audit("scan", str(SHARDS), "--out", str(run_dir), "--workers", "2")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    page = run_dir / "report.html"
+    chromium.open(page)
+    chromium.screenshot("report-shards.png")
+    text = chromium.driver.find_element("tag name", "body").text
+    for expected in _headline_strings(summary):
+        assert expected in text, expected
+    top = summary["concentration"]["misaligned_ai"]["top_domains"][0]
+    assert top["domain"] in text and fmt.pct(top["share"], 1) in text
+    _assert_inert(chromium, page)
