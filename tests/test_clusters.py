@@ -285,6 +285,9 @@ def test_same_families_from_one_and_two_workers(tmp_path):
     assert one.height > 0 and one_clusters["size"].max() >= 2
     assert one.select("doc_id", "passage_index", "cluster_id").equals(two.select("doc_id", "passage_index", "cluster_id"))
     assert one_clusters.equals(two_clusters)
+    contrast = one_block["gated_sample"]
+    assert contrast["passages"] > 0 and 0 < contrast["sampling_rate"] < 1
+    assert 0 <= one_block["misaligned_ai"]["near_duplicate_share_at_sample_rate"] <= one_block["misaligned_ai"]["near_duplicate_share"]
     for label in ("misaligned_ai", "aligned_ai", "neutral_ai"):
         # The gated sample (and the figures set against it) follows the unit plan; the rest must not.
         for block in (one_block, two_block):
