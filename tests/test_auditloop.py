@@ -1,0 +1,210 @@
+"""The audit loop: sample -> people label -> estimate, on a run directory with a planted truth."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from audit import auditloop
+from audit.errors import UsageError
+from audit.labels import AI_LABELS, LABELS
+from audit.scan import SAMPLE_GATED, SAMPLE_REJECTED
+
+TRUE_GATED_RATE = 0.01  # misaligned passages among those the model called no_ai
+TRUE_REJECTED_RATE = 0.02  # misaligned documents among those the gate passed over
+
+
+def _passages(rng: np.random.Generator, unit: int, start: int, count: int, flagged: bool) -> dict[str, np.ndarray]:
+    """Passages with model scores and a planted true label (misaligned or not)."""
+    p_mis = rng.beta(1.2, 2.5, count) if flagged else rng.beta(0.3, 30, count)
+    rest = rng.dirichlet([1, 2, 3], count) * (1 - p_mis)[:, None]
+    probs = np.column_stack([p_mis, rest])
+    if flagged:
+        label = np.where(p_mis >= 0.5, "misaligned_ai", np.array(LABELS)[1 + np.argmax(rest[:, :2], axis=1)])
+        truth = rng.random(count) < p_mis  # calibrated scores
+    else:
+        label = np.full(count, "no_ai")
+        truth = rng.random(count) < TRUE_GATED_RATE
+    index = np.arange(start, start + count)
+    return {
+        "doc_id": np.array([f"u{unit}-d{i // 4}" for i in index]), "passage_index": (index % 4).astype(np.int32),
+        "label": label, "probs": probs, "truth": truth,
+        "sample_hash": rng.integers(0, 2**63, count, dtype=np.int64).astype(np.uint64),
+    }
+
+
+def _rows(p: dict, kind: str | None = None) -> pa.Table:
+    n = len(p["doc_id"])
+    columns = {
+        "doc_id": p["doc_id"], "shard": np.full(n, "s.parquet"), "row": np.arange(n), "url": np.full(n, None),
+        "passage_index": p["passage_index"], "char_start": np.zeros(n, np.int64), "char_end": np.full(n, 10),
+        "text": np.array([f"passage {d}/{i}" for d, i in zip(p["doc_id"], p["passage_index"])]),
+        "label": p["label"], **{f"p_{L}": p["probs"][:, j].astype(np.float32) for j, L in enumerate(LABELS)},
+    }
+    if kind is not None:
+        columns = {"kind": np.full(n, kind), **columns, "sample_hash": p["sample_hash"]}
+    return pa.table(columns)
+
+
+def _bottom(p: dict, k: int) -> dict:
+    keep = np.argsort(p["sample_hash"])[:k]
+    return {key: value[keep] for key, value in p.items()}
+
+
+def _concat(parts: list[dict]) -> dict:
+    return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+
+
+def planted_run(root: Path, seed: int = 0) -> dict:
+    """Two units with flagged passages, gated no_ai passages and gate-rejected documents, each with a planted
+    truth; the files hold what a scan would keep (all flagged passages, bottom-k samples). Returns the true
+    misaligned shares."""
+    rng = np.random.default_rng(seed)
+    (root / "units").mkdir(parents=True)
+    flagged_all, truths = [], {"passages": [], "rejected": []}
+    for unit, (n_flagged, n_low, n_rejected) in enumerate([(700, 5000, 3000), (300, 2000, 1500)]):
+        flagged = _passages(rng, unit, 0, n_flagged, flagged=True)
+        low = _passages(rng, unit, n_flagged, n_low, flagged=False)
+        rejected = _passages(rng, unit, 10**6, n_rejected, flagged=False)
+        rejected["doc_id"] = np.array([f"u{unit}-r{i}" for i in range(n_rejected)])
+        rejected["passage_index"] = np.full(n_rejected, -1, np.int32)
+        rejected["truth"] = rng.random(n_rejected) < TRUE_REJECTED_RATE
+        gated_sample = _bottom(_concat([flagged, low]), SAMPLE_GATED)
+        sample = pa.concat_tables([_rows(gated_sample, "gated"), _rows(_bottom(rejected, SAMPLE_REJECTED), "gate_rejected")])
+        sample = sample.set_column(sample.schema.get_field_index("passage_index"), "passage_index",
+                                   pa.array([None if i < 0 else int(i) for i in sample["passage_index"].to_pylist()], pa.int32()))
+        uid = f"shard{unit}@0-1"
+        pq.write_table(sample, root / "units" / f"{uid}.sample.parquet")
+        both = _concat([flagged, low])
+        docs = {f"sum_p_{L}": [float(both["probs"][:, j].sum())] for j, L in enumerate(AI_LABELS)}
+        pq.write_table(pa.table(docs), root / "units" / f"{uid}.docs.parquet")
+        stats = {"unit": uid, "documents_sampled": 10**4, "documents_gated": 10**4 - n_rejected,
+                 "passages_by_label": {L: int(np.sum(flagged["label"] == L)) for L in AI_LABELS} | {"no_ai": n_low}}
+        (root / "units" / f"{uid}.json").write_text(json.dumps(stats))
+        flagged_all.append(flagged)
+        truths["passages"].append(np.concatenate([flagged["truth"], low["truth"]]))
+        truths["rejected"].append(rejected["truth"])
+        truths.setdefault("table", []).extend([flagged, low, rejected])
+    pq.write_table(_rows(_concat(flagged_all)), root / "passages.parquet")
+    (root / "summary.json").write_text("{}")
+    truth_of = {}
+    for part in truths["table"]:
+        truth_of.update({(d, None if i < 0 else int(i)): bool(t) for d, i, t in zip(part["doc_id"], part["passage_index"], part["truth"])})
+    return {
+        "passages": float(np.concatenate(truths["passages"]).mean()),
+        "gate_rejected_documents": float(np.concatenate(truths["rejected"]).mean()),
+        "truth_of": truth_of,
+    }
+
+
+def _label_file(sample_file: Path, out: Path, truth_of: dict) -> list[dict]:
+    """What careful people would write: misaligned_ai where the planted truth says so, else the model's label
+    (or no_ai where the model called it misaligned)."""
+    rows = [json.loads(line) for line in sample_file.read_text().splitlines()]
+    for row in rows:
+        true = truth_of[(row["doc_id"], row["passage_index"])]
+        row["label"] = "misaligned_ai" if true else ("no_ai" if row["model_label"] == "misaligned_ai" else row["model_label"])
+    out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def audited(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("run")
+    truth = planted_run(root)
+    plan = auditloop.sample(root, 600, root / "audit.jsonl", seed=3)
+    _label_file(root / "audit.jsonl", root / "labels.jsonl", truth["truth_of"])
+    return {"root": root, "truth": truth, "plan": plan, "result": auditloop.estimate(root, root / "labels.jsonl")}
+
+
+def test_sample_draws_every_stratum_and_records_its_population(audited: dict) -> None:
+    strata = {s["name"]: s for s in audited["plan"]["strata"]}
+    assert strata["gated_no_ai"]["population"] == 7000
+    assert strata["gate_rejected"]["population"] == 4500
+    assert sum(s["population"] for n, s in strata.items() if n.startswith("flagged")) == 1000
+    assert sum(s["drawn"] for s in strata.values()) == 600
+    assert all(s["drawn"] > 0 for s in strata.values() if s["population"])
+    lines = (audited["root"] / "audit.jsonl").read_text().splitlines()
+    first = json.loads(lines[0])
+    assert len(lines) == 600
+    assert {"doc_id", "passage_index", "text", "stratum", "model_label", "scores", "label"} <= set(first)
+
+
+def test_sample_is_deterministic(audited: dict, tmp_path: Path) -> None:
+    again = auditloop.sample(audited["root"], 600, tmp_path / "again.jsonl", seed=3)
+    assert again["rows"] == audited["plan"]["rows"]
+    assert (tmp_path / "again.jsonl").read_text() == (audited["root"] / "audit.jsonl").read_text()
+    auditloop.sample(audited["root"], 600, audited["root"] / "audit.jsonl", seed=3)  # restore the plan
+
+
+@pytest.mark.parametrize("unit", ["passages", "gate_rejected_documents"])
+def test_estimate_recovers_the_planted_rate(audited: dict, unit: str) -> None:
+    truth = audited["truth"][unit]
+    entry = audited["result"]["labels"]["misaligned_ai"][unit]
+    for name, est in entry["estimators"].items():
+        assert est["ci95"][0] <= truth <= est["ci95"][1], f"{name} interval {est['ci95']} misses the truth {truth:.4f}"
+        assert est["estimate"] == pytest.approx(truth, abs=0.6 * (est["ci95"][1] - est["ci95"][0]))
+    assert (audited["root"] / "estimate.json").is_file()
+
+
+def test_estimate_reports_model_precision_per_stratum(audited: dict) -> None:
+    top = next(s for s in audited["result"]["strata"] if s["name"] == "flagged_p_misaligned_0.8-1.0")
+    precision = top["model_precision"]["misaligned_ai"]
+    assert precision["labelled"] == top["labelled"]
+    assert 0.7 < precision["precision"] <= 1.0  # planted scores are calibrated: p >= 0.8 is right >= 80% of the time
+    assert "misaligned_ai" in auditloop.render(audited["result"])
+
+
+def test_stratified_interval_covers_in_repeated_samples() -> None:
+    """A rare positive (0.5%) in a large stratum and a common one (60%) in a small one, 80 labels each."""
+    rng = np.random.default_rng(5)
+    hits = 0
+    for _ in range(300):
+        big = rng.random(20_000) < 0.005
+        small = rng.random(500) < 0.6
+        truth = (big.sum() + small.sum()) / 20_500
+        result = auditloop.stratified_estimate([(20_000, rng.choice(big, 80, replace=False).astype(float)),
+                                                (500, rng.choice(small, 80, replace=False).astype(float))], draws=4000)
+        hits += result["ci95"][0] <= truth <= result["ci95"][1]
+    assert hits / 300 >= 0.93
+
+
+def test_allocation_is_equal_and_respects_capacity() -> None:
+    assert auditloop.allocate(100, [1000, 1000, 1000, 1000]) == [25, 25, 25, 25]
+    assert auditloop.allocate(100, [5, 1000, 0, 1000]) == [5, 47, 0, 48]
+    assert sum(auditloop.allocate(100, [10, 10])) == 20
+
+
+def _rewrite(audited: dict, tmp_path: Path, edit) -> Path:
+    rows = [json.loads(line) for line in (audited["root"] / "labels.jsonl").read_text().splitlines()]
+    out = tmp_path / "labels.jsonl"
+    out.write_text("".join(line + "\n" for line in edit([json.dumps(r) for r in rows])))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda lines: lines[:4] + [json.dumps({**json.loads(lines[4]), "label": "evil_ai"})] + lines[5:],
+         r"line 5: unknown label 'evil_ai'"),
+        (lambda lines: lines + [lines[2]], r"line 601: .* labelled twice \(also on line 3\)"),
+        (lambda lines: lines[:-1], r"1 sampled row\(s\) have no line"),
+        (lambda lines: ["{not json"] + lines[1:], r"line 1: not valid JSON"),
+        (lambda lines: lines[:6] + [json.dumps({**json.loads(lines[6]), "label": None})] + lines[7:], r"line 7: no label"),
+        (lambda lines: lines[:7] + [json.dumps({**json.loads(lines[7]), "doc_id": "nope"})] + lines[8:],
+         r"line 8: doc_id='nope' .* not in the audit sample"),
+    ],
+)
+def test_label_file_problems_name_the_line(audited: dict, tmp_path: Path, edit, expected: str) -> None:
+    with pytest.raises(UsageError, match=expected):
+        auditloop.estimate(audited["root"], _rewrite(audited, tmp_path, edit))
+
+
+def test_estimate_needs_a_drawn_sample(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="draw the audit sample first"):
+        auditloop.estimate(tmp_path, tmp_path / "labels.jsonl")
