@@ -77,7 +77,7 @@ def _nav(sections: list[tuple[str, str]]) -> Html:
 def _headline_card(row: tables.LabelHeadline) -> Html:
     prev = row.unit("documents") or (row.prevalence[0] if row.prevalence else None)
     if prev is None:
-        unit = "of documents, raw flagged share"
+        unit = "raw share of documents"
         figure = el("p", fmt.pct(row.raw_share), class_="big")
     elif prev.headline is None:
         unit = f"of {prev.unit}"
@@ -154,6 +154,9 @@ def _family(family: tables.Family) -> Html:
 
 
 def _concentration_label(conc: tables.Concentration, documents: int | None) -> Html:
+    if not documents:
+        return el("div", el("h3", _chip(conc.label)) + el("p", "No documents with this label.", class_="muted"),
+                  class_="label-block")
     domain_rows = [(d["domain"], fmt.count(d.get("documents")), fmt.pct(d.get("share"), 1))
                    for d in conc.top_domains[:10]]
     domains = table(["domain", "documents", "share"], domain_rows, numeric=(1, 2)) if domain_rows \
@@ -196,7 +199,7 @@ def _concentration(rows: list[tables.LabelHeadline], concs: list[tables.Concentr
                              fmt.pct(top.get("share"), 1), f"{c.gini:.2f}" if c.gini is not None else "–",
                              fmt.pct(c.near_duplicate_share, 1)))
     explanation = (el("p", "Is it one story copied many times, a handful of sites, or spread thin?")
-                   + el("ul", join(_reading(c) for c in concs), class_="readings")
+                   + el("ul", join(_reading(c) for c in concs if documents.get(c.label)), class_="readings")
                    + el("p", "The Lorenz curve sorts domains from fewest to most documents. The further it sags "
                              "below the diagonal, the more a few domains dominate; the Gini coefficient is twice "
                              "the area between them (0: spread evenly, near 1: a few domains hold almost all).",

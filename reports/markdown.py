@@ -17,7 +17,9 @@ from . import fmt, tables
 from .rundata import RunData
 
 EXEMPLAR_CHARS = 200
-_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()#+\-.!|~:])")
+# Characters that could start emphasis, code, links, images or table cells inside one line of text (it never
+# begins a line, so list and heading markers need no escape).
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()#!|~])")
 
 
 def md_text(value: Any, limit: int | None = None) -> str:

@@ -172,8 +172,9 @@ def misaligned_to_aligned(rows: list[LabelHeadline]) -> tuple[str | None, str]:
 def _ratio(misaligned: float, aligned: float, explanation: str) -> tuple[str | None, str]:
     if misaligned > 0 and aligned > 0:
         return fmt.ratio(misaligned, aligned), explanation
-    missing = " nor ".join(n for n, v in (("misaligned", misaligned), ("aligned", aligned)) if v == 0)
-    return None, f"No ratio: no {missing} AI portrayals were found ({explanation})."
+    missing = "neither misaligned nor aligned" if misaligned == aligned == 0 else \
+        ("no misaligned" if misaligned == 0 else "no aligned")
+    return None, f"No ratio: {missing} AI portrayals were found ({explanation})."
 
 
 def _passage(row: dict[str, Any]) -> Passage:

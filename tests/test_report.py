@@ -309,7 +309,8 @@ def test_markdown_escapes_payloads(tmp_path):
     # Outside code spans (which CommonMark renders as literal text) no markup survives.
     assert "<" not in re.sub(r"(`+) .*? \1", "", md)
     assert "<img src=x onerror" in md   # the payload domain is there, in a code span
-    assert md_text("<b>*x*</b> [a](javascript:b)") == r"&lt;b&gt;\*x\*&lt;/b&gt; \[a\]\(javascript\:b\)"
+    assert md_text("<b>*x*</b> [a](javascript:b) | ![i](x)") == \
+        r"&lt;b&gt;\*x\*&lt;/b&gt; \[a\]\(javascript:b\) \| \!\[i\]\(x\)"
     assert md_code("a`b|c") == r"`` a`b\|c ``"
 
 

@@ -54,8 +54,8 @@ def _headline_strings(summary: dict) -> list[str]:
     return out
 
 
-def _corpus_audit(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "audit", *args], check=True, capture_output=True, text=True)
+def _corpus_audit(*args: str) -> str:
+    return subprocess.run([sys.executable, "-m", "audit", *args], check=True, capture_output=True, text=True).stdout
 
 
 def test_corpus_payloads_do_not_run_and_nothing_is_fetched(chromium, tmp_path):
@@ -99,18 +99,32 @@ def test_a_scanned_shard_of_payloads_gives_an_inert_page(chromium, tmp_path):
     assert PAYLOADS[0] in text and PAYLOAD_URL in text   # shown, as text
 
 
-def test_report_renders_with_its_headline_numbers(chromium, tmp_path):
+def test_demo_report_shows_its_headline_numbers(chromium, tmp_path):
+    """The report of `corpus-audit demo`, looked at: a screenshot of its first screen is kept in test-artifacts/."""
+    run_dir = tmp_path / "demo"
+    out = _corpus_audit("demo", "--out", str(run_dir))
+    page = run_dir / "report.html"
+    assert out.strip().splitlines()[-1].endswith(str(page.resolve()))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    chromium.open(page)
+    assert chromium.screenshot("report.png").stat().st_size > 20_000
+    chromium.screenshot("report-demo-full.png", full_page=True)
+    text = chromium.driver.find_element("tag name", "body").text
+    for expected in _headline_strings(summary):
+        assert expected in text, expected
+    _assert_inert(chromium, page)
+
+
+def test_every_section_and_plot_renders(chromium, tmp_path):
+    """The hand-built run fills every section; each plot decodes and draws at a readable size."""
     run_dir = tmp_path / "run"
     summary = write_fixture_run(run_dir)
     page = write_reports(run_dir)[0]
     chromium.open(page)
-    shot = chromium.screenshot("report.png")
-    assert shot.stat().st_size > 20_000
-    chromium.screenshot("report-full.png", full_page=True)
+    chromium.screenshot("report-fixture-full.png", full_page=True)
     text = chromium.driver.find_element("tag name", "body").text
     for expected in _headline_strings(summary):
         assert expected in text, expected
-    # every plot decoded and drew at a readable size
     sizes = chromium.driver.execute_script(
         "return [...document.images].map(i => [i.complete, i.naturalWidth, i.getBoundingClientRect().width])")
     assert len(sizes) >= 6 and all(done and natural > 0 and shown > 300 for done, natural, shown in sizes), sizes
