@@ -184,8 +184,41 @@ def _cmd_classify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("export", help="write a filtered copy of the scanned shards (+ dolma-style attribute files)")
+    p.add_argument("run", type=Path, help="a finished run directory")
+    p.add_argument("--out", required=True, type=Path, help="the export directory (re-run the same command to resume)")
+    p.add_argument("--mode", required=True, choices=("drop", "keep", "redact", "annotate"),
+                   help="drop or keep documents holding a flagged passage, redact the passages, or annotate every row")
+    p.add_argument("--labels", action="append", metavar="LABEL[,LABEL]",
+                   help="labels that flag a passage (comma-separated or repeated; default misaligned_ai)")
+    p.add_argument("--min-score", type=float, help="flag only passages whose own label's probability is at least this")
+    p.add_argument("--placeholder", default="", help="text left where --mode redact cuts a passage (default: nothing)")
+    _progress_flag(p)
+    p.set_defaults(handler=_cmd_export)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .export import export
+
+    labels = [label for value in (args.labels or ["misaligned_ai"]) for label in value.split(",")]
+    outcome = export(args.run, args.out, args.mode, labels, args.min_score, args.placeholder, args.progress)
+    totals = outcome.manifest["totals"]
+    print(f"{totals['rows_in']:,} rows in, {totals['rows_out']:,} rows out in {totals['shards']} shards "
+          f"({totals['documents_flagged']:,} documents flagged, {totals['characters_redacted']:,} characters redacted)")
+    for check in outcome.manifest["reconciliation"]["checks"]:
+        if not check["ok"]:
+            print(f"DOES NOT RECONCILE {check['check']}: expected {check['expected']}, got {check['actual']}", file=sys.stderr)
+    for failure in outcome.manifest["failures"]:
+        print(f"FAILED {failure['input']}: {failure['error']}", file=sys.stderr)
+    if outcome.exported_shards == 0:
+        print("nothing to do: every shard was already exported", file=sys.stderr)
+    print(f"export directory: {outcome.out}  (manifest: {outcome.out / 'export_manifest.json'})")
+    return outcome.exit_code
+
+
 PARSERS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _scan_parser, _report_parser, _demo_parser, _train_parser, _evaluate_parser, _classify_parser,
+    _scan_parser, _report_parser, _demo_parser, _train_parser, _evaluate_parser, _classify_parser, _export_parser,
 ]
 
 
