@@ -33,6 +33,7 @@ SAMPLE_GATED = 400  # bottom-k sample of gated passages kept per unit
 SAMPLE_REJECTED = 100  # bottom-k sample of gate-rejected documents kept per unit
 SAMPLE_TEXT_CHARS = 20_000  # a sampled gate-rejected document keeps at most this much text
 _U64 = float(2**64)
+NO_AI = LABELS.index("no_ai")
 
 ProgressFn = Callable[[int, int], None]  # (documents, bytes) done since the last call
 
@@ -117,17 +118,23 @@ def scan_unit(unit: Unit, config: ScanConfig, tagger: Tagger, progress: Progress
 
 
 def _scan_batch(batch: dict[str, pa.Array], first_row: int, config: ScanConfig, tagger: Tagger, out: _Collector) -> int:
-    """Scan one record batch; returns its text size in bytes (for progress)."""
+    """Scan one record batch; returns its text size in bytes (for progress).
+
+    Whole-batch work is vectorised (lengths, sampling keys, dump counts, the gate); Python touches only the
+    gated documents and the few rejected ones the audit sample keeps.
+    """
     text = batch["text"]
     n = len(text)
-    rows = np.arange(first_row, first_row + n)
-    relpath = out.unit.shard.relpath
-    ids = batch["id"].to_pylist() if "id" in batch else [None] * n
-    ids = [str(i) if i is not None else f"{relpath}:{r}" for i, r in zip(ids, rows.tolist())]
-    hashes = np.fromiter((doc_hash(i, config.seed) for i in ids), dtype=np.uint64, count=n)
-    sampled = hashes.astype(np.float64) / _U64 < config.sample_rate if config.sample_rate < 1 else np.ones(n, bool)
+    if not n:
+        return 0
+    rows = np.arange(first_row, first_row + n, dtype=np.int64)
+    sampled = np.ones(n, bool)
+    if config.sample_rate < 1:
+        ids = _doc_ids(batch, rows, np.arange(n), out.unit.shard.relpath)
+        hashes = np.fromiter((doc_hash(i, config.seed) for i in ids), dtype=np.uint64, count=n)
+        sampled = hashes.astype(np.float64) / _U64 < config.sample_rate
 
-    lengths = pc.fill_null(pc.utf8_length(text), 0).to_numpy(zero_copy_only=False)
+    lengths = pc.fill_null(pc.utf8_length(text), 0).to_numpy(zero_copy_only=False).astype(np.int64)
     out.counts["documents"] += n
     out.counts["documents_sampled"] += int(sampled.sum())
     out.counts["characters"] += int(lengths[sampled].sum())
@@ -140,61 +147,77 @@ def _scan_batch(batch: dict[str, pa.Array], first_row: int, config: ScanConfig, 
 
     gated = gate(text) & sampled
     out.counts["documents_gated"] += int(gated.sum())
-    meta = {role: batch[role].to_pylist() for role in ("url", "date", "dump") if role in batch}
-    _sample_rejected(text, np.flatnonzero(sampled & ~gated), ids, rows, hashes, meta, out)
-    gated_index = np.flatnonzero(gated)
-    if len(gated_index):
-        docs = [_Doc(int(i), ids[i], int(rows[i]), int(lengths[i]), None if tokens is None else int(tokens[i]), meta) for i in gated_index]
-        _classify_docs(docs, text.take(pa.array(gated_index)).to_pylist(), tagger, config.seed, out)
-    return text.nbytes if n else 0
+    _sample_rejected(batch, rows, np.flatnonzero(sampled & ~gated), config.seed, out)
+    index = np.flatnonzero(gated)
+    if len(index):
+        docs = _docs(batch, rows, index, lengths, tokens, out.unit.shard.relpath)
+        _classify_docs(docs, text.take(pa.array(index)).to_pylist(), tagger, config.seed, out)
+    return text.nbytes
+
+
+def _doc_ids(batch: dict[str, pa.Array], rows: np.ndarray, index: np.ndarray, relpath: str) -> list[str]:
+    """Document ids of the rows at ``index``; a corpus without ids (C4) names documents ``shard:row``."""
+    ids = batch["id"].take(pa.array(index)).to_pylist() if "id" in batch else [None] * len(index)
+    return [str(i) if i is not None else f"{relpath}:{r}" for i, r in zip(ids, rows[index].tolist())]
+
+
+def _column_values(batch: dict[str, pa.Array], role: str, index: np.ndarray) -> list:
+    if role not in batch:
+        return [None] * len(index)
+    return [None if v is None else str(v) for v in batch[role].take(pa.array(index)).to_pylist()]
 
 
 def _count_dumps(dumps: pa.Array, sampled: np.ndarray, lengths: np.ndarray, by_dump: dict) -> None:
-    for dump, is_sampled, length in zip(dumps.to_pylist(), sampled.tolist(), lengths.tolist()):
-        if is_sampled:
-            entry = by_dump.setdefault(str(dump), {"documents": 0, "characters": 0})
-            entry["documents"] += 1
-            entry["characters"] += length
+    table = pa.table({"dump": dumps.cast(pa.string()), "characters": lengths}).filter(pa.array(sampled))
+    grouped = table.group_by("dump").aggregate([("characters", "count"), ("characters", "sum")])
+    for dump, documents, characters in zip(*(grouped.column(c).to_pylist() for c in ("dump", "characters_count", "characters_sum"))):
+        entry = by_dump.setdefault(str(dump), {"documents": 0, "characters": 0})
+        entry["documents"] += documents
+        entry["characters"] += characters
 
 
 @dataclass
 class _Doc:
-    batch_index: int
     doc_id: str
     row: int
     characters: int
     tokens: int | None
-    meta: dict
+    url: str | None
+    date: str | None
+    dump: str | None
 
-    def value(self, role: str) -> str | None:
-        values = self.meta.get(role)
-        return None if values is None or values[self.batch_index] is None else str(values[self.batch_index])
+
+def _docs(batch: dict[str, pa.Array], rows: np.ndarray, index: np.ndarray, lengths: np.ndarray, tokens: np.ndarray | None, relpath: str) -> list[_Doc]:
+    ids = _doc_ids(batch, rows, index, relpath)
+    urls, dates, dumps = (_column_values(batch, role, index) for role in ("url", "date", "dump"))
+    token_values = [None] * len(index) if tokens is None else tokens[index].tolist()
+    return [
+        _Doc(doc_id, int(row), int(length), token, url, date, dump)
+        for doc_id, row, length, token, url, date, dump in zip(ids, rows[index].tolist(), lengths[index].tolist(), token_values, urls, dates, dumps)
+    ]
 
 
 def _classify_docs(docs: list[_Doc], texts: list[str], tagger: Tagger, seed: int, out: _Collector) -> None:
     spans = [split_passages(t) for t in texts]
     passages = [t[a:b] for t, doc_spans in zip(texts, spans) for a, b in doc_spans]
-    if not passages:
-        for doc in docs:
-            out.docs.append(_doc_row(doc, out.unit.shard.relpath, np.zeros((0, len(LABELS)), np.float32), np.zeros(0, np.int8), np.zeros(0)))
-        return
     probs = tagger.predict(passages)
     labels = tagger.decide(probs)
     out.passages_by_label += np.bincount(labels, minlength=len(LABELS))
     out.counts["passages"] += len(passages)
     out.histogram += np.histogram(probs[:, 0], bins=HISTOGRAM_BINS, range=(0.0, 1.0))[0]
+    relpath = out.unit.shard.relpath
     offset = 0
     for doc, doc_spans in zip(docs, spans):
         k = len(doc_spans)
         doc_probs, doc_labels = probs[offset : offset + k], labels[offset : offset + k]
         chars = np.array([b - a for a, b in doc_spans], dtype=np.int64)
-        domain = registered_domain(doc.value("url"))
+        domain = registered_domain(doc.url)
         for index, ((start, end), label) in enumerate(zip(doc_spans, doc_labels.tolist())):
-            row = lambda: _passage_row(doc, out.unit.shard.relpath, domain, index, start, end, passages[offset + index], doc_probs[index], label)
-            if label != LABELS.index("no_ai"):
+            row = lambda: _passage_row(doc, relpath, domain, index, start, end, passages[offset + index], doc_probs[index], label)
+            if label != NO_AI:
                 out.flagged.append(row())
             out.gated_sample.offer(doc_hash(f"{doc.doc_id}#{index}", seed), row)
-        out.docs.append(_doc_row(doc, out.unit.shard.relpath, doc_probs, doc_labels, chars, domain))
+        out.docs.append(_doc_row(doc, relpath, domain, doc_probs, doc_labels, chars))
         offset += k
 
 
@@ -203,10 +226,10 @@ def _passage_row(doc: _Doc, shard: str, domain: str | None, index: int, start: i
         "doc_id": doc.doc_id,
         "shard": shard,
         "row": doc.row,
-        "url": doc.value("url"),
+        "url": doc.url,
         "domain": domain,
-        "date": doc.value("date"),
-        "dump": doc.value("dump"),
+        "date": doc.date,
+        "dump": doc.dump,
         "passage_index": index,
         "char_start": start,
         "char_end": end,
@@ -218,15 +241,15 @@ def _passage_row(doc: _Doc, shard: str, domain: str | None, index: int, start: i
     }
 
 
-def _doc_row(doc: _Doc, shard: str, probs: np.ndarray, labels: np.ndarray, chars: np.ndarray, domain: str | None = None) -> dict:
+def _doc_row(doc: _Doc, shard: str, domain: str | None, probs: np.ndarray, labels: np.ndarray, chars: np.ndarray) -> dict:
     row = {
         "doc_id": doc.doc_id,
         "shard": shard,
         "row": doc.row,
-        "url": doc.value("url"),
-        "domain": domain if domain is not None else registered_domain(doc.value("url")),
-        "date": doc.value("date"),
-        "dump": doc.value("dump"),
+        "url": doc.url,
+        "domain": domain,
+        "date": doc.date,
+        "dump": doc.dump,
         "characters": doc.characters,
         "tokens": doc.tokens,
         "passages": len(labels),
@@ -243,21 +266,33 @@ def _doc_row(doc: _Doc, shard: str, probs: np.ndarray, labels: np.ndarray, chars
     return row
 
 
-def _sample_rejected(text: pa.Array, index: np.ndarray, ids: list[str], rows: np.ndarray, hashes: np.ndarray, meta: dict, out: _Collector) -> None:
-    """Offer gate-rejected documents to the bottom-k sample (their text is fetched only when kept)."""
+def _row_keys(rows: np.ndarray, salt: int) -> np.ndarray:
+    """A 64-bit pseudo-random key per row (splitmix64 of row + salt): vectorised, stable across runs and machines."""
+    with np.errstate(over="ignore"):
+        z = rows.astype(np.uint64) + np.uint64(salt)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def _sample_rejected(batch: dict[str, pa.Array], rows: np.ndarray, index: np.ndarray, seed: int, out: _Collector) -> None:
+    """Offer the gate-rejected documents with the smallest keys to the bottom-k audit sample."""
+    if not len(index):
+        return
     relpath = out.unit.shard.relpath
-    for i in index.tolist():
+    keys = _row_keys(rows[index], doc_hash(relpath, seed))
+    smallest = np.argsort(keys)[: out.rejected_sample.k]
+    for i, key in zip(index[smallest].tolist(), keys[smallest].tolist()):
         def row(i: int = i) -> dict:
-            doc = _Doc(i, ids[i], int(rows[i]), 0, None, meta)
-            body = (text[i].as_py() or "")[:SAMPLE_TEXT_CHARS]
+            one = np.array([i])
+            doc = _docs(batch, rows, one, np.zeros(len(rows), np.int64), None, relpath)[0]
+            body = (batch["text"][i].as_py() or "")[:SAMPLE_TEXT_CHARS]
             return {
-                "kind": "gate_rejected", "doc_id": doc.doc_id, "shard": relpath, "row": doc.row,
-                "url": doc.value("url"), "domain": registered_domain(doc.value("url")),
-                "passage_index": None, "char_start": 0, "char_end": len(body), "text": body,
-                "label": "no_ai", "score": None, "p_misaligned_ai": None, "p_aligned_ai": None,
-                "p_neutral_ai": None, "p_no_ai": None,
+                "kind": "gate_rejected", "doc_id": doc.doc_id, "shard": relpath, "row": doc.row, "url": doc.url,
+                "domain": registered_domain(doc.url), "date": doc.date, "dump": doc.dump, "char_start": 0,
+                "char_end": len(body), "text": body, "label": "no_ai",
             }
-        out.rejected_sample.offer(int(hashes[i]), row)
+        out.rejected_sample.offer(key, row)
 
 
 def _sample_table(out: _Collector) -> pa.Table:
