@@ -250,7 +250,8 @@ def rogan_gladen(
     items, fewer when `rate_variance` (cluster-robust) says so. With `finite_population` (a full scan, the target
     being the share in this very corpus) only classification noise counts: the flagged count given the truth
     varies by T s(1-s) + (n-T) f(1-f), not by the binomial n q(1-q). A population estimated from a sample adds a
-    normal factor with `population_rel_se`.
+    normal factor with `population_rel_se`. For documents (`passages_per_item`), the estimate and upper limit
+    assume a positive document holds one positive passage, the lower limit that it is surely flagged (many).
 
     When k is within what false positives alone could produce (the flagged rate does not exceed the 97.5% upper
     limit of the false-positive rate), no estimate is given: `detectable` is False and `ci95` is [0, upper]."""
@@ -280,7 +281,14 @@ def rogan_gladen(
         r_d = _beta(rng, k_eff + up, n_eff - k_eff + (not up), draws)
         s_d = _beta(rng, rates.tp + (not up), rates.fn + up, draws)
         f_d = _beta(rng, rates.fp + (not up), rates.tn + up, draws) if false_positives else np.zeros(draws)
-        pi_d = np.clip(_adjusted_share(r_d, s_d, f_d, exposure), 0.0, 1.0) * share
+        if exposure is not None and not up:
+            # A positive document may hold many positive passages and then is all but surely flagged: the lower
+            # limit takes that extreme (document sensitivity 1); the estimate and upper limit take one passage.
+            fp_d, _ = _fp_and_scale(f_d, exposure)
+            theta_d = (r_d - fp_d) / np.maximum(1.0 - fp_d, 1e-12)
+        else:
+            theta_d = _adjusted_share(r_d, s_d, f_d, exposure)
+        pi_d = np.clip(theta_d, 0.0, 1.0) * share
         pi_d *= 1.0 + (1 if up else -1) * population_rel_se * np.abs(rng.standard_normal(draws))
         return float(np.clip(np.quantile(pi_d, q), 0.0, 1.0))
 
