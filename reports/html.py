@@ -122,7 +122,26 @@ def _prevalence_table(rows: list[tables.LabelHeadline]) -> Html:
                 numeric=(3, 4))) if others else Html("")))
 
 
-def _headline(rows: list[tables.LabelHeadline]) -> Html:
+def _audited(run: RunData) -> Html:
+    found = tables.audited(run)
+    if found is None:
+        return Html("")
+    labelled, rows = found
+
+    def cells(e: tables.Estimate | None) -> tuple[Any, Any]:
+        return fmt.pct_interval(e.estimate, e.low, e.high) if e else ("–", "")
+
+    notes = any(r.note for r in rows)
+    body = [(_chip(r.label), r.population.replace("_", " "), *cells(r.stratified), *cells(r.ppi))
+            + ((r.note or "",) if notes else ()) for r in rows]
+    return (el("h3", "Checked by people")
+            + el("p", f"{fmt.count(labelled)} sampled rows labelled by people (estimate.json): the design-based "
+                      "stratified estimate needs no model; PPI corrects the classifier's scores with the labels.")
+            + table(["label", "population", "stratified", "95% interval", "PPI", "95% interval"]
+                    + (["note"] if notes else []), body, numeric=(2, 3, 4, 5)))
+
+
+def _headline(run: RunData, rows: list[tables.LabelHeadline]) -> Html:
     cards = el("div", join(_headline_card(r) for r in rows), class_="cards")
     raw = el("p", "This run has no prevalence estimates (the model carries no evaluation to correct its errors "
                   "with), so the cards show the share of documents the classifier flagged, uncorrected.",
@@ -131,7 +150,7 @@ def _headline(rows: list[tables.LabelHeadline]) -> Html:
               el("h2", "Headline") + cards + raw + _ratio(rows)
               + _figure(plots.prevalence(rows, "documents"), "Prevalence of each AI label with 95% intervals",
                         "Share of documents holding at least one passage of each label, with 95% intervals.")
-              + _prevalence_table(rows),
+              + _prevalence_table(rows) + _audited(run),
               id="headline")
 
 
@@ -329,7 +348,7 @@ def render(run: RunData) -> str:
     concs = [tables.concentration(run, label) for label in AI_LABELS]
     sections = [("headline", "Headline"), ("concentration", "Where it concentrates"), ("time", "By dump and date"),
                 ("scores", "Score distribution"), ("examples", "Example passages"), ("run", "Run details")]
-    bodies = {"headline": _headline(rows), "concentration": _concentration(rows, concs),
+    bodies = {"headline": _headline(run, rows), "concentration": _concentration(rows, concs),
               "time": _time(run), "scores": _scores(run), "examples": _examples(run), "run": _run_details(run)}
     present = [(anchor, title) for anchor, title in sections if bodies[anchor]]
     css = resources.files(__package__).joinpath("style.css").read_text(encoding="utf-8")

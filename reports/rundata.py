@@ -24,6 +24,7 @@ class RunData:
     passages: pl.LazyFrame | None          # contract columns; None when passages.parquet is absent
     clusters: pl.DataFrame | None          # None when clusters.parquet is absent (older runs)
     units: list[dict[str, Any]] = field(default_factory=list)
+    audit: dict[str, Any] | None = None    # estimate.json, once people have labelled an audit sample
 
     def passage_columns(self) -> set[str]:
         return set(self.passages.collect_schema().names()) if self.passages is not None else set()
@@ -66,13 +67,13 @@ def _scan_parquet(path: Path) -> pl.LazyFrame | None:
 
 
 def load_run(run_dir: str | Path) -> RunData:
-    """Read summary.json (required), manifest.json, unit stats, passages.parquet and clusters.parquet."""
+    """Read summary.json (required), manifest.json, unit stats, passages.parquet, clusters.parquet, estimate.json."""
     run_dir = Path(run_dir)
     summary_path = run_dir / "summary.json"
     if not summary_path.exists():
         raise UsageError(f"{summary_path}: not found. Is {run_dir} a finished run directory? "
                          "Run `corpus-audit scan INPUT --out RUN` first.")
-    manifest_path = run_dir / "manifest.json"
+    manifest_path, audit_path = run_dir / "manifest.json", run_dir / "estimate.json"
     units = [_read_json(p) for p in sorted((run_dir / "units").glob("*.json"))]
     clusters = _scan_parquet(run_dir / "clusters.parquet")
     return RunData(
@@ -82,4 +83,5 @@ def load_run(run_dir: str | Path) -> RunData:
         passages=_scan_parquet(run_dir / "passages.parquet"),
         clusters=clusters.collect() if clusters is not None else None,
         units=units,
+        audit=_read_json(audit_path) if audit_path.exists() else None,
     )

@@ -145,6 +145,30 @@ def headlines(summary: dict[str, Any]) -> list[LabelHeadline]:
     return rows
 
 
+@dataclass
+class Audited:
+    """One label and population of estimate.json: the design-based and the prediction-powered estimate."""
+    label: str
+    population: str
+    stratified: Estimate | None
+    ppi: Estimate | None
+    note: str | None
+
+
+def audited(run: RunData) -> tuple[int, list[Audited]] | None:
+    """The human-audited estimates (`corpus-audit estimate`), with how many rows people labelled."""
+    if run.audit is None:
+        return None
+    rows = []
+    for label in LABELS:
+        for population, entry in ((run.audit.get("labels") or {}).get(label) or {}).items():
+            estimators = entry.get("estimators") or {} if isinstance(entry, dict) else {}
+            notes = [str(e["message"]) for e in estimators.values() if isinstance(e, dict) and e.get("message")]
+            rows.append(Audited(label, str(population), _estimate("stratified", estimators.get("stratified")),
+                                _estimate("ppi", estimators.get("ppi")), "; ".join(notes) or None))
+    return int(run.audit.get("labelled") or 0), rows
+
+
 def misaligned_to_aligned(rows: list[LabelHeadline]) -> tuple[str | None, str]:
     """The misaligned : aligned ratio and a sentence saying what it divides.
 

@@ -339,6 +339,25 @@ def test_undetectable_prevalence_shows_the_message_not_a_number(run):
     assert "rogan_gladen" in text
 
 
+def test_human_audited_estimates_are_shown_when_estimate_json_exists(run):
+    run_dir, _ = run
+    write_reports(run_dir)
+    assert "Checked by people" not in _visible_text((run_dir / "report.html").read_text())
+    entry = {"estimate": 0.0123, "ci95": [0.008, 0.019], "method": "stratified",
+             "estimators": {"stratified": {"estimate": 0.0123, "ci95": [0.008, 0.019], "method": "stratified"},
+                            "ppi": {"estimate": 0.0131, "ci95": [0.009, 0.017], "method": "ppi"}}}
+    audit = {"schema_version": 1, "labelled": 240,
+             "labels": {label: {"passages": entry, "gate_rejected_documents": entry} for label in LABELS}}
+    (run_dir / "estimate.json").write_text(json.dumps(audit))
+    write_reports(run_dir)
+    text = _visible_text((run_dir / "report.html").read_text())
+    assert "Checked by people" in text and "240 sampled rows labelled by people" in text
+    section = text.split("Checked by people")[1].split("Where it concentrates")[0]
+    for expected in (*fmt.pct_interval(0.0123, 0.008, 0.019), *fmt.pct_interval(0.0131, 0.009, 0.017)):
+        assert section.count(expected) == 2 * len(LABELS), expected
+    assert "### Checked by people" in (run_dir / "report.md").read_text()
+
+
 def test_not_a_run_directory_is_a_clear_error(tmp_path):
     with pytest.raises(UsageError, match="summary.json: not found"):
         write_reports(tmp_path)
