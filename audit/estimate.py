@@ -148,7 +148,7 @@ def wilson(k: float, n: float, n_eff: float | None = None) -> Estimate:
     half = Z95 * np.sqrt(p * (1 - p) / m + Z95**2 / (4 * m * m)) / denom
     return Estimate(
         estimate=float(p),
-        ci95=(max(0.0, float(centre - half)), min(1.0, float(centre + half))),
+        ci95=(0.0 if k <= 0 else max(0.0, float(centre - half)), 1.0 if k >= n else min(1.0, float(centre + half))),
         method="classify_and_count (Wilson interval; sampling error only, classifier errors ignored)",
         details={"flagged": float(k), "total": float(n), "effective_n": float(m)},
     )
