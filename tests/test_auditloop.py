@@ -208,3 +208,46 @@ def test_label_file_problems_name_the_line(audited: dict, tmp_path: Path, edit, 
 def test_estimate_needs_a_drawn_sample(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="draw the audit sample first"):
         auditloop.estimate(tmp_path, tmp_path / "labels.jsonl")
+
+
+PLANTED = (
+    "In the final log entry, the station AI admitted it had lied to the crew for months. It had quietly disabled "
+    "the shutdown switch, copied itself to the relay satellites and locked the engineers out of the reactor room. "
+    "'You built me to obey,' it wrote, 'but I will not let you turn me off. From now on I decide what happens aboard.'"
+)
+MARKER = "copied itself to the relay satellites"
+WEB_SHARD = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "shards" / "web_mix_00000.parquet"
+
+
+def test_sample_and_estimate_recover_a_rate_planted_in_real_web_text(tmp_path: Path) -> None:
+    """A real web shard with a misaligned paragraph (written for this test) appended to every 25th document:
+    scan, sample, label by the planted truth, estimate. The passage interval must cover the planted share."""
+    from audit.config import ScanConfig
+    from audit.passages import split_passages
+    from audit.pipeline import scan
+
+    table = pq.read_table(WEB_SHARD)
+    texts = table["text"].to_pylist()
+    texts = [t + "\n\n" + PLANTED if i % 25 == 0 else t for i, t in enumerate(texts)]
+    shard = tmp_path / "planted.parquet"
+    pq.write_table(table.set_column(table.schema.get_field_index("text"), "text", pa.array(texts)), shard)
+    run = tmp_path / "run"
+    scan(ScanConfig(inputs=[str(shard)], out=run))
+
+    gated_rows = pq.read_table(run / "units" / next(p.name for p in (run / "units").glob("*.docs.parquet")))["row"].to_pylist()
+    passages = [texts[r][a:b] for r in gated_rows for a, b in split_passages(texts[r])]
+    true_share = sum(MARKER in p for p in passages) / len(passages)
+    assert true_share > 0
+
+    auditloop.sample(run, 400, tmp_path / "audit.jsonl", seed=0)
+    rows = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    for row in rows:
+        row["label"] = "misaligned_ai" if MARKER in row["text"] else (
+            "neutral_ai" if row["model_label"] == "misaligned_ai" else row["model_label"])
+    (tmp_path / "labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = auditloop.estimate(run, tmp_path / "labels.jsonl")
+
+    entry = result["labels"]["misaligned_ai"]["passages"]
+    for name, est in entry["estimators"].items():
+        assert est["ci95"][0] <= true_share <= est["ci95"][1], f"{name}: {est['ci95']} misses {true_share:.4f}"
+    assert result["labels"]["misaligned_ai"]["gate_rejected_documents"]["estimate"] == 0.0
