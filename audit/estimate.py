@@ -53,7 +53,7 @@ class Estimate:
             method=method,
             detectable=self.detectable,
             clipped=self.clipped,
-            message=self.message,
+            message=self.message and f"any AI label: {self.message}; for no_ai that is a lower bound",
             details=self.details,
         )
 
