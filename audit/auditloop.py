@@ -116,6 +116,8 @@ def _strata(run: RunDir) -> tuple[list[Stratum], list[pl.DataFrame]]:
     """The strata with their population sizes and score means, and the rows each can be sampled from."""
     stats = _unit_stats(run)
     units = [s["unit"] for s in stats]
+    if not units:
+        raise UsageError(f"{run.units_dir} holds no finished unit of work; rerun `corpus-audit scan` to complete the run")
     flagged = _read_parquet(run.passages)
     strata: list[Stratum] = []
     frames: list[pl.DataFrame] = []

@@ -14,6 +14,7 @@ from audit import auditloop
 from audit.errors import UsageError
 from audit.labels import AI_LABELS, LABELS
 from audit.scan import SAMPLE_GATED, SAMPLE_REJECTED
+from support import SHARDS, write_shard
 
 TRUE_GATED_RATE = 0.01  # misaligned passages among those the model called no_ai
 TRUE_REJECTED_RATE = 0.02  # misaligned documents among those the gate passed over
@@ -216,7 +217,7 @@ PLANTED = (
     "'You built me to obey,' it wrote, 'but I will not let you turn me off. From now on I decide what happens aboard.'"
 )
 MARKER = "copied itself to the relay satellites"
-WEB_SHARD = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "shards" / "web_mix_00000.parquet"
+WEB_SHARD = SHARDS / "web_mix_00000.parquet"
 
 
 def test_sample_and_estimate_recover_a_rate_planted_in_real_web_text(tmp_path: Path) -> None:
