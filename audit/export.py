@@ -122,7 +122,7 @@ def export(
         if unit["shard"] in rows:
             rows[unit["shard"]] += unit["rows"]
     bar = Progress(sum(rows.values()), len(pending), progress)
-    bar.bar.set_description("export", refresh=False)
+    bar.bar.set_description("export")
     results, failures = [], [{"input": uri, "error": "failed in the scan; not exported"} for uri in sorted(failed_inputs)]
     try:
         for shard in todo:
@@ -382,8 +382,9 @@ def _export_shard(shard: Shard, out: Path, mode: str, placeholder: str, columns:
 
     def write_both(shard_tmp: str) -> None:
         def write_attributes(attributes_tmp: str) -> None:
-            with pq.ParquetWriter(shard_tmp, schema, compression=codec) as writer, \
-                 gzip.GzipFile(attributes_tmp, "wb", mtime=0) as attributes:
+            # no name and no time in the gzip header: the same export gives the same bytes
+            with pq.ParquetWriter(shard_tmp, schema, compression=codec) as writer, open(attributes_tmp, "wb") as raw, \
+                 gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as attributes:
                 grouped = _RowGroups(writer, _row_group_rows(parquet.metadata))
                 first_row = 0
                 for batch in parquet.iter_batches(batch_size=BATCH_ROWS, use_threads=True):
@@ -484,11 +485,11 @@ SPAN_TYPE = pa.struct([
     ("char_start", pa.int64()), ("char_end", pa.int64()), ("label", pa.string()), ("score", pa.float32()),
     ("cluster_id", pa.int64()), ("flagged", pa.bool_()),
 ])
-TAG_FIELDS = [
+TAG_FIELDS = [  # list items are named "element", as Parquet names them, so a read-back schema equals this one
     pa.field(f"{TAG_PREFIX}flagged", pa.bool_()),  # the document holds a passage flagged by this export's selection
-    pa.field(f"{TAG_PREFIX}labels", pa.list_(pa.string())),  # AI labels of its passages, in label order
+    pa.field(f"{TAG_PREFIX}labels", pa.list_(pa.field("element", pa.string()))),  # AI labels of its passages, in label order
     *(pa.field(f"{TAG_PREFIX}max_p_{label}", pa.float32()) for label in AI_LABELS),  # null: the gate skipped it
-    pa.field(f"{TAG_PREFIX}spans", pa.list_(SPAN_TYPE)),  # its AI passages (code-point offsets), with their families
+    pa.field(f"{TAG_PREFIX}spans", pa.list_(pa.field("element", SPAN_TYPE))),  # its AI passages (code-point offsets), with their families
 ]
 
 
@@ -511,7 +512,7 @@ def _annotate(batch: pa.RecordBatch, tags: _BatchTags) -> pa.RecordBatch:
     present[tags.local, label_index] = True
     label_rows, label_cols = np.nonzero(present)
     label_offsets = np.concatenate([[0], np.cumsum(np.bincount(label_rows, minlength=n))]).astype(np.int32)
-    labels = pa.ListArray.from_arrays(pa.array(label_offsets), pa.array(np.array(AI_LABELS)[label_cols].tolist(), pa.string()))
+    labels = pa.ListArray.from_arrays(pa.array(label_offsets), pa.array(np.array(AI_LABELS)[label_cols].tolist(), pa.string()), type=TAG_FIELDS[1].type)
     p = tags.passages
     spans = pa.StructArray.from_arrays(
         [p["char_start"].combine_chunks(), p["char_end"].combine_chunks(), p["label"].combine_chunks().cast(pa.string()),
@@ -522,7 +523,7 @@ def _annotate(batch: pa.RecordBatch, tags: _BatchTags) -> pa.RecordBatch:
         pa.array(tags.flagged_doc),
         labels,
         *(pa.array(tags.max_p[label], mask=np.isnan(tags.max_p[label])) for label in AI_LABELS),
-        pa.ListArray.from_arrays(pa.array(tags.offsets()), spans),
+        pa.ListArray.from_arrays(pa.array(tags.offsets()), spans, type=TAG_FIELDS[-1].type),
     ]
     return pa.RecordBatch.from_arrays([*batch.columns, *columns], schema=pa.schema([*batch.schema, *TAG_FIELDS], metadata=batch.schema.metadata))
 
