@@ -31,6 +31,7 @@ def esc(value: Any) -> Html:
 
 
 def join(parts: Iterable[Any], sep: str = "") -> Html:
+    """Escape and concatenate `parts`; `sep` is a literal the report writes itself (" · ", ", ")."""
     return Html(sep.join(esc(p) for p in parts))
 
 

@@ -165,7 +165,7 @@ def by_period(table: pl.DataFrame, granularity: str) -> str | None:
                       if granularity == "month" else "center")
         ax.set_ylabel("flagged documents")
         ax.set_ylim(bottom=0)
-        ax.legend(fontsize=9, ncols=3, loc="upper left")
+        ax.legend(fontsize=9, ncols=3, loc="lower left", bbox_to_anchor=(0, 1))
         return to_data_uri(fig)
 
 

@@ -22,7 +22,7 @@ class RunData:
     summary: dict[str, Any]
     manifest: dict[str, Any]
     passages: pl.LazyFrame | None          # contract columns; None when passages.parquet is absent
-    clusters: pl.DataFrame | None          # None when clusters.parquet is absent (older runs)
+    clusters: pl.LazyFrame | None          # None when clusters.parquet is absent (older runs)
     units: list[dict[str, Any]] = field(default_factory=list)
     audit: dict[str, Any] | None = None    # estimate.json, once people have labelled an audit sample
 
@@ -75,13 +75,12 @@ def load_run(run_dir: str | Path) -> RunData:
                          "Run `corpus-audit scan INPUT --out RUN` first.")
     manifest_path, audit_path = run_dir / "manifest.json", run_dir / "estimate.json"
     units = [_read_json(p) for p in sorted((run_dir / "units").glob("*.json"))]
-    clusters = _scan_parquet(run_dir / "clusters.parquet")
     return RunData(
         run_dir=run_dir,
         summary=_read_json(summary_path),
         manifest=_read_json(manifest_path) if manifest_path.exists() else {},
         passages=_scan_parquet(run_dir / "passages.parquet"),
-        clusters=clusters.collect() if clusters is not None else None,
+        clusters=_scan_parquet(run_dir / "clusters.parquet"),
         units=units,
         audit=_read_json(audit_path) if audit_path.exists() else None,
     )

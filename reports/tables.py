@@ -244,10 +244,12 @@ def _domain_names(value: Any) -> list[str]:
     return [str(v.get("domain")) if isinstance(v, dict) else str(v) for v in value]
 
 
-def _cluster_details(run: RunData) -> dict[int, dict[str, Any]]:
-    if run.clusters is None or "cluster_id" not in run.clusters.columns:
+def _cluster_details(run: RunData, cluster_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """clusters.parquet rows of the listed families (dates, top domains, label mix), read lazily."""
+    if run.clusters is None or "cluster_id" not in run.clusters.collect_schema().names() or not cluster_ids:
         return {}
-    return {row["cluster_id"]: row for row in run.clusters.to_dicts()}
+    rows = run.clusters.filter(pl.col("cluster_id").is_in(cluster_ids)).collect()
+    return {row["cluster_id"]: row for row in rows.to_dicts()}
 
 
 def lorenz(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -272,7 +274,7 @@ def concentration(run: RunData, label: str) -> Concentration:
     top_clusters = [c for c in block.get("top_clusters") or [] if isinstance(c, dict) and "cluster_id" in c]
     top_clusters = top_clusters[:FAMILIES_PER_LABEL]
     exemplars = _exemplars(run, label, [c["cluster_id"] for c in top_clusters])
-    details = _cluster_details(run)
+    details = _cluster_details(run, [c["cluster_id"] for c in top_clusters])
     families = []
     for c in top_clusters:
         extra = details.get(c["cluster_id"], {})
