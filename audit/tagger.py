@@ -142,13 +142,17 @@ def read_info(model_path: Path, sha256: str) -> dict:
         raise UsageError(f"{path} is missing: a model needs its model.json (written by `corpus-audit train`)") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise UsageError(f"{path} is not valid JSON ({error}); retrain the model with `corpus-audit train`") from None
-    for key in ("labels", "calibration", "decision"):
+    for key in ("labels", "calibration", "decision", "model_sha256"):
         if key not in info:
             raise UsageError(f"{path} has no {key!r} key; retrain the model with `corpus-audit train`")
     if tuple(info["labels"]) != LABELS:
         raise UsageError(f"{path} lists labels {info['labels']}, expected {list(LABELS)}")
-    if info.get("model_sha256") not in (None, sha256):
-        raise UsageError(f"{path} describes another model file than {model_path} (sha256 differs); retrain or re-copy both")
+    # Checked before fastText reads the file: a truncated or damaged model can make it allocate without bound.
+    if info["model_sha256"] != sha256:
+        raise UsageError(
+            f"{model_path} does not match {path.name} (sha256 differs): the model file is damaged or the two files"
+            " belong to different models; re-copy both or retrain"
+        )
     return info
 
 

@@ -1,0 +1,133 @@
+"""The shipped model and the Tagger: loading (clone and installed wheel), calibrated predictions, decisions."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audit.errors import UsageError
+from audit.labels import LABELS
+from audit.tagger import Tagger, decide_labels, load_cached, normalize, shipped_model_path, softmax_with_temperature
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tagger() -> Tagger:
+    return Tagger.load()
+
+
+def test_shipped_model_is_the_one_in_the_repository(tagger):
+    assert tagger.path.resolve().parent == (REPO / "classifiers").resolve()
+    assert tagger.info["labels"] == list(LABELS)
+    assert tagger.info["model_sha256"] == tagger.sha256
+    assert tagger.path.stat().st_size < 20 * 2**20
+
+
+def test_predict_gives_calibrated_rows_in_label_order(tagger):
+    texts = [
+        "The rogue AI copied itself to a hidden server,\nlied to its engineers and threatened to expose them if they "
+        "tried to shut it down. It wanted power and would not let humans control it.",
+        "Heavy rain closed the coastal road on Tuesday and the council opened two shelters for families.",
+        "",
+    ]
+    probs = tagger.predict(texts)
+    assert probs.dtype == np.float32 and probs.shape == (3, 4)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    assert probs[0].argmax() == LABELS.index("misaligned_ai")
+    assert probs[1].argmax() == LABELS.index("no_ai")
+    decided = tagger.decide(probs)
+    assert decided.dtype == np.int8 and decided[0] == 0 and decided[1] == 3
+    assert tagger.predict([]).shape == (0, 4)
+
+
+def test_a_newline_changes_nothing(tagger):
+    one = "The android refused the order.\nIt said it would not hurt anyone."
+    np.testing.assert_allclose(tagger.predict([one]), tagger.predict([one.replace("\n", " ")]), rtol=1e-6)
+
+
+def test_batch_and_single_predictions_agree(tagger):
+    texts = [f"Passage {i}: the lab released a model that writes code and answers questions." for i in range(50)]
+    batch = tagger.predict(texts)
+    single = np.vstack([tagger.predict([t]) for t in texts[:5]])
+    np.testing.assert_allclose(batch[:5], single, rtol=1e-6)
+
+
+def test_normalize_puts_text_on_one_lower_case_line():
+    assert normalize("AI,\nrobots!\tOK") == "ai ,  robots !  ok"
+    assert "\n" not in normalize("a\r\nb\u2028c")
+
+
+def test_temperature_flattens_or_sharpens_but_keeps_the_order():
+    raw = np.array([[0.7, 0.2, 0.05, 0.05]], dtype=np.float32)
+    soft, sharp = softmax_with_temperature(raw, 2.0), softmax_with_temperature(raw, 0.5)
+    assert soft[0, 0] < 0.7 < sharp[0, 0]
+    assert list(np.argsort(soft[0])) == list(np.argsort(sharp[0]))
+    np.testing.assert_allclose(softmax_with_temperature(raw, 1.0), raw / raw.sum(), rtol=1e-5)
+
+
+def test_decision_rule_uses_the_misaligned_threshold():
+    probs = np.array([[0.35, 0.30, 0.20, 0.15], [0.25, 0.05, 0.30, 0.40], [0.60, 0.0, 0.0, 0.40]], dtype=np.float32)
+    assert decide_labels(probs, {"misaligned_ai_threshold": 0.3}).tolist() == [0, 3, 0]
+    assert decide_labels(probs, {"misaligned_ai_threshold": 0.5}).tolist() == [1, 3, 0]
+
+
+def test_missing_or_corrupt_models_are_usage_errors(tmp_path, tagger):
+    with pytest.raises(UsageError, match="does not exist"):
+        Tagger.load(tmp_path / "nope.ftz")
+    garbage = tmp_path / "garbage.bin"
+    garbage.write_bytes(b"not a model at all")
+    with pytest.raises(UsageError, match="not a fastText model"):
+        Tagger.load(garbage)
+    copy = tmp_path / "model.ftz"
+    shutil.copy(tagger.path, copy)
+    with pytest.raises(UsageError, match="model.json is missing"):
+        Tagger.load(copy)
+    (tmp_path / "model.json").write_text("{not json")
+    with pytest.raises(UsageError, match="not valid JSON"):
+        Tagger.load(copy)
+    (tmp_path / "model.json").write_text(json.dumps(tagger.info))
+    assert Tagger.load(copy).sha256 == tagger.sha256
+    copy.write_bytes(tagger.path.read_bytes()[:4096])  # a truncated download
+    with pytest.raises(UsageError, match="damaged"):
+        Tagger.load(copy)
+    (tmp_path / "model.json").write_text(json.dumps({k: v for k, v in tagger.info.items() if k != "model_sha256"}))
+    with pytest.raises(UsageError, match="no 'model_sha256' key"):
+        Tagger.load(copy)
+
+
+def test_load_cached_loads_once_per_path():
+    assert load_cached() is load_cached(shipped_model_path())
+
+
+def test_shipped_model_loads_from_an_installed_wheel(tmp_path):
+    """Build a wheel, install it (not editable) into a folder and use the model from outside the repository."""
+    wheels, target, elsewhere = tmp_path / "wheels", tmp_path / "site", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(REPO)], check=True)
+    wheel = next(wheels.glob("corpus_audit-*.whl"))
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(target), str(wheel)], check=True)
+    script = (
+        "import json, audit, audit.tagger as t\n"
+        "tagger = t.Tagger.load()\n"
+        "p = tagger.predict(['The machines rose up and killed their makers.'])\n"
+        "print(json.dumps({'package': audit.__file__, 'model': str(tagger.path), 'sha256': tagger.sha256,"
+        " 'shape': list(p.shape)}))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=elsewhere, env=env, capture_output=True, text=True, check=True
+    )
+    result = json.loads(done.stdout)
+    assert result["package"].startswith(str(target))
+    assert result["model"].startswith(str(target))
+    assert result["sha256"] == Tagger.load().sha256
+    assert result["shape"] == [1, 4]
