@@ -111,6 +111,7 @@ def _prevalence_table(rows: list[tables.LabelHeadline]) -> Html:
     headers = ["label"] + [h for u in units for h in (u, "95% interval")]
     methods = sorted({p.method for r in rows for p in r.prevalence if p.method})
     notes = sorted({p.message for r in rows for p in r.prevalence if p.message and p.headline is not None})
+    notes += sorted({f"{p.unit}: {p.population}" for r in rows for p in r.prevalence if p.population})
     others = [(r.label, p.unit, e) for r in rows for p in r.prevalence for e in p.others]
     return (el("h3", "Prevalence by unit") + table(headers, body, numeric=tuple(range(1, len(headers))))
             + (el("p", Html("Headline estimator: ") + join((el("code", m) for m in methods), ", "), class_="muted")

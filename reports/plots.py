@@ -66,8 +66,9 @@ def prevalence(rows: list[LabelHeadline], unit: str = "documents") -> str | None
         values = []
         for y, (label, prev) in zip(ys, points):
             if prev.headline is None:
-                ax.text(0.01, y, "not detectable", transform=ax.get_yaxis_transform(), va="center", color=MUTED,
-                        style="italic")
+                bound = f" (95% upper bound {prev.upper * 100:.2g}%)" if prev.upper is not None else ""
+                ax.text(0.01, y, "not detectable" + bound, transform=ax.get_yaxis_transform(), va="center",
+                        color=MUTED, style="italic")
                 continue
             h = prev.headline
             ax.errorbar(h.estimate, y, xerr=[[h.estimate - h.low], [h.high - h.estimate]], fmt="o",

@@ -45,6 +45,7 @@ class Prevalence:
     upper: float | None = None
     message: str | None = None
     others: list[Estimate] = field(default_factory=list)
+    population: str | None = None        # what the unit's share is a share of, when not the whole corpus
 
 
 @dataclass
@@ -119,11 +120,12 @@ def _prevalence(unit: str, entry: dict[str, Any]) -> Prevalence:
     message = str(entry["message"]) if entry.get("message") else None
     others = [e for name, sub in (entry.get("estimators") or {}).items()
               if isinstance(sub, dict) and sub.get("method") != method and (e := _estimate(str(name), sub))]
+    population = str(entry["population"]) if entry.get("population") else None
     if entry.get("detectable") is False or _number(entry.get("estimate")) is None:
         return Prevalence(unit, None, method, _interval(entry)[1],
                           message or "Not detectable: false positives could account for every passage counted.",
-                          others)
-    return Prevalence(unit, _estimate(method, entry), method, None, message, others)
+                          others, population)
+    return Prevalence(unit, _estimate(method, entry), method, None, message, others, population)
 
 
 def headlines(summary: dict[str, Any]) -> list[LabelHeadline]:

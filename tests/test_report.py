@@ -329,14 +329,20 @@ def test_missing_clusters_and_units_degrade_gracefully(tmp_path):
 def test_undetectable_prevalence_shows_the_message_not_a_number(run):
     run_dir, summary = run
     entry = summary["labels"]["misaligned_ai"]["prevalence"]["documents"]
-    entry.update(detectable=False, message="False positives could explain every passage counted.",
+    entry.update(estimate=None, ci95=[0.0, 0.0031], detectable=False,
+                 message="False positives could explain every passage counted.",
                  estimators={"rogan_gladen": {"estimate": 0.001, "ci95": [0.0, 0.004]}})
+    summary["labels"]["aligned_ai"]["prevalence"]["characters"]["population"] = "characters of gated documents"
     (run_dir / "summary.json").write_text(json.dumps(summary))
     write_reports(run_dir)
     text = _visible_text((run_dir / "report.html").read_text())
     assert "not detectable" in text and "False positives could explain every passage counted." in text
-    assert fmt.pct_interval(entry["estimate"], *entry["ci95"])[1] not in text.split("Prevalence by unit")[0]
-    assert "rogan_gladen" in text
+    assert f"95% upper bound {fmt.pct(0.0031)}" in text and f"below {fmt.pct(0.0031)}" in text
+    assert "rogan_gladen" in text and "characters: characters of gated documents" in text
+    assert "No ratio: misaligned AI is not detectable." in text
+    block = summary["labels"]["misaligned_ai"]
+    assert (f"| `misaligned_ai` | {block['documents']:,} | {block['passages']:,} | not detectable | "
+            f"below {fmt.pct(0.0031)} |") in (run_dir / "report.md").read_text()
 
 
 def test_human_audited_estimates_are_shown_when_estimate_json_exists(run):
