@@ -365,26 +365,18 @@ def _unit_inputs(docs: Mapping[str, np.ndarray], names: Sequence[str]) -> dict[s
     return out
 
 
-def _clusters(docs: Mapping[str, np.ndarray], sampled: bool) -> np.ndarray | None:
-    """Independent units for the variance: documents for a full scan (errors of one document's passages go
-    together); registered domains for a sample (the sample also varies by site), a document without a domain
-    being its own cluster."""
-    if not sampled or "domain" not in docs:
-        return None
-    domains = np.asarray(docs["domain"], dtype=object)
-    ids = np.asarray(docs["doc_id"], dtype=object) if "doc_id" in docs else np.arange(len(domains)).astype(str)
-    return np.array([f"domain:{d}" if d else f"doc:{i}" for d, i in zip(domains, ids)], dtype=object)
-
-
 def _unit_block(unit: str, inp: dict, population: float, rates: ErrorRates | None, passages: np.ndarray,
-                clusters: np.ndarray | None, sampled: bool, population_rel_se: float) -> dict[str, Estimate]:
-    """Every estimator for one unit; the adjusted one only when the model's evaluation is known."""
+                sampled: bool, population_rel_se: float) -> dict[str, Estimate]:
+    """Every estimator for one unit; the adjusted one only when the model's evaluation is known.
+
+    The document is the cluster: the hash sample takes or leaves each document whole, so it is the sampling
+    unit, and one document's passages share their topic and style, so their flags go together."""
     values, amounts = inp["values"], inp["amounts"]
     k, n = float(values.sum()), float(amounts.sum())
     items = float(len(values)) if unit == "documents" else float(passages.sum())
     if n <= 0 or items <= 0:
         return {"classify_and_count": wilson(0.0, population)}
-    ratio = cluster_robust_ratio(values, amounts, clusters)
+    ratio = cluster_robust_ratio(values, amounts)
     n_eff = effective_size(ratio.ratio, ratio.variance, items)
     estimators = {"classify_and_count": wilson(k, population, n_eff=n_eff * population / n)}
     if "sum_p" in inp:
@@ -415,7 +407,7 @@ def prevalence_block(
     """The contract's `prevalence` dict for every label and unit.
 
     Inputs: the gate-passed documents' aggregates (docs.parquet columns as numpy arrays: `passages`,
-    `characters`, `tokens` (None when unknown), `domain`, `doc_id`, and per AI label L `n_L`, `chars_L`,
+    `characters`, `tokens` (None when unknown), and per AI label L `n_L`, `chars_L`,
     `any_p_L`, `sum_p_L`, `sum_pchars_L`); the run's population `totals`; the model's evaluation
     ({"confusion": {"labels": [...], "matrix": [[...]]}}, rows = true labels, columns = predicted; empty when
     the model has none); the label order, `no_ai` last. `sampled` is True for a `--sample-rate` below 1.
@@ -427,7 +419,6 @@ def prevalence_block(
     confusion = evaluation.get("confusion")
     ai_labels = [L for L in labels if L != "no_ai"]
     passages = np.asarray(docs["passages"], dtype=np.float64)
-    clusters = _clusters(docs, sampled)
     populations = {"documents": totals.documents, "passages": totals.passages,
                    "characters": totals.characters, "tokens": totals.tokens}
     gated = len(passages)
@@ -437,7 +428,7 @@ def prevalence_block(
 
     def block_for(names: Sequence[str]) -> dict[str, dict[str, Estimate]]:
         rates = ErrorRates.from_confusion(confusion["labels"], confusion["matrix"], names) if confusion else None
-        return {unit: _unit_block(unit, inp, float(populations[unit]), rates, passages, clusters, sampled, population_rel_se)
+        return {unit: _unit_block(unit, inp, float(populations[unit]), rates, passages, sampled, population_rel_se)
                 for unit, inp in _unit_inputs(docs, names).items() if populations.get(unit)}
 
     result = {L: {unit: _present(unit, b) for unit, b in block_for([L]).items()} for L in ai_labels}
