@@ -156,7 +156,10 @@ def _check_worker(ray, ref, expected: dict) -> None:
         cause = getattr(error, "cause", error)  # RayTaskError carries the worker's exception
         if isinstance(cause, UsageError):
             raise cause from None
-        raise UsageError(f"a Ray worker failed to start: {describe(cause)}") from None
+        raise UsageError(
+            f"a Ray worker failed to start: {describe(cause)}. Every node needs the same corpus-audit installed "
+            "(pip install 'corpus-audit[ray]') in the Python environment Ray runs there."
+        ) from None
     for key, value in expected.items():
         if found[key] != value:
             raise UsageError(
