@@ -15,7 +15,7 @@ Vocabulary used throughout:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -53,7 +53,7 @@ class Estimate:
             method=method,
             detectable=self.detectable,
             clipped=self.clipped,
-            message=self.message and f"any AI label: {self.message}; for no_ai that is a lower bound",
+            message=self.message and f"any AI label: {self.message}" + ("" if self.detectable else "; for no_ai that is a lower bound"),
             details=self.details,
         )
 
@@ -365,9 +365,10 @@ def _unit_inputs(docs: Mapping[str, np.ndarray], names: Sequence[str]) -> dict[s
     return out
 
 
-def _unit_block(unit: str, inp: dict, population: float, rates: ErrorRates | None, passages: np.ndarray,
+def _unit_block(unit: str, inp: dict, population: float, rates: ErrorRates | str, passages: np.ndarray,
                 sampled: bool, population_rel_se: float) -> dict[str, Estimate]:
-    """Every estimator for one unit; the adjusted one only when the model's evaluation is known.
+    """Every estimator for one unit; the adjusted one only when the model's error rates are known (`rates` is
+    otherwise the reason why not, and classify-and-count carries it as its message).
 
     The document is the cluster: the hash sample takes or leaves each document whole, so it is the sampling
     unit, and one document's passages share their topic and style, so their flags go together."""
@@ -378,10 +379,11 @@ def _unit_block(unit: str, inp: dict, population: float, rates: ErrorRates | Non
         return {"classify_and_count": wilson(0.0, population)}
     ratio = cluster_robust_ratio(values, amounts)
     n_eff = effective_size(ratio.ratio, ratio.variance, items)
-    estimators = {"classify_and_count": wilson(k, population, n_eff=n_eff * population / n)}
+    raw = wilson(k, population, n_eff=n_eff * population / n)
+    estimators = {"classify_and_count": raw if isinstance(rates, ErrorRates) else replace(raw, message=rates)}
     if "sum_p" in inp:
         estimators["probabilistic"] = probabilistic_count(inp["sum_p"], population, variance=inp["sum_p"] * n / items)
-    if rates is not None:
+    if isinstance(rates, ErrorRates):
         estimators["adjusted"] = rogan_gladen(
             k, n, rates, items=items, rate_variance=ratio.variance, population=population,
             population_rel_se=population_rel_se, finite_population=not sampled,
@@ -393,6 +395,7 @@ def _unit_block(unit: str, inp: dict, population: float, rates: ErrorRates | Non
 HEADLINE_ORDER = ("adjusted", "classify_and_count")
 NO_EVALUATION = ("the model ships no evaluation confusion matrix (model.json 'evaluation'), so classifier errors "
                  "cannot be corrected: this is the raw flagged share")
+NO_RATES = "the model's evaluation cannot give error rates for this label ({}), so this is the raw flagged share"
 PASSAGES_NOTE = "share of the passages of gate-passed documents (only those are split into passages)"
 
 
@@ -427,7 +430,12 @@ def prevalence_block(
                          if sampled and totals.documents else 0.0)
 
     def block_for(names: Sequence[str]) -> dict[str, dict[str, Estimate]]:
-        rates = ErrorRates.from_confusion(confusion["labels"], confusion["matrix"], names) if confusion else None
+        rates: ErrorRates | str = NO_EVALUATION
+        if confusion:
+            try:
+                rates = ErrorRates.from_confusion(confusion["labels"], confusion["matrix"], names)
+            except ValueError as error:
+                rates = NO_RATES.format(error)
         return {unit: _unit_block(unit, inp, float(populations[unit]), rates, passages, sampled, population_rel_se)
                 for unit, inp in _unit_inputs(docs, names).items() if populations.get(unit)}
 
@@ -446,9 +454,8 @@ def _present(unit: str, estimators: dict[str, Estimate]) -> dict:
     head = estimators[name]
     out = {"estimate": head.estimate, "ci95": [float(head.ci95[0]), float(head.ci95[1])], "method": head.method,
            "detectable": head.detectable}
-    message = head.message or (NO_EVALUATION if name != "adjusted" else None)
-    if message:
-        out["message"] = message
+    if head.message:
+        out["message"] = head.message
     if unit == "passages":
         out["population"] = PASSAGES_NOTE
     out["estimators"] = {n: e.as_dict() for n, e in estimators.items()}

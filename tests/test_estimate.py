@@ -193,3 +193,14 @@ def test_prevalence_block_without_tokens_or_evaluation_falls_back_and_says_so() 
     assert entry["method"].startswith("classify_and_count")
     assert "no evaluation" in entry["message"]
     assert "adjusted" not in entry["estimators"]
+
+
+def test_a_label_missing_from_the_evaluation_falls_back_for_that_label_only() -> None:
+    docs = _docs(np.random.default_rng(3), 500, tokens=False)
+    totals = Totals(documents=2000, characters=int(docs["characters"].sum()) * 2, passages=int(docs["passages"].sum()))
+    matrix = [row[:] for row in EVALUATION["confusion"]["matrix"]]
+    matrix[1] = [0, 0, 0, 0]  # no aligned_ai example was evaluated
+    block = prevalence_block(docs, totals, {"confusion": {"labels": list(LABELS), "matrix": matrix}}, LABELS)
+    assert block["misaligned_ai"]["documents"]["method"].startswith("rogan_gladen")
+    aligned = block["aligned_ai"]["documents"]
+    assert aligned["method"].startswith("classify_and_count") and "no positives" in aligned["message"]
