@@ -209,24 +209,23 @@ def _passage(row: dict[str, Any]) -> Passage:
                    cluster_id=row.get("cluster_id"), date=row.get("date"))
 
 
-def _with_family(frame: pl.LazyFrame, columns: set[str]) -> pl.LazyFrame:
-    """A `family` key: the cluster id, or the passage itself when it has none (unclustered runs)."""
-    own = pl.col("doc_id").cast(pl.String) + ":" + pl.col("passage_index").cast(pl.String) \
-        if "passage_index" in columns else pl.col("doc_id").cast(pl.String) + ":" + pl.col("text")
-    if "cluster_id" not in columns:
-        return frame.with_columns(family=own)
-    return frame.with_columns(family=pl.coalesce(pl.col("cluster_id").cast(pl.String), own))
-
-
 def examples(run: RunData, label: str, k: int = EXAMPLES_PER_LABEL) -> list[Passage]:
-    """The highest-scoring passages of a label, one per near-duplicate family so the examples differ."""
+    """The highest-scoring passages of a label, one per near-duplicate family so the examples differ.
+
+    The ranking reads only the small columns; the text is read for the k passages shown.
+    """
     if run.passages is None:
         return []
-    columns = run.passage_columns()
-    frame = _with_family(run.passages.filter(pl.col("label") == label), columns)
-    top = (frame.sort(["score", "doc_id"], descending=[True, False])
+    own = pl.col("doc_id").cast(pl.String) + ":" + pl.col("passage_index").cast(pl.String)
+    family = pl.coalesce(pl.col("cluster_id").cast(pl.String), own) if "cluster_id" in run.passage_columns() else own
+    top = (run.passages.filter(pl.col("label") == label)
+           .select("doc_id", "passage_index", "score", family.alias("family"))
+           .sort(["score", "doc_id"], descending=[True, False])
            .unique(subset=["family"], keep="first", maintain_order=True).head(k).collect())
-    return [_passage(row) for row in top.to_dicts()]
+    chosen = (run.passages.filter(pl.col("doc_id").is_in(top["doc_id"].implode()) & (pl.col("label") == label))
+              .collect().join(top.select("doc_id", "passage_index", "family"), on=["doc_id", "passage_index"])
+              .sort(["score", "doc_id"], descending=[True, False]))
+    return [_passage(row) for row in chosen.to_dicts()]
 
 
 def _exemplars(run: RunData, label: str, cluster_ids: list[int]) -> dict[int, Passage]:
