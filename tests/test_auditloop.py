@@ -14,7 +14,7 @@ from audit import auditloop
 from audit.errors import UsageError
 from audit.labels import AI_LABELS, LABELS
 from audit.scan import SAMPLE_GATED, SAMPLE_REJECTED
-from support import SHARDS, write_shard
+from support import SHARDS
 
 TRUE_GATED_RATE = 0.01  # misaligned passages among those the model called no_ai
 TRUE_REJECTED_RATE = 0.02  # misaligned documents among those the gate passed over
@@ -67,7 +67,7 @@ def planted_run(root: Path, seed: int = 0) -> dict:
     misaligned shares."""
     rng = np.random.default_rng(seed)
     (root / "units").mkdir(parents=True)
-    flagged_all, truths = [], {"passages": [], "rejected": []}
+    flagged_all, passage_truth, rejected_truth, everything = [], [], [], []
     for unit, (n_flagged, n_low, n_rejected) in enumerate([(700, 5000, 3000), (300, 2000, 1500)]):
         flagged = _passages(rng, unit, 0, n_flagged, flagged=True)
         low = _passages(rng, unit, n_flagged, n_low, flagged=False)
@@ -88,17 +88,17 @@ def planted_run(root: Path, seed: int = 0) -> dict:
                  "passages_by_label": {L: int(np.sum(flagged["label"] == L)) for L in AI_LABELS} | {"no_ai": n_low}}
         (root / "units" / f"{uid}.json").write_text(json.dumps(stats))
         flagged_all.append(flagged)
-        truths["passages"].append(np.concatenate([flagged["truth"], low["truth"]]))
-        truths["rejected"].append(rejected["truth"])
-        truths.setdefault("table", []).extend([flagged, low, rejected])
+        passage_truth.append(np.concatenate([flagged["truth"], low["truth"]]))
+        rejected_truth.append(rejected["truth"])
+        everything += [flagged, low, rejected]
     pq.write_table(_rows(_concat(flagged_all)), root / "passages.parquet")
     (root / "summary.json").write_text("{}")
     truth_of = {}
-    for part in truths["table"]:
+    for part in everything:
         truth_of.update({(d, None if i < 0 else int(i)): bool(t) for d, i, t in zip(part["doc_id"], part["passage_index"], part["truth"])})
     return {
-        "passages": float(np.concatenate(truths["passages"]).mean()),
-        "gate_rejected_documents": float(np.concatenate(truths["rejected"]).mean()),
+        "passages": float(np.concatenate(passage_truth).mean()),
+        "gate_rejected_documents": float(np.concatenate(rejected_truth).mean()),
         "truth_of": truth_of,
     }
 
