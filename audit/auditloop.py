@@ -27,7 +27,7 @@ import polars as pl
 
 from .atomic import write_json_atomic, write_text_atomic
 from .errors import UsageError
-from .estimate import Z95, wilson
+from .estimate import Z95, beta_draws, wilson
 from .labels import AI_LABELS, LABELS
 from .rundir import SCHEMA_VERSION, RunDir
 from .scan import SAMPLE_GATED, SAMPLE_REJECTED, doc_hash
@@ -285,25 +285,27 @@ def _unit_estimates(parts: list[tuple[Stratum, np.ndarray, np.ndarray]], label: 
 
 def stratified_estimate(strata: list[tuple[int, np.ndarray]], draws: int = DRAWS, seed: int = SEED) -> dict:
     """Design-based share: sum of N_h x (labelled share in stratum h) over sum of N_h. Interval: Monte Carlo of
-    the finite-population posterior, each stratum's rate from Jeffreys' Beta(y + 1/2, n - y + 1/2) and the
-    unlabelled remainder of the stratum drawn binomially, so a stratum whose sample holds no positive still adds
-    the uncertainty it should, and a fully labelled stratum adds none."""
+    the stratum totals, the labelled rows as they are plus the unlabelled rest of each stratum drawn binomially
+    at a rate from its Clopper-Pearson confidence distribution (Beta(y, n-y+1) for the lower limit, Beta(y+1,
+    n-y) for the upper). A stratum whose sample holds no positive still adds the uncertainty it should, one
+    positive in a small sample does not make a rare stratum look common, and a fully labelled stratum adds none."""
     rng = np.random.default_rng(seed)
     total = sum(N for N, _ in strata)
-    positives = np.zeros(draws)
+    low, high = np.zeros(draws), np.zeros(draws)
     point = 0.0
     unlabelled = []
     for N, yh in strata:
         n, k = len(yh), float(np.sum(yh))
-        rate = rng.beta(k + 0.5, n - k + 0.5, draws)
-        positives += k + rng.binomial(max(N - n, 0), rate)
+        rest = max(N - n, 0)
+        low += k + rng.binomial(rest, beta_draws(rng, k, n - k + 1, draws))
+        high += k + rng.binomial(rest, beta_draws(rng, k + 1, n - k, draws))
         if n:
             point += N * k / n
         else:
             unlabelled.append(N)
-    lo, hi = (float(v) for v in np.quantile(positives / total, [0.025, 0.975]))
-    out = {"estimate": None if unlabelled else point / total, "ci95": [lo, hi],
-           "method": "stratified (design-based; Jeffreys finite-population Monte Carlo interval)"}
+    ci95 = [float(np.quantile(low, 0.025)) / total, float(np.quantile(high, 0.975)) / total]
+    out = {"estimate": None if unlabelled else point / total, "ci95": ci95,
+           "method": "stratified (design-based; Clopper-Pearson finite-population Monte Carlo interval)"}
     if unlabelled:
         out["message"] = f"{len(unlabelled)} stratum/strata with {sum(unlabelled)} items have no labelled row"
     return out

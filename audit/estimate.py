@@ -217,7 +217,7 @@ def _adjusted_share(r, s, f, exposure):
     return np.where(gap > 0, (r - fp) / np.where(gap > 0, gap, 1.0), 1.0)
 
 
-def _beta(rng: np.random.Generator, a: float, b: float, draws: int) -> np.ndarray:
+def beta_draws(rng: np.random.Generator, a: float, b: float, draws: int) -> np.ndarray:
     """Beta draws that allow a zero parameter (a point mass at 0 or 1), as Clopper-Pearson limits need."""
     if a <= 0:
         return np.zeros(draws)
@@ -278,9 +278,9 @@ def rogan_gladen(
     k_eff = rate * n_eff
 
     def limit(up: bool, q: float, false_positives: bool = True) -> float:
-        r_d = _beta(rng, k_eff + up, n_eff - k_eff + (not up), draws)
-        s_d = _beta(rng, rates.tp + (not up), rates.fn + up, draws)
-        f_d = _beta(rng, rates.fp + (not up), rates.tn + up, draws) if false_positives else np.zeros(draws)
+        r_d = beta_draws(rng, k_eff + up, n_eff - k_eff + (not up), draws)
+        s_d = beta_draws(rng, rates.tp + (not up), rates.fn + up, draws)
+        f_d = beta_draws(rng, rates.fp + (not up), rates.tn + up, draws) if false_positives else np.zeros(draws)
         if exposure is not None and not up:
             # A positive document may hold many positive passages and then is all but surely flagged: the lower
             # limit takes that extreme (document sensitivity 1); the estimate and upper limit take one passage.
@@ -295,8 +295,8 @@ def rogan_gladen(
     rng = np.random.default_rng(seed)
     lo, hi = limit(False, 0.025), limit(True, 0.975)
     # Clopper-Pearson limits of the false-positive rate (quantiles of its Beta confidence distributions).
-    f_lower = float(np.quantile(_beta(rng, rates.fp, rates.tn + 1, draws), 0.025))
-    f_upper = float(np.quantile(_beta(rng, rates.fp + 1, rates.tn, draws), 0.975))
+    f_lower = float(np.quantile(beta_draws(rng, rates.fp, rates.tn + 1, draws), 0.025))
+    f_upper = float(np.quantile(beta_draws(rng, rates.fp + 1, rates.tn, draws), 0.975))
     (fp_lower, fp_upper), _ = _fp_and_scale(np.array([f_lower, f_upper]), exposure)
     details = {
         "flagged": float(k), "classified": float(n), "population": float(population), "effective_n": n_eff,
