@@ -131,6 +131,22 @@ def test_every_section_and_plot_renders(chromium, tmp_path):
     _assert_inert(chromium, page)
 
 
+def test_printed_on_a4_nothing_sticks_out(chromium, tmp_path):
+    """Print media at the width of an A4 page: the navigation is dropped and no element is wider than the page."""
+    run_dir = tmp_path / "run"
+    write_fixture_run(run_dir, payloads=True)   # long unbroken URLs and payload strings
+    page = write_reports(run_dir)[0]
+    chromium.open(page)
+    chromium.driver.set_window_size(700, 1123)   # A4 less 14 mm margins is about 690 CSS px
+    chromium.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+    assert chromium.driver.execute_script("return getComputedStyle(document.querySelector('nav')).display") == "none"
+    too_wide = chromium.driver.execute_script(
+        "const w = document.documentElement.clientWidth;"
+        "return [...document.querySelectorAll('main *')].filter(e => e.getBoundingClientRect().right > w + 1)"
+        ".map(e => e.tagName + '.' + e.className).slice(0, 5)")
+    assert too_wide == []
+
+
 def test_report_of_the_shared_web_shards(chromium, tmp_path):
     """The real shards: scan, then look at the page and find the summary's numbers on it."""
     run_dir = tmp_path / "run"
