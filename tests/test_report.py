@@ -326,6 +326,21 @@ def test_missing_clusters_and_units_degrade_gracefully(tmp_path):
     assert "Score distribution" not in text   # no unit stats, no histogram section
 
 
+def test_passages_may_be_a_directory_of_parquet_files(run):
+    """The contract lets passages.parquet be a directory; the report reads it the same way."""
+    run_dir, _ = run
+    write_reports(run_dir)
+    as_file = _visible_text((run_dir / "report.html").read_text())
+    frame = pl.read_parquet(run_dir / "passages.parquet")
+    (run_dir / "passages.parquet").unlink()
+    (run_dir / "passages.parquet").mkdir()
+    half = frame.height // 2
+    frame.head(half).write_parquet(run_dir / "passages.parquet" / "part-0.parquet")
+    frame.tail(frame.height - half).write_parquet(run_dir / "passages.parquet" / "part-1.parquet")
+    write_reports(run_dir)
+    assert _visible_text((run_dir / "report.html").read_text()) == as_file
+
+
 def test_undetectable_prevalence_shows_the_message_not_a_number(run):
     run_dir, summary = run
     entry = summary["labels"]["misaligned_ai"]["prevalence"]["documents"]
