@@ -45,7 +45,7 @@ STATE_DIR = ".export"  # one marker per finished shard
 ATTRIBUTES_DIR = "attributes"
 ATTRIBUTE_PREFIX = "corpus_audit"
 TAG_PREFIX = "audit_"
-BATCH_ROWS = 4096
+BATCH_BYTES = 64 * 2**20  # about this much uncompressed data is read at a time
 ROW_GROUP_BYTES = 128 * 2**20  # cap on the uncompressed size of an output row group
 PASSAGE_COLUMNS = ["shard", "row", "char_start", "char_end", "label", "score", *(f"p_{label}" for label in AI_LABELS), "cluster_id"]
 # Parquet footer codec names -> pyarrow writer names (codecs pyarrow cannot write fall back to zstd)
@@ -384,13 +384,14 @@ def _export_shard(shard: Shard, out: Path, mode: str, placeholder: str, columns:
         def write_attributes(attributes_tmp: str) -> None:
             # no name and no time in the gzip header: the same export gives the same bytes
             with pq.ParquetWriter(shard_tmp, schema, compression=codec) as writer, open(attributes_tmp, "wb") as raw, \
-                 gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as attributes:
+                 gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as attributes:
                 grouped = _RowGroups(writer, _row_group_rows(parquet.metadata))
                 first_row = 0
-                for batch in parquet.iter_batches(batch_size=BATCH_ROWS, use_threads=True):
+                for batch in parquet.iter_batches(batch_size=_batch_rows(parquet.metadata), use_threads=True):
                     batch_tags = tags.batch(first_row, batch.num_rows)
-                    grouped.add(_transform(batch, batch_tags, mode, placeholder, roles["text"], counts))
-                    attributes.write(_attribute_lines(batch, batch_tags, roles, shard.relpath, first_row).encode("utf-8"))
+                    lengths = pc.fill_null(pc.utf8_length(_as_text(_select(batch, roles["text"]))), 0).to_numpy(zero_copy_only=False)
+                    grouped.add(_transform(batch, batch_tags, lengths, mode, placeholder, roles["text"], counts))
+                    attributes.write(_attribute_lines(batch, batch_tags, lengths, roles, shard.relpath, first_row).encode("utf-8"))
                     first_row += batch.num_rows
                     bar.advance(batch.num_rows, batch.nbytes)
                 row_groups.append(grouped.close())
@@ -417,9 +418,8 @@ def _export_shard(shard: Shard, out: Path, mode: str, placeholder: str, columns:
     return stats
 
 
-def _transform(batch: pa.RecordBatch, tags: _BatchTags, mode: str, placeholder: str, text_column: str, counts: _Counts) -> pa.RecordBatch:
-    """The batch as the mode writes it; counts what went in and out."""
-    lengths = pc.fill_null(pc.utf8_length(_as_text(_select(batch, text_column))), 0).to_numpy(zero_copy_only=False)
+def _transform(batch: pa.RecordBatch, tags: _BatchTags, lengths: np.ndarray, mode: str, placeholder: str, text_column: str, counts: _Counts) -> pa.RecordBatch:
+    """The batch as the mode writes it (``lengths``: each row's text in code points); counts what went in and out."""
     counts.rows_in += batch.num_rows
     counts.characters_in += int(lengths.sum())
     counts.documents_flagged += int(tags.flagged_doc.sum())
@@ -531,31 +531,52 @@ def _annotate(batch: pa.RecordBatch, tags: _BatchTags) -> pa.RecordBatch:
 # -- dolma-style attributes -------------------------------------------------------------------------------------
 
 
-def _attribute_lines(batch: pa.RecordBatch, tags: _BatchTags, roles: dict[str, str], relpath: str, first_row: int) -> str:
+def _attribute_lines(batch: pa.RecordBatch, tags: _BatchTags, lengths: np.ndarray, roles: dict[str, str], relpath: str, first_row: int) -> str:
     """One JSON line per row: ``{"id", "row", "attributes": {name: [[start, end, score], ...]}}``."""
     n = batch.num_rows
-    rows = range(first_row, first_row + n)
     ids = _select(batch, roles["id"]).to_pylist() if "id" in roles else [None] * n
-    ids = [f"{relpath}:{row}" if i is None else str(i) for i, row in zip(ids, rows)]
-    lengths = pc.fill_null(pc.utf8_length(_as_text(_select(batch, roles["text"]))), 0).to_numpy(zero_copy_only=False).tolist()
-    attributes: list[dict] = [_empty_attributes() for _ in range(n)]
+    ids = [f"{relpath}:{first_row + k}" if i is None else str(i) for k, i in enumerate(ids)]
+    lengths_list, flagged_doc = lengths.tolist(), tags.flagged_doc.tolist()
+    max_p = {label: tags.max_p[label].tolist() for label in AI_LABELS}  # NaN: the gate passed the row over
+    classified = ~np.isnan(tags.max_p[AI_LABELS[0]])
+    classified[tags.local] = True
+    passages = _passage_attributes(tags)
+    lines = []
+    for k, (doc_id, length) in enumerate(zip(ids, lengths_list)):
+        head = f'{{"id": {json.dumps(doc_id, ensure_ascii=False)}, "row": {first_row + k}, "attributes": '
+        if not classified[k]:  # most rows: nothing but their length varies, so skip building a dict
+            lines.append(f"{head}{_UNTAGGED[0]}[[0, {length}, 0.0]]{_UNTAGGED[1]}}}\n")
+            continue
+        attributes = {**passages.get(k, _no_passages()), f"{ATTRIBUTE_PREFIX}__document__flagged": [[0, length, 1.0 if flagged_doc[k] else 0.0]]}
+        for label in AI_LABELS:
+            score = max_p[label][k]
+            attributes[f"{ATTRIBUTE_PREFIX}__document__max_p_{label}"] = [] if score != score else [[0, length, round(score, 6)]]
+        lines.append(f"{head}{json.dumps(attributes, ensure_ascii=False)}}}\n")
+    return "".join(lines)
+
+
+def _passage_attributes(tags: _BatchTags) -> dict[int, dict[str, list]]:
+    """Batch row -> its passage spans per label, and the flagged ones, as Dolma span attributes."""
+    out: dict[int, dict[str, list]] = {}
     p = tags.passages
     columns = {name: p[name].to_pylist() for name in ("char_start", "char_end", "label", "score", *(f"p_{label}" for label in AI_LABELS))}
-    for k, row in enumerate(tags.local.tolist()):
+    for k, (row, flagged) in enumerate(zip(tags.local.tolist(), tags.flagged.tolist())):
         start, end, label = columns["char_start"][k], columns["char_end"][k], columns["label"][k]
-        attributes[row][f"{ATTRIBUTE_PREFIX}__passage__{label}"].append([start, end, round(columns[f"p_{label}"][k], 6)])
-        if tags.flagged[k]:
-            attributes[row][f"{ATTRIBUTE_PREFIX}__passage__flagged"].append([start, end, round(columns["score"][k], 6)])
-    for row in range(n):
-        attributes[row][f"{ATTRIBUTE_PREFIX}__document__flagged"] = [[0, lengths[row], 1.0 if tags.flagged_doc[row] else 0.0]]
-        for label in AI_LABELS:
-            score = tags.max_p[label][row]
-            attributes[row][f"{ATTRIBUTE_PREFIX}__document__max_p_{label}"] = [] if np.isnan(score) else [[0, lengths[row], round(float(score), 6)]]
-    return "".join(json.dumps({"id": i, "row": row, "attributes": a}, ensure_ascii=False) + "\n" for i, row, a in zip(ids, rows, attributes))
+        mine = out.setdefault(row, _no_passages())
+        mine[f"{ATTRIBUTE_PREFIX}__passage__{label}"].append([start, end, round(columns[f"p_{label}"][k], 6)])
+        if flagged:
+            mine[f"{ATTRIBUTE_PREFIX}__passage__flagged"].append([start, end, round(columns["score"][k], 6)])
+    return out
 
 
-def _empty_attributes() -> dict[str, list]:
+def _no_passages() -> dict[str, list]:
     return {f"{ATTRIBUTE_PREFIX}__passage__{name}": [] for name in (*AI_LABELS, "flagged")}
+
+
+# The attributes of a row the scan did not classify, split around its document span (only the length varies).
+_UNTAGGED = json.dumps({
+    **_no_passages(), f"{ATTRIBUTE_PREFIX}__document__flagged": [[0, 0, 0.0]], **{f"{ATTRIBUTE_PREFIX}__document__max_p_{label}": [] for label in AI_LABELS},
+}).split("[[0, 0, 0.0]]")
 
 
 # -- writing -----------------------------------------------------------------------------------------------------
@@ -571,13 +592,20 @@ def _codec(metadata: pq.FileMetaData) -> str | dict[str, str]:
     return distinct.pop() if len(distinct) == 1 else codecs
 
 
+def _row_bytes(metadata: pq.FileMetaData) -> float:
+    """Average uncompressed bytes per row."""
+    total = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+    return max(total / max(metadata.num_rows, 1), 1.0)
+
+
+def _batch_rows(metadata: pq.FileMetaData) -> int:
+    return max(1, int(BATCH_BYTES / _row_bytes(metadata)))
+
+
 def _row_group_rows(metadata: pq.FileMetaData) -> int:
     """Rows per output row group: the input's largest row group, capped at ROW_GROUP_BYTES of uncompressed data."""
-    if metadata.num_row_groups == 0 or metadata.num_rows == 0:
-        return BATCH_ROWS
-    largest = max(metadata.row_group(i).num_rows for i in range(metadata.num_row_groups))
-    row_bytes = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups)) / metadata.num_rows
-    return max(1, min(largest, int(ROW_GROUP_BYTES / max(row_bytes, 1))))
+    largest = max((metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)), default=1)
+    return max(1, min(largest, int(ROW_GROUP_BYTES / _row_bytes(metadata))))
 
 
 class _RowGroups:
