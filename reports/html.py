@@ -6,9 +6,13 @@ never as links, and a Content-Security-Policy forbids scripts and fetches should
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from typing import Any
 
+import polars as pl
+
+from audit import gate
 from audit.labels import AI_LABELS
 
 from . import fmt, plots, tables
@@ -34,6 +38,19 @@ def _chip(label: str) -> Html:
 def _truncate(text: str, limit: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"
+
+
+def _highlight(text: str) -> Html:
+    """The text, escaped, with the AI terms the gate matched in <mark> (each extended to the end of its word)."""
+    found = {m for m in pl.Series([text]).str.extract_all(gate.PATTERN)[0] if m}
+    if not found:
+        return esc(text)
+    terms = re.compile("|".join(re.escape(t) + r"\w*" for t in sorted(found, key=len, reverse=True)))
+    out, end = Html(""), 0
+    for match in terms.finditer(text):
+        out += esc(text[end:match.start()]) + el("mark", match.group())
+        end = match.end()
+    return out + esc(text[end:])
 
 
 def _figure(uri: str | None, alt: str, caption: Any = "") -> Html:
@@ -166,7 +183,7 @@ def _family(family: tables.Family) -> Html:
     body = Html("")
     if family.exemplar is not None:
         ex = family.exemplar
-        body = el("blockquote", _truncate(ex.text, EXEMPLAR_CHARS)) + el(
+        body = el("blockquote", _highlight(_truncate(ex.text, EXEMPLAR_CHARS))) + el(
             "p", el("span", ex.url or ex.domain, class_="url") + f" · score {ex.score:.3f}", class_="source")
     if len(family.top_domains) > 1:
         body += el("p", "top domains: " + ", ".join(family.top_domains[:5]), class_="source")
@@ -275,7 +292,7 @@ def _passage(p: tables.Passage) -> Html:
     meta = join([el("span", f"score {p.score:.3f}", class_="score"),
                  el("span", p.domain, class_="domain")] + ([el("span", p.date[:10])] if p.date else [])
                 + ([el("span", f"family {p.cluster_id}")] if p.cluster_id is not None else []), " ")
-    return el("li", el("p", meta, class_="meta") + el("blockquote", _truncate(p.text, PASSAGE_CHARS))
+    return el("li", el("p", meta, class_="meta") + el("blockquote", _highlight(_truncate(p.text, PASSAGE_CHARS)))
               + el("p", el("span", p.url, class_="url"), class_="source"), class_="passage")
 
 
