@@ -154,17 +154,17 @@ def wilson(k: float, n: float, n_eff: float | None = None) -> Estimate:
     )
 
 
-def probabilistic_count(sum_p: float, n: float, variance: float | None = None, items: float | None = None) -> Estimate:
+def probabilistic_count(sum_p: float, n: float, variance: float | None = None, weight: float = 1.0) -> Estimate:
     """Probabilistic count: the mean calibrated probability. Unbiased only if the probabilities are calibrated on
     this corpus; calibration measured on a balanced evaluation set overstates rare labels (prior shift).
 
     The interval is normal on the count, with the Poisson-binomial variance sum p(1-p) of the true count given
-    calibrated probabilities. Without `variance`, sum p x (n / items) is used: an upper bound of that variance when
-    each item weighs the average amount (exact in the limit of small p)."""
+    calibrated probabilities. Without `variance`, sum p x `weight` is used (`weight`: the average amount per item,
+    e.g. characters per passage): an upper bound of it when items weigh alike, exact in the limit of small p."""
     if n <= 0:
         raise ValueError("probabilistic_count needs n > 0")
     if variance is None:
-        variance = sum_p * (n / items if items else 1.0)
+        variance = sum_p * weight
     half = Z95 * np.sqrt(max(variance, 0.0))
     return Estimate(
         estimate=float(sum_p / n),
@@ -382,7 +382,7 @@ def _unit_block(unit: str, inp: dict, population: float, rates: ErrorRates | str
     raw = wilson(k, population, n_eff=n_eff * population / n)
     estimators = {"classify_and_count": raw if isinstance(rates, ErrorRates) else replace(raw, message=rates)}
     if "sum_p" in inp:
-        estimators["probabilistic"] = probabilistic_count(inp["sum_p"], population, variance=inp["sum_p"] * n / items)
+        estimators["probabilistic"] = probabilistic_count(inp["sum_p"], population, weight=n / items)
     if isinstance(rates, ErrorRates):
         estimators["adjusted"] = rogan_gladen(
             k, n, rates, items=items, rate_variance=ratio.variance, population=population,
