@@ -303,8 +303,9 @@ def _examples(run: RunData) -> Html:
         blocks += el("h3", _chip(label)) + (el("ol", join(_passage(p) for p in found), class_="passages") if found
                                             else el("p", "No passages with this label.", class_="muted"))
     return el("section", el("h2", "Example passages")
-              + el("p", "The highest-scoring passages of each label, one per near-duplicate family. Text and "
-                        "URLs come from the corpus and are shown as plain text.", class_="muted")
+              + el("p", Html("The highest-scoring passages of each label, one per near-duplicate family; ")
+                   + el("mark", "marked") + " are the AI terms the gate matched. Text and URLs come from the corpus "
+                   "and are shown as plain text.", class_="muted")
               + blocks, id="examples")
 
 

@@ -73,7 +73,7 @@ def _passages(rng: np.random.Generator, payloads: bool) -> pl.DataFrame:
             doc += int(rng.integers(1, 3) == 1)  # a document may hold two passages
             domain = DOMAINS[rng.choice(len(DOMAINS), p=weights / weights.sum())]
             year = int(rng.integers(2019, 2027))
-            text = TEXTS[label][i % len(TEXTS[label])] + f" (passage {i} of the {label} fixture.)"
+            text = TEXTS[label][i % len(TEXTS[label])] + f" (fixture passage {i}.)"
             rows.append({
                 "doc_id": f"doc-{doc:05d}", "shard": f"web_{doc % 4}.parquet", "row": doc // 4,
                 "url": f"https://{domain}/{year}/story-{doc}", "domain": domain,
