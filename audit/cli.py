@@ -217,8 +217,43 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return outcome.exit_code
 
 
+def _sample_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("sample", help="draw a stratified audit sample of passages for people to label")
+    p.add_argument("run", type=Path)
+    p.add_argument("--n", type=int, required=True, help="how many passages to draw")
+    p.add_argument("--out", type=Path, required=True, help="JSON Lines file to write (fill in each line's label)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=_cmd_sample)
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    from .auditloop import sample
+
+    plan = sample(args.run, args.n, args.out, args.seed)
+    for stratum in plan["strata"]:
+        print(f"  {stratum['name']:<28} drew {stratum['drawn']:>5} of {stratum['population']:>10,}")
+    print(f"{len(plan['rows'])} passages to label in {args.out}; then run `corpus-audit estimate {args.run} --labels {args.out}`")
+    return 0
+
+
+def _estimate_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("estimate", help="prevalence from a labelled audit sample (writes RUN/estimate.json)")
+    p.add_argument("run", type=Path)
+    p.add_argument("--labels", type=Path, required=True, help="the sample file with a `label` filled in on every line")
+    p.set_defaults(handler=_cmd_estimate)
+
+
+def _cmd_estimate(args: argparse.Namespace) -> int:
+    from .auditloop import estimate, render
+
+    print(render(estimate(args.run, args.labels)))
+    print(f"written: {args.run / 'estimate.json'}")
+    return 0
+
+
 PARSERS: list[Callable[[argparse._SubParsersAction], None]] = [
     _scan_parser, _report_parser, _demo_parser, _train_parser, _evaluate_parser, _classify_parser, _export_parser,
+    _sample_parser, _estimate_parser,
 ]
 
 
