@@ -273,6 +273,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print(f"corpus-audit: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("corpus-audit: interrupted; re-run the same command to resume", file=sys.stderr)
         return 130

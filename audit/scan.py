@@ -186,6 +186,11 @@ class _Doc:
     date: str | None
     dump: str | None
 
+    def identity(self, shard: str) -> dict:
+        """The columns every unit table starts with (_DOC_FIELDS)."""
+        return {"doc_id": self.doc_id, "shard": shard, "row": self.row, "url": self.url,
+                "domain": registered_domain(self.url), "date": self.date, "dump": self.dump}
+
 
 def _docs(batch: dict[str, pa.Array], rows: np.ndarray, index: np.ndarray, lengths: np.ndarray, tokens: np.ndarray | None, relpath: str) -> list[_Doc]:
     ids = _doc_ids(batch, rows, index, relpath)
@@ -211,25 +216,19 @@ def _classify_docs(docs: list[_Doc], texts: list[str], tagger: Tagger, seed: int
         k = len(doc_spans)
         doc_probs, doc_labels = probs[offset : offset + k], labels[offset : offset + k]
         chars = np.array([b - a for a, b in doc_spans], dtype=np.int64)
-        domain = registered_domain(doc.url)
+        identity = doc.identity(relpath)
         for index, ((start, end), label) in enumerate(zip(doc_spans, doc_labels.tolist())):
-            row = lambda: _passage_row(doc, relpath, domain, index, start, end, passages[offset + index], doc_probs[index], label)
+            row = lambda: _passage_row(identity, index, start, end, passages[offset + index], doc_probs[index], label)
             if label != NO_AI:
                 out.flagged.append(row())
             out.gated_sample.offer(doc_hash(f"{doc.doc_id}#{index}", seed), row)
-        out.docs.append(_doc_row(doc, relpath, domain, doc_probs, doc_labels, chars))
+        out.docs.append(_doc_row(doc, identity, doc_probs, doc_labels, chars))
         offset += k
 
 
-def _passage_row(doc: _Doc, shard: str, domain: str | None, index: int, start: int, end: int, text: str, probs: np.ndarray, label: int) -> dict:
+def _passage_row(identity: dict, index: int, start: int, end: int, text: str, probs: np.ndarray, label: int) -> dict:
     return {
-        "doc_id": doc.doc_id,
-        "shard": shard,
-        "row": doc.row,
-        "url": doc.url,
-        "domain": domain,
-        "date": doc.date,
-        "dump": doc.dump,
+        **identity,
         "passage_index": index,
         "char_start": start,
         "char_end": end,
@@ -241,19 +240,8 @@ def _passage_row(doc: _Doc, shard: str, domain: str | None, index: int, start: i
     }
 
 
-def _doc_row(doc: _Doc, shard: str, domain: str | None, probs: np.ndarray, labels: np.ndarray, chars: np.ndarray) -> dict:
-    row = {
-        "doc_id": doc.doc_id,
-        "shard": shard,
-        "row": doc.row,
-        "url": doc.url,
-        "domain": domain,
-        "date": doc.date,
-        "dump": doc.dump,
-        "characters": doc.characters,
-        "tokens": doc.tokens,
-        "passages": len(labels),
-    }
+def _doc_row(doc: _Doc, identity: dict, probs: np.ndarray, labels: np.ndarray, chars: np.ndarray) -> dict:
+    row = {**identity, "characters": doc.characters, "tokens": doc.tokens, "passages": len(labels)}
     for index, name in enumerate(AI_LABELS):
         p = probs[:, index].astype(np.float64)
         mine = labels == index
@@ -287,11 +275,7 @@ def _sample_rejected(batch: dict[str, pa.Array], rows: np.ndarray, index: np.nda
             one = np.array([i])
             doc = _docs(batch, rows, one, np.zeros(len(rows), np.int64), None, relpath)[0]
             body = (batch["text"][i].as_py() or "")[:SAMPLE_TEXT_CHARS]
-            return {
-                "kind": "gate_rejected", "doc_id": doc.doc_id, "shard": relpath, "row": doc.row, "url": doc.url,
-                "domain": registered_domain(doc.url), "date": doc.date, "dump": doc.dump, "char_start": 0,
-                "char_end": len(body), "text": body, "label": "no_ai",
-            }
+            return {"kind": "gate_rejected", **doc.identity(relpath), "char_start": 0, "char_end": len(body), "text": body, "label": "no_ai"}
         out.rejected_sample.offer(key, row)
 
 
@@ -313,23 +297,14 @@ def _table(rows: list[dict], schema: pa.Schema) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=schema)
 
 
+def _fields(**types: pa.DataType) -> list[pa.Field]:
+    return [pa.field(name, kind) for name, kind in types.items()]
+
+
 _PROB_FIELDS = [pa.field(f"p_{name}", pa.float32()) for name in LABELS]
-_DOC_FIELDS = [
-    pa.field("doc_id", pa.string()),
-    pa.field("shard", pa.string()),
-    pa.field("row", pa.int64()),
-    pa.field("url", pa.string()),
-    pa.field("domain", pa.string()),
-    pa.field("date", pa.string()),
-    pa.field("dump", pa.string()),
-]
+_DOC_FIELDS = _fields(doc_id=pa.string(), shard=pa.string(), row=pa.int64(), url=pa.string(), domain=pa.string(), date=pa.string(), dump=pa.string())
 _PASSAGE_FIELDS = [
-    pa.field("passage_index", pa.int32()),
-    pa.field("char_start", pa.int64()),
-    pa.field("char_end", pa.int64()),
-    pa.field("text", pa.large_string()),
-    pa.field("label", pa.string()),
-    pa.field("score", pa.float32()),
+    *_fields(passage_index=pa.int32(), char_start=pa.int64(), char_end=pa.int64(), text=pa.large_string(), label=pa.string(), score=pa.float32()),
     *_PROB_FIELDS,
 ]
 FLAGGED_SCHEMA = pa.schema([*_DOC_FIELDS, *_PASSAGE_FIELDS, pa.field("cluster_id", pa.int64())])
