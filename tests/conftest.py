@@ -38,7 +38,8 @@ class Browser:
             if message.get("method") != "Network.requestWillBeSent":
                 continue
             params = message["params"]
-            if not params.get("documentURL", "").startswith(("chrome://", "chrome-untrusted://")):
+            internal = ("chrome://", "chrome-untrusted://", "chrome-search://")
+            if not (params.get("documentURL", "").startswith(internal) or params["request"]["url"].startswith(internal)):
                 urls.append(params["request"]["url"])
         return urls
 
