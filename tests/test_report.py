@@ -379,6 +379,19 @@ def test_human_audited_estimates_are_shown_when_estimate_json_exists(run):
     assert "### Checked by people" in (run_dir / "report.md").read_text()
 
 
+def test_lorenz_curve_agrees_with_the_scan_gini():
+    """The curve drawn and the Gini printed beside it (from the scan's summary) describe the same inequality."""
+    from audit.clusters import gini
+    from audit.reports.tables import lorenz
+
+    rng = np.random.default_rng(3)
+    for counts in ([5, 5, 5, 5], [0, 0, 0, 12], rng.zipf(1.6, 500) % 1000 + 1):
+        x, y, g = lorenz(np.asarray(counts))
+        assert g == pytest.approx(gini(counts), abs=1e-9)
+        assert x[0] == y[0] == 0 and x[-1] == pytest.approx(1) and y[-1] == pytest.approx(1)
+        assert np.all(np.diff(y) >= 0) and np.all(y <= x + 1e-12)   # convex, under the diagonal
+
+
 def test_not_a_run_directory_is_a_clear_error(tmp_path):
     with pytest.raises(UsageError, match="summary.json: not found"):
         write_reports(tmp_path)
