@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -109,6 +110,7 @@ def cluster():
                 pass
         for node in nodes:
             node.wait()
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -192,3 +194,11 @@ def test_a_node_that_cannot_see_the_run_directory_is_a_usage_error(tmp_path):
     worker = ScanWorker(ScanConfig(inputs=[str(SHARDS)], out=tmp_path / "run"), str(tmp_path / "elsewhere"))
     with pytest.raises(UsageError, match="elsewhere does not exist on Ray node .* every node mounts"):
         worker.ready()
+
+
+def test_an_address_where_no_ray_runs_is_a_usage_error(tmp_path):
+    address = f"127.0.0.1:{_free_port()}"
+    done = cli("scan", str(SHARDS / "web_mix_00000.parquet"), "--out", str(tmp_path / "run"), "--engine", "ray",
+               "--ray-address", address)
+    assert done.returncode == 2, done.stderr
+    assert f"no Ray head node answers at {address}" in done.stderr and "ray start --head" in done.stderr

@@ -87,6 +87,8 @@ def _connect(ray, config: ScanConfig) -> bool:
     if ray.is_initialized():  # the Python API caller brought their own Ray session
         return False
     address = config.ray_address or os.environ.get("RAY_ADDRESS")
+    if address:
+        _check_reachable(address)
     try:
         if address:
             ray.init(address=address, logging_level=logging.WARNING)
@@ -104,6 +106,20 @@ def _connect(ray, config: ScanConfig) -> bool:
         ray.shutdown()
         raise UsageError("the Ray cluster has no CPUs; every scan worker needs one (ray start --num-cpus N).")
     return True
+
+
+def _check_reachable(address: str) -> None:
+    """Fail fast on a head node that does not answer: Ray itself keeps retrying for minutes."""
+    host, _, port = address.rpartition(":")
+    if "://" in address or not port.isdigit():
+        return  # 'auto' or a ray:// client address: Ray resolves those
+    try:
+        socket.create_connection((host, int(port)), timeout=10).close()
+    except OSError as error:
+        raise UsageError(
+            f"no Ray head node answers at {address} ({error}). Start one there with `ray start --head --port {port}`, "
+            "or pass the right --ray-address (the address `ray start --head` printed)."
+        ) from None
 
 
 def _run_actors(ray, units: list[Unit], config: ScanConfig, run_root: str, progress: Progress) -> list[dict]:
