@@ -59,15 +59,15 @@ def _figure(uri: str | None, alt: str, caption: Any = "") -> Html:
     return el("figure", Html(f'<img src="{esc(uri)}" alt="{esc(alt)}">') + (el("figcaption", caption) if caption else ""))
 
 
-def _estimate_cells(prev: tables.Prevalence | None) -> tuple[Any, Any]:
-    """(estimate, interval) table cells; an undetectable share shows its upper bound instead."""
+def _estimate_cell(prev: tables.Prevalence | None) -> Html:
+    """A table cell's content: the estimate over its 95% interval, or 'not detectable' over its upper bound."""
     if prev is None:
-        return "–", ""
+        return Html("–")
     if prev.headline is None:
         bound = f"below {fmt.pct(prev.upper)}" if prev.upper is not None else ""
-        return el("span", "not detectable", class_="muted", title=prev.message), bound
-    h = prev.headline
-    return fmt.pct_interval(h.estimate, h.low, h.high)
+        return el("span", "not detectable", class_="muted", title=prev.message) + el("span", bound, class_="ci")
+    estimate, interval = fmt.pct_interval(prev.headline.estimate, prev.headline.low, prev.headline.high)
+    return el("span", estimate) + el("span", interval, class_="ci")
 
 
 # --- sections -------------------------------------------------------------------------------------------
@@ -124,15 +124,16 @@ def _prevalence_table(rows: list[tables.LabelHeadline]) -> Html:
     units += [u for r in rows for p in r.prevalence if (u := p.unit) not in units]
     if not units:
         return Html("")
-    body = [[_chip(r.label)] + [c for u in units for c in _estimate_cells(r.unit(u))] for r in rows]
-    headers = ["label"] + [h for u in units for h in (u, "95% interval")]
+    body = [[_chip(r.label)] + [_estimate_cell(r.unit(u)) for u in units] for r in rows]
     methods = sorted({p.method for r in rows for p in r.prevalence if p.method})
     notes = sorted({p.message for r in rows for p in r.prevalence if p.message and p.headline is not None})
     notes += sorted({f"{p.unit}: {p.population}" for r in rows for p in r.prevalence if p.population})
     others = [(r.label, p.unit, e) for r in rows for p in r.prevalence for e in p.others]
-    return (el("h3", "Prevalence by unit") + table(headers, body, numeric=tuple(range(1, len(headers))))
-            + (el("p", Html("Headline estimator: ") + join((el("code", m) for m in methods), ", "), class_="muted")
-               if methods else Html(""))
+    return (el("h3", "Prevalence by unit")
+            + el("p", "Each cell: the estimate, and below it the 95% interval.", class_="muted")
+            + table(["label", *units], body, numeric=tuple(range(1, len(units) + 1)), class_="data estimates")
+            + (el("p", "Headline estimators:", class_="muted") + el("ul", join(el("li", el("code", m)) for m in methods),
+                                                                   class_="methods") if methods else Html(""))
             + join(el("p", n, class_="note-box") for n in notes)
             + (el("details", el("summary", f"All estimators ({len(others)})") + table(
                 ["label", "unit", "estimator", "estimate", "95% interval"],
