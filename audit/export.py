@@ -547,7 +547,7 @@ def _attribute_lines(batch: pa.RecordBatch, tags: _BatchTags, lengths: np.ndarra
         if not classified[k]:  # most rows: nothing but their length varies, so skip building a dict
             lines.append(f"{head}{_UNTAGGED[0]}[[0, {length}, 0.0]]{_UNTAGGED[1]}}}\n")
             continue
-        attributes = {**passages.get(k, _no_passages()), f"{ATTRIBUTE_PREFIX}__document__flagged": [[0, length, 1.0 if flagged_doc[k] else 0.0]]}
+        attributes = {**(passages.get(k) or _no_passages()), f"{ATTRIBUTE_PREFIX}__document__flagged": [[0, length, 1.0 if flagged_doc[k] else 0.0]]}
         for label in AI_LABELS:
             score = max_p[label][k]
             attributes[f"{ATTRIBUTE_PREFIX}__document__max_p_{label}"] = [] if score != score else [[0, length, round(score, 6)]]
@@ -562,7 +562,9 @@ def _passage_attributes(tags: _BatchTags) -> dict[int, dict[str, list]]:
     columns = {name: p[name].to_pylist() for name in ("char_start", "char_end", "label", "score", *(f"p_{label}" for label in AI_LABELS))}
     for k, (row, flagged) in enumerate(zip(tags.local.tolist(), tags.flagged.tolist())):
         start, end, label = columns["char_start"][k], columns["char_end"][k], columns["label"][k]
-        mine = out.setdefault(row, _no_passages())
+        mine = out.get(row)
+        if mine is None:
+            mine = out[row] = _no_passages()
         mine[f"{ATTRIBUTE_PREFIX}__passage__{label}"].append([start, end, round(columns[f"p_{label}"][k], 6)])
         if flagged:
             mine[f"{ATTRIBUTE_PREFIX}__passage__flagged"].append([start, end, round(columns["score"][k], 6)])
