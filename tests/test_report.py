@@ -67,21 +67,23 @@ def _passages(rng: np.random.Generator, payloads: bool) -> pl.DataFrame:
     """Flagged passages: few misaligned, some aligned, many neutral; domains skewed; some near-duplicate families."""
     counts = {"misaligned_ai": 46, "aligned_ai": 21, "neutral_ai": 310}
     weights = 1 / np.arange(1, len(DOMAINS) + 1) ** 1.1
-    rows, doc = [], 0
+    rows, doc, index = [], 0, 0
     for label, n in counts.items():
         for i in range(n):
-            doc += int(rng.integers(1, 3) == 1)  # a document may hold two passages
-            domain = DOMAINS[rng.choice(len(DOMAINS), p=weights / weights.sum())]
-            year = int(rng.integers(2019, 2027))
+            if not rows or rng.random() < 0.8:   # most passages start a new document; some share the previous one
+                doc, index = doc + 1, 0
+                domain = DOMAINS[rng.choice(len(DOMAINS), p=weights / weights.sum())]
+                year = int(rng.integers(2019, 2027))
+                date = f"{year}-{int(rng.integers(1, 13)):02d}-11T08:00:00Z"
+            else:
+                index += 1
             text = TEXTS[label][i % len(TEXTS[label])] + f" (fixture passage {i}.)"
             rows.append({
                 "doc_id": f"doc-{doc:05d}", "shard": f"web_{doc % 4}.parquet", "row": doc // 4,
-                "url": f"https://{domain}/{year}/story-{doc}", "domain": domain,
-                "date": f"{year}-{int(rng.integers(1, 13)):02d}-11T08:00:00Z", "dump": DUMPS[doc % 3],
-                "passage_index": i % 3, "char_start": 0, "char_end": len(text), "text": text, "label": label,
+                "url": f"https://{domain}/{year}/story-{doc}", "domain": domain, "date": date, "dump": DUMPS[doc % 3],
+                "passage_index": index, "char_start": 0, "char_end": len(text), "text": text, "label": label,
                 "p_misaligned_ai": float(rng.uniform(0.55, 0.99) if label == "misaligned_ai" else rng.uniform(0, 0.3)),
             })
-            doc += 1
     frame = pl.DataFrame(rows)
     scores = rng.uniform(0.5, 0.99, frame.height)
     frame = frame.with_columns(score=pl.Series(scores, dtype=pl.Float32),
