@@ -57,6 +57,7 @@ class TrainOptions:
     seed: int = 0
     quantize: bool = True  # product-quantise and prune (the .ftz format) when the output name ends in .ftz
     quantize_cutoff: int = 200_000  # words and n-gram buckets kept by quantisation
+    mixtures: float = 1.0  # synthetic two-passage mixtures per AI-labelled passage (see `mixtures`)
 
 
 @dataclass
@@ -66,6 +67,12 @@ class Example:
     source: str  # where it comes from: "written" (the project's own passages) or the realdata source name
     key: str = ""  # the realdata key, or "<line>" for written passages
     origin: str = ""  # the data file's name
+    note: str = ""
+
+    @property
+    def real_and_read(self) -> bool:
+        """Third-party text labelled by a person reading it (not written by us, not labelled by a rule)."""
+        return self.source != "written" and not self.note.startswith("rule:")
 
 
 @dataclass
@@ -135,7 +142,7 @@ def _read_text_file(path: Path) -> list[Example]:
                 raise UsageError(f"{where}: 'text' must be a non-empty string")
             if label not in LABELS:
                 raise UsageError(f"{where}: label {label!r} is not one of {list(LABELS)}")
-            examples.append(Example(text, label, "written", str(line_no), path.name))
+            examples.append(Example(text, label, "written", str(line_no), path.name, str(record.get("note", ""))))
     return examples
 
 
@@ -151,7 +158,7 @@ def _read_label_file(path: Path, exclude_dev: bool) -> list[Example]:
         raise UsageError(f"{path} holds label records whose text lives in the shared data: {error}") from None
     except ValueError as error:
         raise UsageError(f"{path}: {error}") from None
-    return [Example(r["text"], r["label"], r["source"], r["key"], path.name) for r in resolved]
+    return [Example(r["text"], r["label"], r["source"], r["key"], path.name, r["note"]) for r in resolved]
 
 
 def deduplicate(examples: list[Example]) -> tuple[list[Example], int]:
@@ -174,11 +181,32 @@ def deduplicate(examples: list[Example]) -> tuple[list[Example], int]:
 # ---------------------------------------------------------------------------------------------- fitting
 
 
+def mixtures(examples: list[Example], ratio: float, seed: int) -> list[tuple[str, str]]:
+    """(label, text) pairs joining a passage with one of a label lower in the guide's order, in random order.
+
+    The labelling guide's first applicable rule wins, so a misaligned passage stays misaligned when news or
+    small talk surrounds it. Real passages are often like that (a joke about world domination inside a
+    helpful answer, one scheming sentence in a transcript), while written examples are focused; the mixtures
+    teach a bag-of-words model that the stronger label's words decide even when they are a minority.
+    """
+    rng = random.Random(seed)
+    by_rank = [[e for e in examples if e.label == label] for label in LABELS]
+    out = []
+    for rank in range(len(LABELS) - 1):
+        below = [e for group in by_rank[rank:] for e in group]
+        for _ in range(round(ratio * len(by_rank[rank]))):
+            lead, filler = rng.choice(by_rank[rank]), rng.choice(below)
+            parts = [lead.text, filler.text] if rng.random() < 0.5 else [filler.text, lead.text]
+            out.append((lead.label, "\n\n".join(parts)))
+    return out
+
+
 def _fit(examples: list[Example], options: TrainOptions, workdir: Path, *, quantize: bool = False):
     """One fastText model; the lines are shuffled with the seed so label-sorted files do not bias SGD."""
     import fasttext
 
-    lines = [f"{_PREFIX}{e.label} {normalize(e.text)}" for e in examples]
+    pairs = [(e.label, e.text) for e in examples] + mixtures(examples, options.mixtures, options.seed)
+    lines = [f"{_PREFIX}{label} {normalize(text)}" for label, text in pairs]
     random.Random(options.seed).shuffle(lines)
     train_file = workdir / "train.txt"
     train_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -233,10 +261,24 @@ def fit_temperature(raw: np.ndarray, truth: np.ndarray) -> float:
         probs = softmax_with_temperature(raw, temperature)
         return float(-np.mean(np.log(np.clip(probs[np.arange(len(truth)), truth], 1e-12, 1.0))))
 
-    grid = np.geomspace(0.05, 20.0, 121)
+    low, high = 0.05, 20.0
+    grid = np.geomspace(low, high, 121)
     best = grid[int(np.argmin([nll(t) for t in grid]))]
-    fine = np.geomspace(best / 1.06, best * 1.06, 41)
+    fine = np.geomspace(max(best / 1.06, low), min(best * 1.06, high), 41)
     return round(float(fine[int(np.argmin([nll(t) for t in fine]))]), 4)
+
+
+def calibration_rows(examples: list[Example], min_rows: int = 200, min_misaligned: int = 20) -> tuple[np.ndarray, str]:
+    """Which out-of-fold rows fit the temperature and the threshold, and how to say so in model.json.
+
+    Real text read by people is what the model will meet, and written passages are easier than real text, so
+    those rows are used when there are enough of them; otherwise every row.
+    """
+    real = np.array([e.real_and_read for e in examples])
+    misaligned = np.array([e.label == "misaligned_ai" for e in examples])
+    if real.sum() >= min_rows and (real & misaligned).sum() >= min_misaligned:
+        return np.flatnonzero(real), f"the {int(real.sum())} hand-labelled real passages"
+    return np.arange(len(examples)), f"all {len(examples)} passages"
 
 
 def choose_threshold(p_misaligned: np.ndarray, is_misaligned: np.ndarray) -> float:
@@ -272,21 +314,26 @@ def train(data_paths: Iterable[str | Path], out: str | Path, options: TrainOptio
     with tempfile.TemporaryDirectory(prefix="corpus-audit-train-") as tmp:
         workdir = Path(tmp)
         oof_raw = out_of_fold_probs(examples, options, workdir)
-        temperature = fit_temperature(oof_raw, truth)
+        fit_rows, fit_on = calibration_rows(examples)
+        temperature = fit_temperature(oof_raw[fit_rows], truth[fit_rows])
         oof = softmax_with_temperature(oof_raw, temperature)
-        threshold = choose_threshold(oof[:, 0], truth == 0)
+        threshold = choose_threshold(oof[fit_rows, 0], truth[fit_rows] == 0)
         model = _fit(examples, options, workdir, quantize=options.quantize and out.suffix == ".ftz")
         write_atomic(out, lambda tmp_path: model.save_model(tmp_path))
     out.chmod(0o644)  # the temporary file was private; a model is meant to be shared
 
-    decision = {"misaligned_ai_threshold": threshold, "otherwise": "argmax of the other three labels"}
+    decision = {
+        "misaligned_ai_threshold": threshold,
+        "otherwise": "argmax of the other three labels",
+        "chosen_on": f"best misaligned_ai F1, {options.folds}-fold out-of-fold, {fit_on}",
+    }
     info = {
         "version": MODEL_FORMAT_VERSION,
         "labels": list(LABELS),
         "model_file": out.name,
         "model_sha256": file_sha256(out),
         "normalization": "audit.tagger.normalize: punctuation split from words, lower case, one line",
-        "calibration": {"method": "temperature", "temperature": temperature, "fit_on": f"{options.folds}-fold out-of-fold"},
+        "calibration": {"method": "temperature", "temperature": temperature, "fit_on": f"{options.folds}-fold out-of-fold, {fit_on}"},
         "decision": decision,
         "training": {
             "data_files": [p.name for p in data_paths],
@@ -295,10 +342,19 @@ def train(data_paths: Iterable[str | Path], out: str | Path, options: TrainOptio
             "dropped_conflicting_labels": conflicting,
             "options": asdict(options),
         },
-        "evaluation": {"cross_validation": _summary(_metrics(examples, oof, decide_labels(oof, decision)))},
+        "evaluation": _cross_validation(examples, oof, decide_labels(oof, decision)),
     }
     write_json_atomic(info_path(out), info)
     return info
+
+
+def _cross_validation(examples: list[Example], oof: np.ndarray, predicted: np.ndarray) -> dict:
+    """Out-of-fold figures on all training passages, and on the hand-labelled real ones alone."""
+    figures = {"cross_validation": _summary(compute_metrics(examples, oof, predicted))}
+    real = np.flatnonzero([e.real_and_read for e in examples])
+    if real.size:
+        figures["cross_validation_real"] = _summary(compute_metrics([examples[i] for i in real], oof[real], predicted[real]))
+    return figures
 
 
 def _source_counts(examples: list[Example]) -> dict[str, dict[str, int]]:
@@ -317,10 +373,11 @@ def evaluate(data_paths: Iterable[str | Path], model: Tagger | str | Path | None
     tagger = model if isinstance(model, Tagger) else Tagger.load(model)
     examples = load_examples(data_paths)
     probs = tagger.predict([e.text for e in examples])
-    return _metrics(examples, probs, tagger.decide(probs))
+    return compute_metrics(examples, probs, tagger.decide(probs))
 
 
-def _metrics(examples: list[Example], probs: np.ndarray, predicted: np.ndarray) -> Metrics:
+def compute_metrics(examples: list[Example], probs: np.ndarray, predicted: np.ndarray) -> Metrics:
+    """All evaluation figures from true labels (in the examples), probabilities and decided label indices."""
     truth = np.array([LABELS.index(e.label) for e in examples], dtype=np.int64)
     predicted = np.asarray(predicted, dtype=np.int64)
     confusion = confusion_matrix(truth, predicted)
