@@ -197,19 +197,34 @@ def write_fixture_run(run_dir: Path, *, payloads: bool = False, clusters: bool =
 
 
 class _Elements(HTMLParser):
-    """Every start tag with its attributes, as a browser's tokenizer would see them."""
+    """Every start tag with its attributes, as a browser's tokenizer would see them, and whether tags nest."""
+
+    VOID = {"meta", "link", "img", "br", "hr", "input"}
 
     def __init__(self) -> None:
         super().__init__()
         self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.open: list[str] = []
+        self.misnested: list[str] = []
 
     def handle_starttag(self, tag, attrs):
         self.tags.append((tag, dict(attrs)))
+        if tag not in self.VOID:
+            self.open.append(tag)
+
+    def handle_endtag(self, tag):
+        if self.open and self.open[-1] == tag:
+            self.open.pop()
+        else:
+            self.misnested.append(tag)
 
 
 def _tags(page: str) -> list[tuple[str, dict[str, str | None]]]:
     parser = _Elements()
     parser.feed(page)
+    assert parser.open == [] and parser.misnested == [], (parser.open[-3:], parser.misnested[:3])
+    ids = [a["id"] for _, a in parser.tags if "id" in a]
+    assert len(ids) == len(set(ids))
     return parser.tags
 
 
