@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -16,7 +18,7 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 @dataclass
 class Browser:
     """A headless Chromium with its console and network logs; `open` a local file, then ask what happened."""
-    driver: "selenium.webdriver.Chrome"  # noqa: F821
+    driver: webdriver.Chrome
 
     def open(self, path: Path) -> None:
         self.driver.get_log("browser")        # reading a log clears it: start each page clean
@@ -58,9 +60,6 @@ class Browser:
 @pytest.fixture
 def chromium(tmp_path):
     """A fresh headless Chromium (own profile, no background networking); quit after the test."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
