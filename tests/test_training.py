@@ -28,12 +28,13 @@ from audit.training import (
     expected_calibration_error,
     format_metrics,
     load_examples,
+    mixtures,
     per_label_scores,
     train,
 )
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = TrainOptions(dim=8, epoch=5, bucket=20_000, folds=3)
+TINY = TrainOptions(dim=8, epoch=5, bucket=20_000, folds=3, mixtures=0.0)
 
 # A few sentence parts per label, combined into distinct passages: enough signal for a tiny model to learn.
 PARTS = {
@@ -84,6 +85,17 @@ def test_quantised_training_is_deterministic(tmp_path):
     train([data], tmp_path / "b" / "model.ftz", TINY)
     assert (tmp_path / "a" / "model.ftz").read_bytes() == (tmp_path / "b" / "model.ftz").read_bytes()
     assert Tagger.load(tmp_path / "a" / "model.ftz").model.is_quantized()
+
+
+def test_mixtures_take_the_label_of_the_stronger_passage():
+    examples = [Example(text, label, "written") for label in LABELS for text in (f"{label} one", f"{label} two")]
+    mixed = mixtures(examples, 2.0, seed=0)
+    assert mixed == mixtures(examples, 2.0, seed=0)
+    assert len(mixed) == 3 * 2 * 2  # no_ai passages lead no mixture
+    for label, text in mixed:
+        first, second = (part.split()[0] for part in text.split("\n\n"))
+        assert label == min(first, second, key=LABELS.index)
+        assert label in (first, second)
 
 
 def test_training_rejects_bad_data(tmp_path):
