@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from support import SHARDS, cli, load_summary
+from support import SHARDS, cli, load_summary, write_shard
 
 from audit.config import ScanConfig
 from audit.errors import UsageError
@@ -120,9 +120,9 @@ def local_run(tmp_path_factory) -> Path:
     return run
 
 
-def _ray_scan(cluster: Cluster, run: Path) -> list[str]:
+def _ray_scan(cluster: Cluster, run: Path, *options: str) -> list[str]:
     return [sys.executable, "-m", "audit", "scan", str(SHARDS), "--out", str(run), "--unit-mb", UNIT_MB,
-            "--engine", "ray", "--ray-address", cluster.address, "--workers", "2"]
+            "--engine", "ray", "--ray-address", cluster.address, "--workers", "2", *options]
 
 
 def _assert_same_results(run: Path, expected: Path) -> None:
@@ -140,8 +140,9 @@ def _without_timings(value):
 
 def test_ray_cluster_scan_equals_local_scan(cluster, local_run, tmp_path):
     run = tmp_path / "run"
-    done = subprocess.run(_ray_scan(cluster, run), capture_output=True, text=True, env={**os.environ, **cluster.env})
+    done = subprocess.run(_ray_scan(cluster, run, "--progress"), capture_output=True, text=True, env={**os.environ, **cluster.env})
     assert done.returncode == 0, done.stderr
+    assert "100%|" in done.stderr, "the workers' per-batch progress did not reach the driver's bar"
     _assert_same_results(run, local_run)
     assert load_summary(run)["corpus"]["units"] >= 8
 
@@ -171,6 +172,21 @@ def test_worker_killed_mid_run_is_retried_by_ray(cluster, local_run, tmp_path):
     _assert_same_results(run, local_run)
 
 
+def test_a_shard_unreadable_past_its_footer_is_a_failure_as_in_local_runs(cluster, tmp_path):
+    inputs = tmp_path / "in"
+    write_shard(inputs / "good.parquet", ["The robot refused to shut down and lied to its makers. " * 10, "Bread recipe."])
+    bad = write_shard(inputs / "bad.parquet", [f"Row {i}: the android spoke softly about the weather. " * 5 for i in range(400)])
+    data = bytearray(bad.read_bytes())
+    data[len(data) // 3 : len(data) // 3 + 200] = b"\xff" * 200  # the footer still plans; the data pages do not read
+    bad.write_bytes(bytes(data))
+    local = cli("scan", str(inputs), "--out", str(tmp_path / "local"))
+    on_ray = cli("scan", str(inputs), "--out", str(tmp_path / "ray"), "--engine", "ray", "--ray-address", cluster.address,
+                 "--workers", "2", env={**os.environ, **cluster.env})
+    assert local.returncode == on_ray.returncode == 1, on_ray.stderr
+    assert [Path(f["input"]).name for f in load_summary(tmp_path / "ray")["failures"]] == ["bad.parquet"]
+    _assert_same_results(tmp_path / "ray", tmp_path / "local")
+
+
 def test_engine_ray_without_ray_installed_says_how_to_install(tmp_path):
     shim = "import sys; sys.modules['ray'] = None; from audit.cli import main; sys.exit(main(sys.argv[1:]))"
     shard = SHARDS / "web_mix_00000.parquet"
@@ -182,7 +198,8 @@ def test_engine_ray_without_ray_installed_says_how_to_install(tmp_path):
 
 
 def test_without_an_address_ray_starts_on_this_machine(tmp_path):
-    shard = str(SHARDS / "web_mix_00003.parquet")
+    shard = str(tmp_path / "head.parquet")  # a few hundred real documents: Ray's start-up is the cost here
+    pq.write_table(pq.read_table(SHARDS / "web_mix_00003.parquet").slice(0, 300), shard)
     cli("scan", shard, "--out", str(tmp_path / "local"), check=True)
     token = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}  # leaves ~/.ray alone
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | token

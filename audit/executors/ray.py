@@ -174,7 +174,7 @@ def _check_worker(ray, ref, expected: dict) -> None:
             raise cause from None
         raise UsageError(
             f"a Ray worker failed to start: {describe(cause)}. Every node needs the same corpus-audit installed "
-            "(pip install 'corpus-audit[ray]') in the Python environment Ray runs there."
+            f"({INSTALL_HINT}) in the Python environment Ray runs there."
         ) from None
     for key, value in expected.items():
         if found[key] != value:
