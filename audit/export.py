@@ -378,28 +378,26 @@ def _export_shard(shard: Shard, out: Path, mode: str, placeholder: str, columns:
     schema = _output_schema(parquet.schema_arrow, mode)
     codec = _codec(parquet.metadata)
     counts = _Counts()
-    row_groups = []
+    row_groups = 0
 
-    def write_both(shard_tmp: str) -> None:
-        def write_attributes(attributes_tmp: str) -> None:
-            # no name and no time in the gzip header: the same export gives the same bytes
-            with pq.ParquetWriter(shard_tmp, schema, compression=codec) as writer, open(attributes_tmp, "wb") as raw, \
-                 gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as attributes:
-                grouped = _RowGroups(writer, _row_group_rows(parquet.metadata))
-                first_row = 0
-                for batch in parquet.iter_batches(batch_size=_batch_rows(parquet.metadata), use_threads=True):
-                    batch_tags = tags.batch(first_row, batch.num_rows)
-                    lengths = pc.fill_null(pc.utf8_length(_as_text(_select(batch, roles["text"]))), 0).to_numpy(zero_copy_only=False)
-                    grouped.add(_transform(batch, batch_tags, lengths, mode, placeholder, roles["text"], counts))
-                    attributes.write(_attribute_lines(batch, batch_tags, lengths, roles, shard.relpath, first_row).encode("utf-8"))
-                    first_row += batch.num_rows
-                    bar.advance(batch.num_rows, batch.nbytes)
-                row_groups.append(grouped.close())
+    def write_both(shard_tmp: str, attributes_tmp: str) -> None:
+        nonlocal row_groups
+        # no name and no time in the gzip header: the same export gives the same bytes
+        with pq.ParquetWriter(shard_tmp, schema, compression=codec) as writer, open(attributes_tmp, "wb") as raw, \
+             gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as attributes:
+            grouped = _RowGroups(writer, _row_group_rows(parquet.metadata))
+            first_row = 0
+            for batch in parquet.iter_batches(batch_size=_batch_rows(parquet.metadata), use_threads=True):
+                batch_tags = tags.batch(first_row, batch.num_rows)
+                lengths = pc.fill_null(pc.utf8_length(_as_text(_select(batch, roles["text"]))), 0).to_numpy(zero_copy_only=False)
+                grouped.add(_transform(batch, batch_tags, lengths, mode, placeholder, roles["text"], counts))
+                attributes.write(_attribute_lines(batch, batch_tags, lengths, roles, shard.relpath, first_row).encode("utf-8"))
+                first_row += batch.num_rows
+                bar.advance(batch.num_rows, batch.nbytes)
+            row_groups = grouped.close()
 
-        write_atomic(_attributes(out, shard), write_attributes)
-
-    try:
-        write_atomic(_output(out, shard), write_both)
+    try:  # the attribute file is renamed into place first, then the shard, then the marker is written
+        write_atomic(_output(out, shard), lambda shard_tmp: write_atomic(_attributes(out, shard), lambda attributes_tmp: write_both(shard_tmp, attributes_tmp)))
     except (OSError, pa.ArrowException) as error:
         raise InputError(f"{shard.uri}: export failed while reading or writing ({error})") from error
     stats = {
@@ -410,7 +408,7 @@ def _export_shard(shard: Shard, out: Path, mode: str, placeholder: str, columns:
         "attributes": _attributes(out, shard).relative_to(out).as_posix(),
         **vars(counts),
         "row_groups_in": parquet.metadata.num_row_groups,
-        "row_groups_out": row_groups[0],
+        "row_groups_out": row_groups,
         "codec": codec,
         "seconds": round(time.perf_counter() - started, 3),
     }

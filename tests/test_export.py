@@ -29,7 +29,8 @@ ALL_AI = ["misaligned_ai", "aligned_ai", "neutral_ai"]
 def _planted_corpus(folder: Path) -> Path:
     """Shards of project-written text: misaligned stories inside unrelated, accented, emoji-laden prose.
 
-    Two shards in a nested layout, snappy and gzip codecs, small row groups, schema metadata, a null and an empty text.
+    Shards in a nested layout, snappy and gzip codecs, small row groups, schema metadata, a null and an empty text,
+    and an empty shard.
     """
     stories = {label: [d["text"] for d in sample_documents() if d["planted"] == label] for label in ("misaligned_ai", "aligned_ai", "no_ai")}
     filler = [
@@ -48,6 +49,7 @@ def _planted_corpus(folder: Path) -> Path:
     (folder / "sub").mkdir(parents=True)
     pq.write_table(table.slice(0, half), folder / "sub" / "a.parquet", compression="snappy", row_group_size=3)
     pq.write_table(table.slice(half), folder / "b.parquet", compression="gzip", row_group_size=4)
+    pq.write_table(table.slice(0, 0), folder / "empty.parquet")
     return folder
 
 
@@ -120,9 +122,10 @@ def test_each_mode_mirrors_layout_schema_codec_and_reconciles(mode, cases, tmp_p
             if mode == "annotate":
                 expected_schema = pa.schema([*expected_schema, *TAG_FIELDS], metadata=expected_schema.metadata)
             assert copy.schema_arrow.equals(expected_schema, check_metadata=True)
-            assert copy.metadata.row_group(0).column(0).compression == original.metadata.row_group(0).column(0).compression
-            assert max(copy.metadata.row_group(i).num_rows for i in range(copy.metadata.num_row_groups)) <= max(
-                original.metadata.row_group(i).num_rows for i in range(original.metadata.num_row_groups))
+            if copy.metadata.num_row_groups:
+                assert copy.metadata.row_group(0).column(0).compression == original.metadata.row_group(0).column(0).compression
+                assert max(copy.metadata.row_group(i).num_rows for i in range(copy.metadata.num_row_groups)) <= max(
+                    original.metadata.row_group(i).num_rows for i in range(original.metadata.num_row_groups))
             rows_out += copy.metadata.num_rows
             attributes = _attribute_lines(out / "attributes" / relpath.replace(".parquet", ".jsonl.gz"))
             assert [a["id"] for a in attributes] == original.read(columns=["id"])["id"].to_pylist()
@@ -300,3 +303,17 @@ def test_refuses_bad_usage(planted, tmp_path):
     export(run, tmp_path / "d", "drop")
     with pytest.raises(UsageError, match="other options"):
         export(run, tmp_path / "d", "keep")
+
+
+def test_shards_that_failed_in_the_scan_are_named_and_the_rest_exported(tmp_path):
+    write_shard(tmp_path / "corpus" / "good.parquet", [d["text"] for d in sample_documents()[:6]])
+    (tmp_path / "corpus" / "broken.parquet").write_bytes(os.urandom(3000))
+    run = tmp_path / "run"
+    assert cli("scan", str(tmp_path / "corpus"), "--out", str(run)).returncode == 1
+    done = cli("export", str(run), "--out", str(tmp_path / "out"), "--mode", "annotate")
+    assert done.returncode == 1 and "broken.parquet" in done.stderr and "Traceback" not in done.stderr
+    manifest = json.loads((tmp_path / "out" / "export_manifest.json").read_text())
+    assert [Path(f["input"]).name for f in manifest["failures"]] == ["broken.parquet"]
+    assert [s["relpath"] for s in manifest["shards"]] == ["good.parquet"] and manifest["totals"]["rows_out"] == 6
+    assert pq.read_table(tmp_path / "out" / "good.parquet").num_rows == 6
+    assert not (tmp_path / "out" / "broken.parquet").exists()
