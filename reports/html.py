@@ -162,8 +162,8 @@ def _audited(run: RunData) -> Html:
 
 def _headline(run: RunData, rows: list[tables.LabelHeadline]) -> Html:
     cards = el("div", join(_headline_card(r) for r in rows), class_="cards")
-    raw = el("p", "This run has no prevalence estimates (the model carries no evaluation to correct its errors "
-                  "with), so the cards show the share of documents the classifier flagged, uncorrected.",
+    raw = el("p", "This run's summary has no prevalence estimates, so the cards show the share of documents the "
+                  "classifier flagged, not corrected for its errors.",
              class_="note-box") if not any(r.prevalence for r in rows) else Html("")
     return el("section",
               el("h2", "Headline") + cards + raw + _ratio(rows)
