@@ -281,7 +281,7 @@ class _RunTags:
         passages = pq.read_table(run.passages, columns=PASSAGE_COLUMNS).sort_by([("shard", "ascending"), ("row", "ascending"), ("char_start", "ascending")])
         self.passages = passages.append_column("flagged", pa.array(selection.flags(passages)))
         shard_names = self.passages["shard"].to_numpy(zero_copy_only=False)
-        names, starts = np.unique(shard_names, return_index=True) if len(shard_names) else (np.array([]), np.array([], int))
+        names, starts = np.unique(shard_names, return_index=True)
         ends = np.append(starts[1:], len(shard_names))
         self.ranges = {str(name): (int(a), int(b)) for name, a, b in zip(names, starts, ends)}
         self.run = run
