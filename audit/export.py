@@ -9,7 +9,10 @@ than ``no_ai``, so a score threshold can only narrow the label's decision, never
 Every input shard gives ``OUT/<relpath>`` (same schema, schema metadata and codec; ``annotate`` adds columns) and
 ``OUT/attributes/<relpath minus .parquet>.jsonl.gz``: one JSON line per input row, in input order, with the row's id
 and its tags as Dolma attributes (``[[start, end, score], ...]`` in code points), so a pipeline can filter the
-original corpus without this copy. Shards stream batch by batch; each output file is written atomically and a
+original corpus without this copy. The attributes: ``corpus_audit__passage__<label>`` (the passages labelled so,
+scored with that label's probability), ``corpus_audit__passage__flagged`` (the passages this export flags),
+``corpus_audit__document__flagged`` (``[[0, length, 1.0 or 0.0]]``) and ``corpus_audit__document__max_p_<label>``
+(empty for a row the gate passed over, which was never classified). Shards stream batch by batch; each output file is written atomically and a
 shard's marker under ``OUT/.export/`` is written last, so a killed export resumes where it stopped and a finished
 one re-run does nothing. ``OUT/export_manifest.json`` holds the counts per shard and their reconciliation with the
 run's ``summary.json``.
