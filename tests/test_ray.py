@@ -120,8 +120,8 @@ def local_run(tmp_path_factory) -> Path:
     return run
 
 
-def _ray_scan(cluster: Cluster, run: Path, *options: str) -> list[str]:
-    return [sys.executable, "-m", "audit", "scan", str(SHARDS), "--out", str(run), "--unit-mb", UNIT_MB,
+def _ray_scan(cluster: Cluster, run: Path, source: str = str(SHARDS), *options: str) -> list[str]:
+    return [sys.executable, "-m", "audit", "scan", source, "--out", str(run), "--unit-mb", UNIT_MB,
             "--engine", "ray", "--ray-address", cluster.address, "--workers", "2", *options]
 
 
@@ -140,7 +140,7 @@ def _without_timings(value):
 
 def test_ray_cluster_scan_equals_local_scan(cluster, local_run, tmp_path):
     run = tmp_path / "run"
-    done = subprocess.run(_ray_scan(cluster, run, "--progress"), capture_output=True, text=True, env={**os.environ, **cluster.env})
+    done = subprocess.run(_ray_scan(cluster, run, str(SHARDS), "--progress"), capture_output=True, text=True, env={**os.environ, **cluster.env})
     assert done.returncode == 0, done.stderr
     assert "100%|" in done.stderr, "the workers' per-batch progress did not reach the driver's bar"
     _assert_same_results(run, local_run)
@@ -153,7 +153,8 @@ def test_ray_cluster_scan_equals_local_scan(cluster, local_run, tmp_path):
 def test_worker_killed_mid_run_is_retried_by_ray(cluster, local_run, tmp_path):
     run = tmp_path / "run"
     env = {**os.environ, **cluster.env}
-    driver = subprocess.Popen(_ray_scan(cluster, run), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # The shards as a URI, read through pyarrow's filesystems on the workers: the path s3://... inputs take.
+    driver = subprocess.Popen(_ray_scan(cluster, run, SHARDS.as_uri()), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.time() + 120
     victim = None
     while victim is None and time.time() < deadline and driver.poll() is None:
