@@ -323,3 +323,22 @@ def test_shards_that_failed_in_the_scan_are_named_and_the_rest_exported(tmp_path
     assert [s["relpath"] for s in manifest["shards"]] == ["good.parquet"] and manifest["totals"]["rows_out"] == 6
     assert pq.read_table(tmp_path / "out" / "good.parquet").num_rows == 6
     assert not (tmp_path / "out" / "broken.parquet").exists()
+
+
+def test_redact_keeps_a_binary_text_column_binary(tmp_path):
+    stories = [d["text"] for d in sample_documents() if d["planted"] != "no_ai"]
+    texts = [f"Ünïcödé prologue ✓ {i}.\n\n{story}" for i, story in enumerate(stories)]
+    path = tmp_path / "corpus" / "bin.parquet"
+    path.parent.mkdir()
+    pq.write_table(pa.table({"text": pa.array([t.encode("utf-8") for t in texts], pa.binary()), "id": [f"b{i}" for i in range(len(texts))]}), path)
+    run = tmp_path / "run"
+    cli("scan", str(path.parent), "--out", str(run), check=True)
+    export(run, tmp_path / "out", "redact", ALL_AI, placeholder=PLACEHOLDER)
+    redacted = pq.read_table(tmp_path / "out" / "bin.parquet")
+    assert redacted.schema.field("text").type == pa.binary()
+    spans: dict[int, list[tuple[int, int]]] = {}
+    for row, start, end in _flagged(run, ALL_AI).select("row", "char_start", "char_end").iter_rows():
+        spans.setdefault(row, []).append((start, end))
+    assert spans
+    expected = [_cut(text, spans.get(row, []), PLACEHOLDER).encode("utf-8") for row, text in enumerate(texts)]
+    assert redacted["text"].to_pylist() == expected
