@@ -114,7 +114,7 @@ def _check_reachable(address: str) -> None:
     if "://" in address or not port.isdigit():
         return  # 'auto' or a ray:// client address: Ray resolves those
     try:
-        socket.create_connection((host, int(port)), timeout=10).close()
+        socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
     except OSError as error:
         raise UsageError(
             f"no Ray head node answers at {address} ({error}). Start one there with `ray start --head --port {port}`, "
