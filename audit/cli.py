@@ -246,8 +246,11 @@ def _estimate_parser(commands: argparse._SubParsersAction) -> None:
 def _cmd_estimate(args: argparse.Namespace) -> int:
     from .auditloop import estimate, render
 
+    from .reports import write_reports
+
     print(render(estimate(args.run, args.labels)))
-    print(f"written: {args.run / 'estimate.json'}")
+    html_path, _ = write_reports(args.run)
+    print(f"written: {args.run / 'estimate.json'}; the report now shows it: {html_path}")
     return 0
 
 

@@ -6,6 +6,7 @@ Planning reads only Parquet footers. A required column missing from any shard st
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,6 +139,12 @@ def _check_resumable(previous: dict, current: dict, run: RunDir) -> None:
 
 
 def _write_reports(run_root: Path) -> None:
+    """The report is derived from the run's files: if it fails, the scan's results stand and the report can be
+    written again with `corpus-audit report RUN`."""
     from .reports import write_reports
 
-    write_reports(run_root)
+    try:
+        write_reports(run_root)
+    except Exception as error:  # noqa: BLE001 - a report bug must not lose a finished scan
+        print(f"corpus-audit: warning: the report could not be written ({type(error).__name__}: {error}); "
+              f"the run's files are complete: retry with `corpus-audit report {run_root}`", file=sys.stderr)

@@ -171,7 +171,7 @@ def _count_dumps(dumps: pa.Array, sampled: np.ndarray, lengths: np.ndarray, by_d
     table = pa.table({"dump": dumps.cast(pa.string()), "characters": lengths}).filter(pa.array(sampled))
     grouped = table.group_by("dump").aggregate([("characters", "count"), ("characters", "sum")])
     for dump, documents, characters in zip(*(grouped.column(c).to_pylist() for c in ("dump", "characters_count", "characters_sum"))):
-        entry = by_dump.setdefault(str(dump), {"documents": 0, "characters": 0})
+        entry = by_dump.setdefault("(none)" if dump is None else str(dump), {"documents": 0, "characters": 0})
         entry["documents"] += documents
         entry["characters"] += characters
 

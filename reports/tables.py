@@ -329,7 +329,7 @@ def _periods(first: str, last: str, monthly: bool) -> list[str]:
 
 def _dump_name(key: Any) -> str | None:
     """Dump keys as the summary writes them; documents without a dump come back as None."""
-    return None if key in (None, "", "None", "null") else str(key)
+    return None if key in (None, "", "(none)") else str(key)
 
 
 def by_dump(summary: dict[str, Any]) -> list[dict[str, Any]]:
