@@ -81,7 +81,7 @@ def _start_node(args: list[str], env: dict[str, str], log: Path) -> subprocess.P
 
 
 def _wait_started(node: subprocess.Popen, log: Path) -> None:
-    deadline = time.time() + 90
+    deadline = time.time() + 180  # a loaded CI machine can be slow to start Ray
     while "Ray runtime started" not in log.read_text():
         if node.poll() is not None or time.time() > deadline:
             raise AssertionError(f"ray start did not come up:\n{log.read_text()}")
