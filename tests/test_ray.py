@@ -35,11 +35,14 @@ UNIT_MB = "1"  # cut the four shards into a dozen units, so that a run has a mid
 @dataclass
 class Cluster:
     address: str
-    env: dict[str, str]  # what a driver needs to join: the cluster's auth token
+    token: dict[str, str]  # RAY_AUTH_MODE and RAY_AUTH_TOKEN: what a driver needs to join
     nodes: list[subprocess.Popen]
 
     def processes(self) -> list[int]:
-        return [pid for node in self.nodes for pid in _descendants(node.pid)]
+        return _processes(self.nodes)
+
+    def driver_env(self) -> dict[str, str]:
+        return {**os.environ, **self.token}
 
 
 def _free_port() -> int:
@@ -64,6 +67,10 @@ def _descendants(root: int) -> list[int]:
         found.append(pid)
         stack.extend(children.get(pid, []))
     return found
+
+
+def _processes(nodes: list[subprocess.Popen]) -> list[int]:
+    return [pid for node in nodes for pid in _descendants(node.pid)]
 
 
 def _cmdline(pid: int) -> str:
@@ -102,8 +109,7 @@ def cluster():
         _wait_started(nodes[1], worker_log)
         yield Cluster(f"127.0.0.1:{port}", {k: env[k] for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}, nodes)
     finally:
-        pids = [pid for node in nodes for pid in _descendants(node.pid)]
-        for pid in pids:
+        for pid in _processes(nodes):
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -140,21 +146,21 @@ def _without_timings(value):
 
 def test_ray_cluster_scan_equals_local_scan(cluster, local_run, tmp_path):
     run = tmp_path / "run"
-    done = subprocess.run(_ray_scan(cluster, run, str(SHARDS), "--progress"), capture_output=True, text=True, env={**os.environ, **cluster.env})
+    done = subprocess.run(_ray_scan(cluster, run, str(SHARDS), "--progress"), capture_output=True, text=True, env=cluster.driver_env())
     assert done.returncode == 0, done.stderr
     assert "100%|" in done.stderr, "the workers' per-batch progress did not reach the driver's bar"
     _assert_same_results(run, local_run)
     assert load_summary(run)["corpus"]["units"] >= 8
 
-    again = subprocess.run(_ray_scan(cluster, run), capture_output=True, text=True, env={**os.environ, **cluster.env})
+    again = subprocess.run(_ray_scan(cluster, run), capture_output=True, text=True, env=cluster.driver_env())
     assert again.returncode == 0 and "nothing to do" in again.stderr
 
 
 def test_worker_killed_mid_run_is_retried_by_ray(cluster, local_run, tmp_path):
     run = tmp_path / "run"
-    env = {**os.environ, **cluster.env}
     # The shards as a URI, read through pyarrow's filesystems on the workers: the path s3://... inputs take.
-    driver = subprocess.Popen(_ray_scan(cluster, run, SHARDS.as_uri()), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    driver = subprocess.Popen(_ray_scan(cluster, run, SHARDS.as_uri()), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=cluster.driver_env())
     deadline = time.time() + 120
     victim = None
     while victim is None and time.time() < deadline and driver.poll() is None:
@@ -182,7 +188,7 @@ def test_a_shard_unreadable_past_its_footer_is_a_failure_as_in_local_runs(cluste
     bad.write_bytes(bytes(data))
     local = cli("scan", str(inputs), "--out", str(tmp_path / "local"))
     on_ray = cli("scan", str(inputs), "--out", str(tmp_path / "ray"), "--engine", "ray", "--ray-address", cluster.address,
-                 "--workers", "2", env={**os.environ, **cluster.env})
+                 "--workers", "2", env=cluster.driver_env())
     assert local.returncode == on_ray.returncode == 1, on_ray.stderr
     assert [Path(f["input"]).name for f in load_summary(tmp_path / "ray")["failures"]] == ["bad.parquet"]
     _assert_same_results(tmp_path / "ray", tmp_path / "local")
