@@ -66,3 +66,19 @@ def classify(texts: list[str], model: str | None = None) -> list[dict]:
         {"label": LABELS[label], "scores": dict(zip(LABELS, map(float, row)))}
         for row, label in zip(probs, tagger.decide(probs))
     ]
+
+
+def export(run_dir: str | Path, out: str | Path, mode: str = "drop", labels: tuple[str, ...] = ("misaligned_ai",),
+           min_score: float | None = None, placeholder: str = "", progress: bool | None = False):
+    """Write a filtered copy of a run's shards (drop, keep, redact or annotate) plus dolma-style attribute files."""
+    from .exporter import export as run_export
+
+    return run_export(run_dir, out, mode, labels, min_score, placeholder, progress)
+
+
+def sample(run_dir: str | Path, n: int, out: str | Path, seed: int = 0) -> dict:
+    """Draw a stratified audit sample of passages for people to label (JSON Lines at ``out``)."""
+    from .auditloop import sample as draw
+
+    return draw(run_dir, n, out, seed)
+

@@ -30,7 +30,7 @@ from .errors import UsageError
 from .estimate import Z95, beta_draws, wilson
 from .labels import AI_LABELS, LABELS
 from .rundir import SCHEMA_VERSION, RunDir
-from .scan import SAMPLE_GATED, SAMPLE_REJECTED, doc_hash
+from .scanner import SAMPLE_GATED, SAMPLE_REJECTED, doc_hash
 
 BANDS = (0.0, 0.2, 0.5, 0.8, 1.0)  # p_misaligned_ai bands of the flagged strata
 PLAN_FILE = "audit_sample.json"

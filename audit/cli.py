@@ -199,7 +199,7 @@ def _export_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .export import export
+    from .exporter import export
 
     labels = [label for value in (args.labels or ["misaligned_ai"]) for label in value.split(",")]
     outcome = export(args.run, args.out, args.mode, labels, args.min_score, args.placeholder, args.progress)

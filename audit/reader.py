@@ -180,7 +180,12 @@ def iter_batches(parquet: pq.ParquetFile, unit: Unit, roles: dict[str, str], bat
         return
     batches = parquet.iter_batches(batch_size=batch_rows, row_groups=range(unit.start, unit.stop), columns=top)
     for batch in batches:
-        yield {role: _plain(_select(batch, name)) for role, name in roles.items()}
+        yield {role: read_column(batch, name) for role, name in roles.items()}
+
+
+def read_column(batch: pa.RecordBatch, dotted: str) -> pa.Array:
+    """A column (or struct field, ``metadata.url``) of a batch as the scan reads it: binary decoded to text."""
+    return _plain(_select(batch, dotted))
 
 
 def _select(batch: pa.RecordBatch, dotted: str) -> pa.Array:

@@ -68,7 +68,7 @@ def _with_families(flagged: pl.DataFrame) -> pl.DataFrame:
 
 def _concentration(run: RunDir, unit_ids: list[str], passages: pl.DataFrame) -> dict:
     """Per-label concentration, plus the near-duplicate share of a uniform sample of all gated passages for contrast."""
-    from .scan import SAMPLE_GATED
+    from .scanner import SAMPLE_GATED
 
     samples = [pl.read_parquet(run.unit_table(u, "sample")).filter(pl.col("kind") == "gated") for u in unit_ids]
     sample, rate = clusters.merge_bottom_k(samples, SAMPLE_GATED)
@@ -78,7 +78,7 @@ def _concentration(run: RunDir, unit_ids: list[str], passages: pl.DataFrame) -> 
 
 
 def _empty_flagged() -> pl.DataFrame:
-    from .scan import FLAGGED_SCHEMA
+    from .scanner import FLAGGED_SCHEMA
 
     return pl.from_arrow(FLAGGED_SCHEMA.empty_table())
 

@@ -1,7 +1,7 @@
 """Export throughput, as a ratio to a plain pyarrow read-and-write of the same shards, measured in the same run.
 
 The baseline reads each shard whole (`pq.read_table`) and writes it back with the same codec and row-group size
-(`pq.write_table`): the least any copy of the corpus can cost. Each export mode (`audit.export.export`, which also
+(`pq.write_table`): the least any copy of the corpus can cost. Each export mode (`audit.exporter.export`, which also
 writes the dolma-style attribute files and the manifest) and the baseline are timed ``--repeat`` times, interleaved,
 and the best time of each is kept, so a neighbour's load on the shared machine skews them alike.
 
@@ -26,7 +26,7 @@ import pyarrow
 import pyarrow.parquet as pq
 
 from audit.config import ScanConfig
-from audit.export import MODES, WRITER_CODECS, export
+from audit.exporter import MODES, WRITER_CODECS, export
 from audit.pipeline import scan
 
 SHARDS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "shards"
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     size_mb = sum(p.stat().st_size for p in shards) / 1e6
     text_mb = summary["corpus"]["characters"] / 1e6
     lines = [
-        "## Export (`audit.export`)",
+        "## Export (`audit.exporter`)",
         "",
         f"Command: `.venv/bin/python benchmarks/bench_export.py --corpus {args.corpus} --repeat {args.repeat}"
         f"{' --run RUN' if args.run else ''}`" + (" (RUN: a finished `corpus-audit scan` of the corpus)" if args.run else ""),

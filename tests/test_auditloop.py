@@ -13,7 +13,7 @@ import pytest
 from audit import auditloop
 from audit.errors import UsageError
 from audit.labels import AI_LABELS, LABELS
-from audit.scan import SAMPLE_GATED, SAMPLE_REJECTED
+from audit.scanner import SAMPLE_GATED, SAMPLE_REJECTED
 from support import SHARDS
 
 TRUE_GATED_RATE = 0.01  # misaligned passages among those the model called no_ai

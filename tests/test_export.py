@@ -20,7 +20,7 @@ from support import SHARDS, cli, load_summary, write_shard
 
 from audit.demo import sample_documents
 from audit.errors import UsageError
-from audit.export import MODES, TAG_FIELDS, export
+from audit.exporter import MODES, TAG_FIELDS, export
 
 PLACEHOLDER = "[removed]"
 ALL_AI = ["misaligned_ai", "aligned_ai", "neutral_ai"]

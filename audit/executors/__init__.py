@@ -1,5 +1,5 @@
 """Executors run the scan's units of work. They own parallelism, retries, progress and completion markers;
-the scan step (`audit.scan.scan_unit`) knows none of that.
+the scan step (`audit.scanner.scan_unit`) knows none of that.
 
 Every executor runs :func:`run_unit` on each pending unit and returns the outcomes: the unit's stats, or a
 failure naming the input. A unit whose input cannot be read fails at once; any other error is retried
@@ -15,7 +15,7 @@ from ..config import ScanConfig
 from ..errors import InputError, UsageError
 from ..reader import Unit
 from ..rundir import RunDir
-from ..scan import ProgressFn, scan_unit
+from ..scanner import ProgressFn, scan_unit
 from ..tagger import load_cached
 
 RETRIES = 1

@@ -12,13 +12,13 @@ from tqdm import tqdm
 
 
 class Progress:
-    def __init__(self, total_documents: int, units: int, enabled: bool | None) -> None:
+    def __init__(self, total_documents: int, units: int, enabled: bool | None, desc: str = "scan") -> None:
         show = sys.stderr.isatty() if enabled is None else enabled
         self.started = time.perf_counter()
         self.bytes = 0
         self.units_done = 0
         self.units = units
-        self.bar = tqdm(total=total_documents, unit="doc", unit_scale=True, disable=not show, file=sys.stderr, desc="scan", smoothing=0.1)
+        self.bar = tqdm(total=total_documents, unit="doc", unit_scale=True, disable=not show, file=sys.stderr, desc=desc, smoothing=0.1)
 
     def advance(self, documents: int, size: int) -> None:
         self.bytes += size

@@ -39,7 +39,7 @@ from .config import Columns
 from .errors import InputError, UsageError
 from .executors.progress import Progress
 from .labels import AI_LABELS
-from .reader import Shard, _select, filesystem, open_parquet, resolve_columns
+from .reader import Shard, filesystem, open_parquet, read_column, resolve_columns
 from .rundir import SCHEMA_VERSION, RunDir
 
 MODES = ("drop", "keep", "redact", "annotate")
@@ -124,8 +124,7 @@ def export(
     for unit in scan_manifest["units"]:
         if unit["shard"] in rows:
             rows[unit["shard"]] += unit["rows"]
-    bar = Progress(sum(rows.values()), len(pending), progress)
-    bar.bar.set_description("export")
+    bar = Progress(sum(rows.values()), len(pending), progress, desc="export")
     results, failures = [], [{"input": uri, "error": "failed in the scan; not exported"} for uri in sorted(failed_inputs)]
     try:
         for shard in todo:
@@ -392,7 +391,7 @@ def _export_shard(shard: Shard, out: Path, mode: str, placeholder: str, columns:
             first_row = 0
             for batch in parquet.iter_batches(batch_size=_batch_rows(parquet.metadata), use_threads=True):
                 batch_tags = tags.batch(first_row, batch.num_rows)
-                lengths = pc.fill_null(pc.utf8_length(_as_text(_select(batch, roles["text"]))), 0).to_numpy(zero_copy_only=False)
+                lengths = pc.fill_null(pc.utf8_length(read_column(batch, roles["text"])), 0).to_numpy(zero_copy_only=False)
                 grouped.add(_transform(batch, batch_tags, lengths, mode, placeholder, roles["text"], counts))
                 attributes.write(_attribute_lines(batch, batch_tags, lengths, roles, shard.relpath, first_row).encode("utf-8"))
                 first_row += batch.num_rows
@@ -442,16 +441,6 @@ def _transform(batch: pa.RecordBatch, tags: _BatchTags, lengths: np.ndarray, mod
     counts.rows_out += result.num_rows
     counts.characters_out += kept_chars
     return result
-
-
-def _as_text(array: pa.Array) -> pa.Array:
-    """A text column as strings for counting code points (binary is read as UTF-8, as the scan does)."""
-    if pa.types.is_binary(array.type) or pa.types.is_large_binary(array.type):
-        try:
-            return array.cast(pa.large_string())
-        except pa.ArrowInvalid:
-            return pa.array([None if v is None else v.decode("utf-8", "replace") for v in array.to_pylist()], pa.large_string())
-    return array
 
 
 def _redact(batch: pa.RecordBatch, spans: dict[int, list[tuple[int, int]]], placeholder: str, text_column: str) -> tuple[pa.RecordBatch, int, int]:
@@ -535,7 +524,7 @@ def _annotate(batch: pa.RecordBatch, tags: _BatchTags) -> pa.RecordBatch:
 def _attribute_lines(batch: pa.RecordBatch, tags: _BatchTags, lengths: np.ndarray, roles: dict[str, str], relpath: str, first_row: int) -> str:
     """One JSON line per row: ``{"id", "row", "attributes": {name: [[start, end, score], ...]}}``."""
     n = batch.num_rows
-    ids = _select(batch, roles["id"]).to_pylist() if "id" in roles else [None] * n
+    ids = read_column(batch, roles["id"]).to_pylist() if "id" in roles else [None] * n
     ids = [f"{relpath}:{first_row + k}" if i is None else str(i) for k, i in enumerate(ids)]
     lengths_list, flagged_doc = lengths.tolist(), tags.flagged_doc.tolist()
     max_p = {label: tags.max_p[label].tolist() for label in AI_LABELS}  # NaN: the gate passed the row over
