@@ -24,7 +24,7 @@ class _Parser(argparse.ArgumentParser):
 def _scan_parser(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("scan", help="scan Parquet shards and write a run directory")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="Parquet files, directories (searched recursively) or globs")
-    p.add_argument("--out", required=True, type=Path, help="the run directory (re-run the same command to resume)")
+    p.add_argument("--out", required=True, help="the run directory (re-run the same command to resume)")
     p.add_argument("--preset", choices=sorted(PRESETS), help="column layout of a known corpus (default fineweb)")
     for role in ("text", "id", "url", "date", "dump"):
         p.add_argument(f"--{role}-column", help=f"the column holding the document {role}")
@@ -32,7 +32,7 @@ def _scan_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="a fastText model file with its model.json (default: the shipped model)")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--engine", choices=("local", "ray"), default="local")
-    p.add_argument("--ray-address", help="address of a running Ray cluster (default: start or join a local one)")
+    p.add_argument("--ray-address", help="HEAD_IP:PORT, or auto on a cluster node (default: $RAY_ADDRESS, else a private Ray on this machine with --workers CPUs)")
     p.add_argument("--sample-rate", type=float, default=1.0, help="scan this share of documents, chosen by id hash")
     p.add_argument("--seed", type=int, default=0, help="seed of the document sample and the audit samples")
     p.add_argument("--unit-mb", type=float, default=256, help="cut shards into units of about this many uncompressed MB")
@@ -45,10 +45,12 @@ def _progress_flag(p: argparse.ArgumentParser) -> None:
 
 
 def scan_config(args: argparse.Namespace) -> ScanConfig:
+    if "://" in args.out:
+        raise UsageError(f"--out {args.out}: the run directory must be a local or shared-filesystem path (inputs may be URIs)")
     overrides = {role: getattr(args, f"{role}_column") for role in ("text", "id", "url", "date", "dump", "tokens")}
     columns, required = resolve_columns(args.preset, overrides)
     return ScanConfig(
-        inputs=list(args.inputs), out=args.out, columns=columns, required=required, model=args.model,
+        inputs=list(args.inputs), out=Path(args.out), columns=columns, required=required, model=args.model,
         workers=args.workers, engine=args.engine, ray_address=args.ray_address, sample_rate=args.sample_rate,
         seed=args.seed, progress=args.progress, unit_bytes=max(1, int(args.unit_mb * 2**20)),
     )
