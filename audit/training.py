@@ -464,7 +464,7 @@ def _by_source(examples: list[Example], truth: np.ndarray, predicted: np.ndarray
     return table
 
 
-def _worst_errors(examples, probs, truth, predicted, limit: int = 40) -> list[dict]:
+def _worst_errors(examples, probs, truth, predicted, limit: int = 200) -> list[dict]:
     """The most confident mistakes, named by source and key (no text: it may be third-party)."""
     wrong = np.flatnonzero(truth != predicted)
     wrong = wrong[np.argsort(-probs[wrong, predicted[wrong]], kind="stable")][:limit]
