@@ -208,8 +208,8 @@ def test_classify_keeps_fields_and_order():
 def dev_table_from_model_card() -> dict[str, dict[str, float]]:
     """The per-label rows of the model card's development-set table: | label | precision | recall | F1 | n |."""
     card = (REPO / "classifiers" / "MODEL_CARD.md").read_text(encoding="utf-8")
-    section = card.split("## Development-set results", 1)[1]
-    rows = re.findall(r"^\| `(\w+)` \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| (\d+) \|$", section, re.MULTILINE)
+    section = card.split("## Development-set results", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \| (\d\.\d{3}) \| (\d\.\d{3}) \| (\d\.\d{3}) \| (\d+) \|$", section, re.MULTILINE)
     return {label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(n)}
             for label, p, r, f, n in rows}
 
