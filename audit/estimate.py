@@ -22,6 +22,7 @@ import numpy as np
 Z95 = 1.959963984540054  # the 97.5% point of the standard normal
 DRAWS = 20_000
 SEED = 20_260_127
+BOOTSTRAP_BLOCKS = 1_000
 
 
 @dataclass(frozen=True)
@@ -174,47 +175,133 @@ def probabilistic_count(sum_p: float, n: float, variance: float | None = None, w
     )
 
 
+def _document_moments(flags: np.ndarray, passages: np.ndarray) -> np.ndarray:
+    """Per document: 1, x, m, x(x-1), m(m-1), (m-1)(m-2), m-1 for x flagged of m passages (rows of sums)."""
+    x = np.asarray(flags, dtype=np.float64)
+    m = np.asarray(passages, dtype=np.float64)
+    return np.stack([np.ones_like(x), x, m, x * (x - 1), m * (m - 1), (m - 1) * (m - 2), m - 1])
+
+
+def _correlation_from_moments(sums: np.ndarray, positive_share: float, sensitivity: float) -> np.ndarray:
+    one, x, m, xx, mm, m2, m1 = sums / sums[0]
+    found = positive_share * sensitivity
+    rate = (x - found) / np.maximum(m - positive_share, 1e-12)
+    pairs = (1 - positive_share) * mm + positive_share * m2
+    both_false = (xx - 2 * found * m1 * rate) / np.maximum(pairs, 1e-12)  # E[p_d^2] of a negative passage
+    ok = (rate > 0) & (rate < 1) & (pairs > 0)
+    rho = np.where(ok, (both_false - rate**2) / np.where(ok, rate * (1 - rate), 1.0), 0.0)
+    return np.clip(rho, 0.0, 0.99)
+
+
+def within_document_correlation(flags: np.ndarray, passages: np.ndarray, positive_share: float = 0.0,
+                                sensitivity: float = 0.0) -> float:
+    """How strongly false flags bunch within documents: the intra-document correlation rho of a beta-binomial
+    model of each document's count of flagged passages (0 = independent passages; clipped to [0, 0.99]), by the
+    method of moments. False flags bunch in AI-heavy documents, and ignoring that overstates how many documents
+    get one. A share `positive_share` of the documents is taken to hold one true passage, found with
+    `sensitivity`; its flags are taken out of the moments, else they would pass for weaker bunching."""
+    sums = _document_moments(flags, passages).sum(axis=1)
+    return float(_correlation_from_moments(sums, positive_share, sensitivity))
+
+
+@dataclass(frozen=True)
+class Bunching:
+    """Within-document correlation of false flags: the point value and a 95% bootstrap range."""
+
+    correlation: float
+    low: float
+    high: float
+
+
+def document_bunching(flags: np.ndarray, passages: np.ndarray, rates: ErrorRates, rounds: int = 8,
+                      resamples: int = 200, seed: int = SEED) -> Bunching:
+    """`within_document_correlation` with the share of positive documents it needs, found together with the
+    adjusted estimate that depends on it (fixed-point rounds from "no positives"). The range: a Poisson
+    bootstrap of the documents, at the fewest positives (none) for the low end and at the most the error rates
+    allow (Clopper-Pearson lower sensitivity and false-positive rate) for the high end."""
+    flagged = np.array([float(np.mean(np.asarray(flags) > 0))])
+    rng = np.random.default_rng(seed)
+
+    def fixed_point(s: float, f: float) -> tuple[float, float]:
+        theta, rho = 0.0, 0.0
+        for _ in range(rounds):
+            rho = float(within_document_correlation(flags, passages, theta, s))
+            theta = float(np.clip(_adjusted_share(flagged, np.array([s]), np.array([f]), _exposure(passages, rho))[0], 0.0, 1.0))
+        return theta, rho
+
+    _, rho = fixed_point(rates.sensitivity, rates.false_positive_rate)
+    s_low = float(np.quantile(beta_draws(rng, rates.tp, rates.fn + 1, DRAWS), 0.025))
+    f_low = float(np.quantile(beta_draws(rng, rates.fp, rates.tn + 1, DRAWS), 0.025))
+    theta_high, _ = fixed_point(s_low, f_low)
+    # Poisson bootstrap over blocks of documents (moments add up, so a block stands for its documents).
+    moments = _document_moments(flags, passages)
+    blocks = rng.permutation(moments.shape[1]) % min(BOOTSTRAP_BLOCKS, moments.shape[1])
+    block_sums = np.stack([np.bincount(blocks, weights=row) for row in moments])
+    weighted = np.einsum("bk,qk->qb", rng.poisson(1.0, (resamples, block_sums.shape[1])), block_sums)
+    low = float(np.quantile(_correlation_from_moments(weighted, 0.0, 0.0), 0.025))
+    high = float(np.quantile(_correlation_from_moments(weighted, theta_high, s_low), 0.975))
+    return Bunching(rho, min(low, rho), max(high, rho))
+
+
 @dataclass(frozen=True)
 class _Exposure:
     """How many passages each classified document exposes to false positives: the distinct passage counts, the
-    share of documents with each (for the false-flag rate) and the share among documents with a passage (only
-    those can hold a positive)."""
+    share of documents with each (for the false-flag rate), the share among documents with a passage (only those
+    can hold a positive), and how strongly false flags bunch within a document."""
 
     counts: np.ndarray
     share: np.ndarray
     share_of_nonempty: np.ndarray
+    correlation: float
 
 
-def _exposure(passages_per_item: np.ndarray | None) -> _Exposure | None:
+def _exposure(passages_per_item: np.ndarray | None, correlation: float) -> _Exposure | None:
     if passages_per_item is None:
         return None
     m = np.asarray(passages_per_item, dtype=np.int64)
     if m.size == 0 or m.min() < 0 or m.max() < 1:
         raise ValueError("passages_per_item needs non-negative passage counts, at least one of them positive")
+    if not 0 <= correlation < 1:
+        raise ValueError(f"correlation must lie in [0, 1), got {correlation}")
     counts, freq = np.unique(m, return_counts=True)
     nonempty = np.where(counts > 0, freq, 0)
-    return _Exposure(counts, freq / freq.sum(), nonempty / nonempty.sum())
+    return _Exposure(counts, freq / freq.sum(), nonempty / nonempty.sum(), correlation)
 
 
-def _fp_and_scale(f: np.ndarray, exposure: _Exposure | None) -> tuple[np.ndarray, np.ndarray]:
-    """Expected false-flag rate of a negative item, and the factor by which a positive item's detection exceeds it
-    per unit of (sensitivity - f). For a passage: (f, 1). For a document of m passages, one of them positive, with
-    independent passage errors: P(flag | negative) = 1 - (1-f)^m and P(flag | positive) - P(flag | negative) =
-    (1-f)^(m-1) (s - f); both averaged over the classified documents."""
+def _clean_probability(f: np.ndarray, m: np.ndarray, rho: float) -> np.ndarray:
+    """P(no false flag among m passages), shape f.shape + m.shape, for false-positive rate f. Independent
+    passages: (1-f)^m. Beta-binomial with correlation rho: prod over j < m of (1 - f c / (c + j)), c = 1/rho - 1
+    (each clean passage makes the next one likelier clean); computed on a grid of f and interpolated."""
+    if rho <= 0:
+        return (1.0 - f[..., None]) ** m
+    c = 1.0 / rho - 1.0
+    grid = np.linspace(0.0, max(float(f.max()), 1e-12), 257)
+    steps = np.log1p(-grid[:, None] * (c / (c + np.arange(int(m.max())))))
+    table = np.exp(np.concatenate([np.zeros((len(grid), 1)), np.cumsum(steps, axis=1)], axis=1)[:, m])
+    position = np.clip(f / grid[-1] * (len(grid) - 1), 0, len(grid) - 1)
+    below = np.minimum(position.astype(np.int64), len(grid) - 2)
+    weight = (position - below)[..., None]
+    return table[below] * (1 - weight) + table[below + 1] * weight
+
+
+def _flag_rates(s: np.ndarray, f: np.ndarray, exposure: _Exposure | None) -> tuple[np.ndarray, np.ndarray]:
+    """P(flag | negative item) and P(flag | positive item). A passage: (f, s). A document of m passages, one of
+    them positive: 1 - P(no false flag among m) and 1 - (1-s) P(no false flag among the other m-1); both averaged
+    over the classified documents."""
     if exposure is None:
-        return f, np.ones_like(f)
-    keep = 1.0 - f[..., None]
-    fp = ((1.0 - keep ** exposure.counts) * exposure.share).sum(axis=-1)
-    scale = ((keep ** np.maximum(exposure.counts - 1, 0)) * exposure.share_of_nonempty).sum(axis=-1)
-    return fp, scale
+        return f, s
+    negative = ((1.0 - _clean_probability(f, exposure.counts, exposure.correlation)) * exposure.share).sum(axis=-1)
+    others = _clean_probability(f, np.maximum(exposure.counts - 1, 0), exposure.correlation)
+    positive = ((1.0 - (1.0 - s[..., None]) * others) * exposure.share_of_nonempty).sum(axis=-1)
+    return negative, positive
 
 
 def _adjusted_share(r, s, f, exposure):
     """Rogan-Gladen on arrays: the true positive share of the classified part, given the flagged rate r,
     sensitivity s and false-positive rate f (1 where the classifier does not separate, the least informative)."""
-    fp, scale = _fp_and_scale(f, exposure)
-    gap = (s - f) * scale
-    return np.where(gap > 0, (r - fp) / np.where(gap > 0, gap, 1.0), 1.0)
+    negative, positive = _flag_rates(s, f, exposure)
+    gap = positive - negative
+    return np.where(gap > 0, (r - negative) / np.where(gap > 0, gap, 1.0), 1.0)
 
 
 def beta_draws(rng: np.random.Generator, a: float, b: float, draws: int) -> np.ndarray:
@@ -236,6 +323,7 @@ def rogan_gladen(
     population: float | None = None,
     population_rel_se: float = 0.0,
     passages_per_item: np.ndarray | None = None,
+    bunching: Bunching | None = None,
     finite_population: bool = True,
     draws: int = DRAWS,
     seed: int = SEED,
@@ -250,8 +338,9 @@ def rogan_gladen(
     items, fewer when `rate_variance` (cluster-robust) says so. With `finite_population` (a full scan, the target
     being the share in this very corpus) only classification noise counts: the flagged count given the truth
     varies by T s(1-s) + (n-T) f(1-f), not by the binomial n q(1-q). A population estimated from a sample adds a
-    normal factor with `population_rel_se`. For documents (`passages_per_item`), the estimate and upper limit
-    assume a positive document holds one positive passage, the lower limit that it is surely flagged (many).
+    normal factor with `population_rel_se`. For documents (`passages_per_item`, false flags bunched as
+    `bunching` says, see `document_bunching`), the estimate and upper limit assume a positive document holds one
+    positive passage, the lower limit that it is surely flagged (many).
 
     When k is within what false positives alone could produce (the flagged rate does not exceed the 97.5% upper
     limit of the false-positive rate), no estimate is given: `detectable` is False and `ci95` is [0, upper]."""
@@ -263,16 +352,19 @@ def rogan_gladen(
     if population < n:
         raise ValueError(f"population {population} is smaller than the classified amount {n}")
     items = n if items is None else items
-    exposure = _exposure(passages_per_item)
+    bunching = bunching or Bunching(0.0, 0.0, 0.0)
+    exposure = _exposure(passages_per_item, bunching.correlation)
+    # Stronger bunching means fewer falsely flagged documents, hence more true ones: each limit takes its side.
+    exposure_low = _exposure(passages_per_item, bunching.low)
+    exposure_high = _exposure(passages_per_item, bunching.high)
     share = n / population
     rate = k / n
     s, f = rates.sensitivity, rates.false_positive_rate
     (theta,) = _adjusted_share(np.array([rate]), np.array([s]), np.array([f]), exposure)
     n_eff = effective_size(rate, rate_variance, items)
     if finite_population and 0 < rate < 1:
-        (fp,), (scale,) = _fp_and_scale(np.array([f]), exposure)
+        (fp,), (s_item,) = _flag_rates(np.array([s]), np.array([f]), exposure)
         t = min(max(theta, 0.0), 1.0)
-        s_item = fp + scale * (s - f)
         noise = t * s_item * (1 - s_item) + (1 - t) * fp * (1 - fp)
         n_eff /= min(1.0, max(noise, 1e-12) / (rate * (1 - rate)))
     k_eff = rate * n_eff
@@ -284,10 +376,10 @@ def rogan_gladen(
         if exposure is not None and not up:
             # A positive document may hold many positive passages and then is all but surely flagged: the lower
             # limit takes that extreme (document sensitivity 1); the estimate and upper limit take one passage.
-            fp_d, _ = _fp_and_scale(f_d, exposure)
+            fp_d, _ = _flag_rates(s_d, f_d, exposure_low)
             theta_d = (r_d - fp_d) / np.maximum(1.0 - fp_d, 1e-12)
         else:
-            theta_d = _adjusted_share(r_d, s_d, f_d, exposure)
+            theta_d = _adjusted_share(r_d, s_d, f_d, exposure_high)
         pi_d = np.clip(theta_d, 0.0, 1.0) * share
         pi_d *= 1.0 + (1 if up else -1) * population_rel_se * np.abs(rng.standard_normal(draws))
         return float(np.clip(np.quantile(pi_d, q), 0.0, 1.0))
@@ -297,7 +389,7 @@ def rogan_gladen(
     # Clopper-Pearson limits of the false-positive rate (quantiles of its Beta confidence distributions).
     f_lower = float(np.quantile(beta_draws(rng, rates.fp, rates.tn + 1, draws), 0.025))
     f_upper = float(np.quantile(beta_draws(rng, rates.fp + 1, rates.tn, draws), 0.975))
-    (fp_lower, fp_upper), _ = _fp_and_scale(np.array([f_lower, f_upper]), exposure)
+    (fp_lower, fp_upper), _ = _flag_rates(np.array([s, s]), np.array([f_lower, f_upper]), exposure)
     details = {
         "flagged": float(k), "classified": float(n), "population": float(population), "effective_n": n_eff,
         "sensitivity": s, "false_positive_rate": f, "false_positive_rate_ci95": [f_lower, f_upper],
@@ -352,7 +444,7 @@ def _unit_inputs(docs: Mapping[str, np.ndarray], names: Sequence[str]) -> dict[s
     passages = np.asarray(docs["passages"], dtype=np.float64)
     characters = np.asarray(docs["characters"], dtype=np.float64)
     out = {
-        "documents": {"values": (n_flag > 0).astype(np.float64), "amounts": np.ones_like(passages)},
+        "documents": {"values": (n_flag > 0).astype(np.float64), "amounts": np.ones_like(passages), "passage_flags": n_flag},
         "passages": {"values": n_flag, "amounts": passages, "sum_p": float(total("sum_p").sum())},
         "characters": {"values": chars_flag, "amounts": characters, "sum_p": float(sum_pchars.sum())},
     }
@@ -388,6 +480,7 @@ def _unit_block(unit: str, inp: dict, population: float, rates: ErrorRates | str
             k, n, rates, items=items, rate_variance=ratio.variance, population=population,
             population_rel_se=population_rel_se, finite_population=not sampled,
             passages_per_item=passages.astype(np.int64) if unit == "documents" else None,
+            bunching=document_bunching(inp["passage_flags"], passages, rates) if unit == "documents" else None,
         )
     return estimators
 

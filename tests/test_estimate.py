@@ -9,11 +9,13 @@ from audit.estimate import (
     ErrorRates,
     Totals,
     cluster_robust_ratio,
+    document_bunching,
     effective_size,
     prevalence_block,
     probabilistic_count,
     rogan_gladen,
     wilson,
+    within_document_correlation,
 )
 from audit.labels import AI_LABELS, LABELS
 
@@ -204,3 +206,25 @@ def test_a_label_missing_from_the_evaluation_falls_back_for_that_label_only() ->
     assert block["misaligned_ai"]["documents"]["method"].startswith("rogan_gladen")
     aligned = block["aligned_ai"]["documents"]
     assert aligned["method"].startswith("classify_and_count") and "no positives" in aligned["message"]
+
+
+def test_bunched_false_flags_are_measured_and_shrink_the_false_flag_rate_of_documents() -> None:
+    """Each document has its own false-positive propensity (correlation 0.2 between its passages), and some hold
+    one true passage. The moments, with those positives taken out, recover the bunching, and the adjusted
+    estimate then recovers the positive share, which independent errors miss."""
+    rng = np.random.default_rng(4)
+    rates = ErrorRates(tp=600, fn=400, fp=50, tn=9950)  # sensitivity 0.6, false-positive rate 0.005
+    passages = 1 + rng.poisson(15, 40_000)
+    c = 1 / 0.2 - 1
+    positive = rng.random(40_000) < 0.1
+    false_flags = rng.binomial(passages - positive, rng.beta(0.005 * c, 0.995 * c, 40_000))
+    found = positive & (rng.random(40_000) < 0.6)
+    flagged = (false_flags > 0) | found
+    assert within_document_correlation(false_flags, passages) == pytest.approx(0.2, abs=0.03)
+    bunching = document_bunching(false_flags + found, passages, rates)
+    assert bunching.low <= bunching.correlation <= bunching.high
+    assert bunching.correlation == pytest.approx(0.2, abs=0.04)
+    bunched = rogan_gladen(flagged.sum(), 40_000, rates, passages_per_item=passages, bunching=bunching)
+    independent = rogan_gladen(flagged.sum(), 40_000, rates, passages_per_item=passages)
+    assert bunched.estimate == pytest.approx(positive.mean(), rel=0.1)
+    assert independent.ci95[1] < positive.mean()  # independent errors: the interval misses the truth

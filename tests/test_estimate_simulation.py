@@ -12,9 +12,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from audit.estimate import ErrorRates, cluster_robust_ratio, probabilistic_count, rogan_gladen
+from audit.estimate import (
+    ErrorRates,
+    cluster_robust_ratio,
+    probabilistic_count,
+    rogan_gladen,
+    document_bunching,
+)
 
-REPLICATES = 250
+REPLICATES = 200
 COVERAGE = 0.93
 DRAWS = 4000
 PREVALENCES = (1e-4, 1e-3, 1e-2, 5e-2)
@@ -76,6 +82,33 @@ def test_document_level_adjusted_count_with_gate_covers_the_truth(prevalence: fl
     estimates = [
         rogan_gladen(k, gated, rates, population=documents, passages_per_item=passages, draws=DRAWS)
         for k, rates in zip(flags, _evaluations(rng, (s, f, n_pos, n_neg)))
+    ]
+    _check(estimates, truth, prevalence)
+
+
+@pytest.mark.parametrize("prevalence", (1e-3, 1e-2, 5e-2))
+def test_document_level_with_bunched_false_flags_covers_the_truth(prevalence: float) -> None:
+    """Real false flags bunch in some documents: here each document has its own false-positive propensity
+    (beta-distributed around f, intra-document correlation 0.2) and documents are long, so treating passages
+    as independent would count far too many falsely flagged documents. The correlation is estimated from the
+    flagged counts, as the summary does."""
+    rng = np.random.default_rng([19, int(prevalence * 1e6)])
+    s, f, n_pos, n_neg = CLASSIFIERS["weak"]
+    documents, gated, rho = 50_000, 20_000, 0.2
+    passages = 1 + rng.poisson(15, gated)
+    c = 1 / rho - 1
+    evaluations = _evaluations(rng, (s, f, n_pos, n_neg))
+    flags, truth, bunching = np.empty(REPLICATES), np.empty(REPLICATES), []
+    for i, rates in enumerate(evaluations):
+        positive = rng.random(gated) < prevalence * documents / gated
+        false_flags = rng.binomial(passages - positive, rng.beta(f * c, (1 - f) * c, gated))
+        found = positive & (rng.random(gated) < s)
+        flags[i] = np.sum((false_flags > 0) | found)
+        truth[i] = positive.sum() / documents
+        bunching.append(document_bunching(false_flags + found, passages, rates))
+    estimates = [
+        rogan_gladen(k, gated, rates, population=documents, passages_per_item=passages, bunching=b, draws=DRAWS)
+        for k, rates, b in zip(flags, evaluations, bunching)
     ]
     _check(estimates, truth, prevalence)
 
