@@ -312,10 +312,13 @@ def stratified_estimate(strata: list[tuple[int, np.ndarray]], draws: int = DRAWS
 
 
 def ppi_estimate(strata: list[tuple[int, np.ndarray, np.ndarray, float]]) -> dict:
-    """Prediction-powered inference, stratified: in each stratum, the model's mean probability over all its
-    items, corrected by the mean of (human label - model probability) over the labelled ones. Normal interval
-    from the corrections' spread; where a stratum's labels are all alike, the spread cannot show what was not
-    seen, so the Wilson interval of its rate sets the spread when wider."""
+    """Prediction-powered inference, stratified and power-tuned (PPI++): in each stratum, lambda x the model's
+    mean probability over all its items, plus the mean of (human label - lambda x model probability) over the
+    labelled ones. lambda = cov(label, probability) / ((1 + n/N) var(probability)), clipped to [0, 1], takes
+    the model only as far as it tracks people's labels; with lambda 0 it is the stratum's labelled share, so a
+    stratum where people found nothing cannot pull the estimate below zero. Normal interval from the
+    corrections' spread; where a stratum's labels are all alike, the spread cannot show what was not seen, so
+    the Wilson interval of its rate sets the spread when wider."""
     total = sum(N for N, *_ in strata)
     point, variance = 0.0, 0.0
     for N, yh, fh, mean_f in strata:
@@ -324,16 +327,19 @@ def ppi_estimate(strata: list[tuple[int, np.ndarray, np.ndarray, float]]) -> dic
             return {"estimate": None, "ci95": [0.0, 1.0], "method": "ppi (prediction-powered inference, stratified)",
                     "message": "a stratum has no labelled row"}
         k = float(yh.sum())
-        spread = float(np.var(yh - fh, ddof=1)) / n if n > 1 else 0.0
+        spread_f = float(np.var(fh, ddof=1)) if n > 1 else 0.0
+        lam = float(np.clip(np.cov(yh, fh)[0, 1] / ((1 + n / N) * spread_f), 0.0, 1.0)) if spread_f > 0 else 0.0
+        corrected = yh - lam * fh
+        spread = float(np.var(corrected, ddof=1)) / n if n > 1 else 0.0
         if k in (0.0, float(n)):
             lo, hi = wilson(k, n).ci95
             spread = max(spread, (max(hi - k / n, k / n - lo) / Z95) ** 2)
         w = N / total
-        point += w * (mean_f + float(np.mean(yh - fh)))
+        point += w * (lam * mean_f + float(np.mean(corrected)))
         variance += w * w * spread * max(0.0, 1.0 - n / N)
     half = Z95 * np.sqrt(variance)
     return {"estimate": min(max(point, 0.0), 1.0), "ci95": [max(0.0, float(point - half)), min(1.0, float(point + half))],
-            "method": "ppi (prediction-powered inference, stratified; normal interval)"}
+            "method": "ppi++ (prediction-powered inference, stratified, power-tuned; normal interval)"}
 
 
 def _stratum_report(stratum: Stratum, human: list[str], rows: list[dict]) -> dict:

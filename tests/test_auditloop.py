@@ -161,18 +161,33 @@ def test_estimate_reports_model_precision_per_stratum(audited: dict) -> None:
     assert "misaligned_ai" in auditloop.render(audited["result"])
 
 
-def test_stratified_interval_covers_in_repeated_samples() -> None:
-    """A rare positive (0.5%) in a large stratum and a common one (60%) in a small one, 80 labels each."""
+def test_stratified_and_ppi_intervals_cover_in_repeated_samples() -> None:
+    """A rare positive (0.5%) in a large low-score stratum and a common one in a small high-score stratum,
+    80 labels each; scores are calibrated in the small stratum and 1.5 times too low in the large one."""
     rng = np.random.default_rng(5)
-    hits = 0
+    hits = {"stratified": 0, "ppi": 0}
     for _ in range(300):
-        big = rng.random(20_000) < 0.005
-        small = rng.random(500) < 0.6
+        p_big, p_small = rng.beta(0.3, 90, 20_000), rng.beta(6, 4, 500)
+        big, small = rng.random(20_000) < 1.5 * p_big, rng.random(500) < p_small
         truth = (big.sum() + small.sum()) / 20_500
-        result = auditloop.stratified_estimate([(20_000, rng.choice(big, 80, replace=False).astype(float)),
-                                                (500, rng.choice(small, 80, replace=False).astype(float))], draws=4000)
-        hits += result["ci95"][0] <= truth <= result["ci95"][1]
-    assert hits / 300 >= 0.93
+        i, j = rng.choice(20_000, 80, replace=False), rng.choice(500, 80, replace=False)
+        labelled = [(20_000, big[i].astype(float)), (500, small[j].astype(float))]
+        results = {
+            "stratified": auditloop.stratified_estimate(labelled, draws=4000),
+            "ppi": auditloop.ppi_estimate([(20_000, big[i].astype(float), p_big[i], p_big.mean()),
+                                           (500, small[j].astype(float), p_small[j], p_small.mean())]),
+        }
+        for name, result in results.items():
+            hits[name] += result["ci95"][0] <= truth <= result["ci95"][1]
+    assert all(h / 300 >= 0.93 for h in hits.values()), hits
+
+
+def test_ppi_is_not_pulled_below_zero_where_people_found_nothing() -> None:
+    """Labels all 0 in a stratum whose sampled scores happen to run above its mean: plain PPI would subtract the
+    difference and go negative; power tuning falls back to the labelled share."""
+    scores = np.random.default_rng(6).uniform(0.06, 0.10, 60)  # plain PPI: 0.01 - 0.08, its interval [0, 0]
+    result = auditloop.ppi_estimate([(5000, np.zeros(60), scores, 0.01)])
+    assert result["estimate"] == 0.0 and result["ci95"][1] > 0.03
 
 
 def test_allocation_is_equal_and_respects_capacity() -> None:
