@@ -395,6 +395,8 @@ def rogan_gladen(
         "sensitivity": s, "false_positive_rate": f, "false_positive_rate_ci95": [f_lower, f_upper],
         "flagged_rate": rate, "false_flag_rate_ci95": [float(fp_lower), float(fp_upper)], "evaluation": asdict(rates),
     }
+    if exposure is not None:
+        details["false_flag_bunching"] = asdict(bunching)
     method = "rogan_gladen (misclassification-adjusted count; evaluation-set uncertainty propagated by Monte Carlo)"
     if s - f <= 0:
         return Estimate(None, (0.0, 1.0), method, detectable=False, details=details,
