@@ -82,3 +82,24 @@ def sample(run_dir: str | Path, n: int, out: str | Path, seed: int = 0) -> dict:
 
     return draw(run_dir, n, out, seed)
 
+
+
+def estimate(run_dir: str | Path, labels_file: str | Path) -> dict:
+    """Prevalence estimates from a labelled audit sample; also written to ``RUN/estimate.json``."""
+    from .auditloop import estimate as run_estimate
+
+    return run_estimate(run_dir, labels_file)
+
+
+def train(data: list[str | Path], out: str | Path, **options) -> dict:
+    """Train a classifier from labelled JSON Lines; ``options`` are TrainOptions fields (dim, epoch, ...)."""
+    from .training import TrainOptions, train as fit
+
+    return fit(data, out, TrainOptions(**options))
+
+
+def evaluate(data: list[str | Path], model: str | Path | None = None):
+    """Per-label precision, recall, F1, confusion matrix, PR-AUC and calibration error of a model on labelled data."""
+    from .training import evaluate as measure
+
+    return measure(data, model)

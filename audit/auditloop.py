@@ -27,7 +27,7 @@ import polars as pl
 
 from .atomic import write_json_atomic, write_text_atomic
 from .errors import UsageError
-from .estimate import Z95, beta_draws, wilson
+from .estimators import Z95, beta_draws, wilson
 from .labels import AI_LABELS, LABELS
 from .rundir import SCHEMA_VERSION, RunDir
 from .scanner import SAMPLE_GATED, SAMPLE_REJECTED, doc_hash

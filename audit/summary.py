@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from . import clusters, estimate
+from . import clusters, estimators
 from .atomic import write_json_atomic, write_parquet_atomic
 from .labels import AI_LABELS, LABELS
 from .rundir import SCHEMA_VERSION, RunDir
@@ -25,7 +25,7 @@ def summarise(run: RunDir, unit_stats: list[dict], failures: list[dict], shards:
     write_parquet_atomic(run.passages, passages.drop("minhash", strict=False).to_arrow())
     write_parquet_atomic(run.clusters, clusters.cluster_table(passages.drop("minhash", strict=False)).to_arrow())
 
-    totals = estimate.Totals(
+    totals = estimators.Totals(
         documents=sum(s["documents_sampled"] for s in unit_stats),
         characters=sum(s["characters"] for s in unit_stats),
         passages=sum(s["passages"] for s in unit_stats),
@@ -49,8 +49,8 @@ def summarise(run: RunDir, unit_stats: list[dict], failures: list[dict], shards:
         "by_dump": _by_dump(unit_stats),
         "failures": failures,
     }
-    if docs is not None and len(docs) and evaluation.get("confusion"):
-        prevalence = estimate.prevalence_block(_columns(docs), totals, evaluation, LABELS, sampled=sampled)
+    if docs is not None and len(docs):
+        prevalence = estimators.prevalence_block(_columns(docs), totals, evaluation, LABELS, sampled=sampled)
         for label in LABELS:
             summary["labels"][label]["prevalence"] = prevalence[label]
     write_json_atomic(run.summary, summary)
@@ -83,7 +83,7 @@ def _empty_flagged() -> pl.DataFrame:
     return pl.from_arrow(FLAGGED_SCHEMA.empty_table())
 
 
-def _label_counts(passages: pl.DataFrame, docs: pl.DataFrame | None, totals: estimate.Totals, unit_stats: list[dict]) -> dict:
+def _label_counts(passages: pl.DataFrame, docs: pl.DataFrame | None, totals: estimators.Totals, unit_stats: list[dict]) -> dict:
     """Documents, passages and characters per label (no_ai: documents with no passage of another label)."""
     out = {}
     for label in AI_LABELS:

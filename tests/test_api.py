@@ -15,7 +15,7 @@ def test_api_names_stay_functions_after_every_module_is_imported():
     for module in pkgutil.walk_packages(audit.__path__, "audit."):
         if not module.name.endswith((".ray", ".__main__")):
             importlib.import_module(module.name)
-    for name in ("scan", "report", "classify", "export", "sample"):
+    for name in ("scan", "report", "classify", "export", "sample", "estimate", "train", "evaluate"):
         assert callable(getattr(audit, name)), name
 
 

@@ -1,11 +1,11 @@
-"""Unit behaviour of the prevalence estimators (their coverage is in test_estimate_simulation.py)."""
+"""Unit behaviour of the prevalence estimators (their coverage is in test_estimators_simulation.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from audit.estimate import (
+from audit.estimators import (
     ErrorRates,
     Totals,
     cluster_robust_ratio,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from audit.estimate import (
+from audit.estimators import (
     ErrorRates,
     cluster_robust_ratio,
     probabilistic_count,
