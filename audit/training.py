@@ -70,6 +70,13 @@ class Example:
     note: str = ""
 
     @property
+    def dev_side(self) -> bool:
+        """A third-party passage on the development side of the split: never used to fit anything."""
+        from audit.classifiers import realdata
+
+        return self.source != "written" and realdata.is_dev(self.source, self.key)
+
+    @property
     def real_and_read(self) -> bool:
         """Third-party text labelled by a person reading it (not written by us, not labelled by a rule)."""
         return self.source != "written" and not self.note.startswith("rule:")
@@ -98,8 +105,8 @@ class Metrics:
 # ---------------------------------------------------------------------------------------------- reading data
 
 
-def load_examples(paths: Iterable[str | Path], *, exclude_dev: bool = False) -> list[Example]:
-    """Read training or evaluation files. With `exclude_dev`, third-party records on the dev side are dropped."""
+def load_examples(paths: Iterable[str | Path]) -> list[Example]:
+    """Read training or evaluation files (passages written for the project, or label records of real text)."""
     examples: list[Example] = []
     for path in map(Path, paths):
         if not path.is_file():
@@ -107,7 +114,7 @@ def load_examples(paths: Iterable[str | Path], *, exclude_dev: bool = False) -> 
         first = _first_record(path)
         if first is None:
             raise UsageError(f"data file {path} holds no records")
-        examples.extend(_read_text_file(path) if "text" in first else _read_label_file(path, exclude_dev))
+        examples.extend(_read_text_file(path) if "text" in first else _read_label_file(path))
     return examples
 
 
@@ -146,14 +153,11 @@ def _read_text_file(path: Path) -> list[Example]:
     return examples
 
 
-def _read_label_file(path: Path, exclude_dev: bool) -> list[Example]:
+def _read_label_file(path: Path) -> list[Example]:
     from audit.classifiers import realdata
 
     try:
-        records = realdata.load_records(path)
-        if exclude_dev:
-            records = [r for r in records if not realdata.is_dev(r["source"], r["key"])]
-        resolved = realdata.resolve(records)
+        resolved = realdata.resolve(realdata.load_records(path))
     except FileNotFoundError as error:
         raise UsageError(f"{path} holds label records whose text lives in the shared data: {error}") from None
     except ValueError as error:
@@ -304,7 +308,9 @@ def train(data_paths: Iterable[str | Path], out: str | Path, options: TrainOptio
     if out.suffix not in (".bin", ".ftz"):
         raise UsageError(f"--out {out}: the model file name must end in .bin or .ftz (quantised)")
     data_paths = [Path(p) for p in data_paths]
-    examples, conflicting = deduplicate(load_examples(data_paths, exclude_dev=True))
+    loaded = load_examples(data_paths)
+    examples, conflicting = deduplicate([e for e in loaded if not e.dev_side])
+    dev_side = sum(e.dev_side for e in loaded)
     counts = Counter(e.label for e in examples)
     missing = [label for label in LABELS if counts[label] < options.folds]
     if missing:
@@ -340,6 +346,7 @@ def train(data_paths: Iterable[str | Path], out: str | Path, options: TrainOptio
             "sources": _source_counts(examples),
             "counts": {label: counts[label] for label in LABELS},
             "dropped_conflicting_labels": conflicting,
+            "dropped_dev_side": dev_side,
             "options": asdict(options),
         },
         "evaluation": _cross_validation(examples, oof, decide_labels(oof, decision)),

@@ -124,8 +124,12 @@ def test_dev_side_label_records_never_reach_training(tmp_path):
     labels = write_jsonl(tmp_path / "labels.jsonl", [
         {"source": "agnews", "key": key, "span": None, "label": "no_ai", "note": ""} for key in (dev_key, train_key)
     ])
-    assert [e.key for e in load_examples([labels], exclude_dev=True)] == [train_key]
-    assert [e.key for e in load_examples([labels])] == [dev_key, train_key]
+    assert [e.dev_side for e in load_examples([labels])] == [True, False]
+    records = tiny_examples()
+    data = write_jsonl(tmp_path / "tiny.jsonl", records)
+    info = train([data, labels], tmp_path / "m.bin", TINY)
+    assert info["training"]["dropped_dev_side"] == 1
+    assert info["training"]["counts"]["no_ai"] == 18 + 1
 
 
 # A hand-checked confusion matrix (rows true, columns predicted, LABELS order):
