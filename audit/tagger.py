@@ -1,7 +1,7 @@
 """The passage classifier at prediction time: a fastText model plus its calibration and decision rule.
 
 The model file (`model.ftz` or `model.bin`) has a sibling `model.json` (same stem) written by training: it holds
-the calibration temperature, the decision rule, the training sources and the development-set evaluation.
+the calibration (temperature and per-label bias), the decision rule, the training sources and the development-set evaluation.
 `normalize` is the one text normalisation used both to train and to predict.
 """
 
@@ -27,6 +27,8 @@ _PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
 _PREFIX = "__label__"
 _FASTTEXT_MAGIC = (793712314).to_bytes(4, "little")
 SHIPPED_MODEL_NAMES = ("model.ftz", "model.bin")
+_FASTTEXT_LOG_OFFSET = 1e-5  # fastText's std_log(x) = log(x + 1e-5)
+_MIN_PROBABILITY = 1e-9
 
 
 def normalize(text: str) -> str:
@@ -59,9 +61,12 @@ def shipped_model_path() -> Path:
     )
 
 
-def softmax_with_temperature(raw: np.ndarray, temperature: float) -> np.ndarray:
-    """Temperature scaling of probabilities: softmax(log p / T); T > 1 softens, T < 1 sharpens."""
+def calibrate(raw: np.ndarray, temperature: float, bias: np.ndarray | None = None) -> np.ndarray:
+    """softmax(log p / T + b): a temperature softens (T > 1) or sharpens fastText's probabilities, and a
+    per-label bias moves them towards the label shares of the text the calibration was fitted on."""
     logits = np.log(np.clip(raw, 1e-12, 1.0)) / temperature
+    if bias is not None:
+        logits = logits + bias
     logits -= logits.max(axis=1, keepdims=True)
     scaled = np.exp(logits)
     return (scaled / scaled.sum(axis=1, keepdims=True)).astype(np.float32)
@@ -110,22 +115,29 @@ class Tagger:
     def temperature(self) -> float:
         return float(self.info["calibration"]["temperature"])
 
+    @property
+    def bias(self) -> np.ndarray | None:
+        bias = self.info["calibration"].get("bias")
+        return None if bias is None else np.array([bias[label] for label in LABELS], dtype=np.float64)
+
     def raw_predict(self, texts: list[str]) -> np.ndarray:
         """Uncalibrated fastText probabilities (n, 4) in LABELS order."""
         lines = [normalize(text) + "\n" for text in texts]
         labels, probs = self.model.f.multilinePredict(lines, -1, 0.0, "replace")
         column = {_PREFIX + label: index for index, label in enumerate(LABELS)}
-        out = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
+        out = np.zeros((len(texts), len(LABELS)), dtype=np.float64)
         for row, (row_labels, row_probs) in enumerate(zip(labels, probs)):
             for label, prob in zip(row_labels, row_probs):
                 out[row, column[label]] = prob
-        return out
+        # fastText reports exp(log(p + 1e-5)); without removing the offset every label would keep a floor that
+        # a temperature above 1 lifts to about 1% (and sums of probabilities over a corpus would inherit it).
+        return np.maximum(out - _FASTTEXT_LOG_OFFSET, _MIN_PROBABILITY).astype(np.float32)
 
     def predict(self, texts: list[str]) -> np.ndarray:
         """Calibrated probabilities, float32 (n, 4), columns in LABELS order."""
         if not texts:
             return np.zeros((0, len(LABELS)), dtype=np.float32)
-        return softmax_with_temperature(self.raw_predict(texts), self.temperature)
+        return calibrate(self.raw_predict(texts), self.temperature, self.bias)
 
     def decide(self, probs: np.ndarray) -> np.ndarray:
         """Label indices (int8, into LABELS) by the decision rule stored with the model."""

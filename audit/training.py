@@ -6,7 +6,7 @@ Training data are JSON Lines files of two kinds, told apart by their first recor
   whose text `audit.classifiers.realdata` reads from ../shared/data at run time.
 
 `train` fits a fastText model (one thread and a fixed seed, so the same data and options give the same model),
-fits a temperature on out-of-fold probabilities (k-fold on the training data) and chooses the misaligned_ai
+fits a temperature and per-label biases on out-of-fold probabilities (k-fold on the training data) and chooses the misaligned_ai
 threshold on those same out-of-fold probabilities. The development set is never used for fitting: `evaluate`
 only measures it, and `record_evaluation` stores the figures in model.json for the model card and estimators.
 """
@@ -33,7 +33,7 @@ from audit.tagger import (
     file_sha256,
     info_path,
     normalize,
-    softmax_with_temperature,
+    calibrate,
 )
 
 MODEL_FORMAT_VERSION = 1
@@ -258,18 +258,25 @@ def out_of_fold_probs(examples: list[Example], options: TrainOptions, workdir: P
     return probs
 
 
-def fit_temperature(raw: np.ndarray, truth: np.ndarray) -> float:
-    """The temperature minimising the negative log-likelihood of the true labels (grid, then a finer grid)."""
+def fit_calibration(raw: np.ndarray, truth: np.ndarray, steps: int = 3000) -> tuple[float, np.ndarray]:
+    """Temperature T and per-label bias b minimising the negative log-likelihood of softmax(log p / T + b).
 
-    def nll(temperature: float) -> float:
-        probs = softmax_with_temperature(raw, temperature)
-        return float(-np.mean(np.log(np.clip(probs[np.arange(len(truth)), truth], 1e-12, 1.0))))
-
-    low, high = 0.05, 20.0
-    grid = np.geomspace(low, high, 121)
-    best = grid[int(np.argmin([nll(t) for t in grid]))]
-    fine = np.geomspace(max(best / 1.06, low), min(best * 1.06, high), 41)
-    return round(float(fine[int(np.argmin([nll(t) for t in fine]))]), 4)
+    A multinomial logistic regression on the log-probabilities with one shared slope (1/T) and an intercept
+    per label: convex, so plain full-batch gradient descent from T = 1, b = 0 finds the optimum, deterministically.
+    """
+    logp = np.log(np.clip(raw, 1e-12, 1.0)).astype(np.float64)
+    onehot = np.eye(len(LABELS))[truth]
+    slope, bias = 1.0, np.zeros(len(LABELS))
+    for _ in range(steps):
+        logits = slope * logp + bias
+        logits -= logits.max(axis=1, keepdims=True)
+        probs = np.exp(logits)
+        probs /= probs.sum(axis=1, keepdims=True)
+        residual = probs - onehot
+        slope -= 0.05 * float(np.mean(np.sum(residual * logp, axis=1)))
+        bias -= 0.5 * residual.mean(axis=0)
+    slope = min(max(slope, 0.05), 20.0)
+    return round(1.0 / slope, 4), np.round(bias - bias.mean(), 4)
 
 
 def calibration_rows(examples: list[Example], min_rows: int = 200, min_misaligned: int = 20) -> tuple[np.ndarray, str]:
@@ -321,8 +328,8 @@ def train(data_paths: Iterable[str | Path], out: str | Path, options: TrainOptio
         workdir = Path(tmp)
         oof_raw = out_of_fold_probs(examples, options, workdir)
         fit_rows, fit_on = calibration_rows(examples)
-        temperature = fit_temperature(oof_raw[fit_rows], truth[fit_rows])
-        oof = softmax_with_temperature(oof_raw, temperature)
+        temperature, bias = fit_calibration(oof_raw[fit_rows], truth[fit_rows])
+        oof = calibrate(oof_raw, temperature, bias)
         threshold = choose_threshold(oof[fit_rows, 0], truth[fit_rows] == 0)
         model = _fit(examples, options, workdir, quantize=options.quantize and out.suffix == ".ftz")
         write_atomic(out, lambda tmp_path: model.save_model(tmp_path))
@@ -339,7 +346,12 @@ def train(data_paths: Iterable[str | Path], out: str | Path, options: TrainOptio
         "model_file": out.name,
         "model_sha256": file_sha256(out),
         "normalization": "audit.tagger.normalize: punctuation split from words, lower case, one line",
-        "calibration": {"method": "temperature", "temperature": temperature, "fit_on": f"{options.folds}-fold out-of-fold, {fit_on}"},
+        "calibration": {
+            "method": "temperature and per-label bias: softmax(log p / temperature + bias)",
+            "temperature": temperature,
+            "bias": dict(zip(LABELS, map(float, bias))),
+            "fit_on": f"{options.folds}-fold out-of-fold, {fit_on}",
+        },
         "decision": decision,
         "training": {
             "data_files": [p.name for p in data_paths],

@@ -14,7 +14,7 @@ import pytest
 
 from audit.errors import UsageError
 from audit.labels import LABELS
-from audit.tagger import Tagger, decide_labels, load_cached, normalize, shipped_model_path, softmax_with_temperature
+from audit.tagger import Tagger, calibrate, decide_labels, load_cached, normalize, shipped_model_path
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -68,10 +68,18 @@ def test_normalize_puts_text_on_one_lower_case_line():
 
 def test_temperature_flattens_or_sharpens_but_keeps_the_order():
     raw = np.array([[0.7, 0.2, 0.05, 0.05]], dtype=np.float32)
-    soft, sharp = softmax_with_temperature(raw, 2.0), softmax_with_temperature(raw, 0.5)
+    soft, sharp = calibrate(raw, 2.0), calibrate(raw, 0.5)
     assert soft[0, 0] < 0.7 < sharp[0, 0]
     assert list(np.argsort(soft[0])) == list(np.argsort(sharp[0]))
-    np.testing.assert_allclose(softmax_with_temperature(raw, 1.0), raw / raw.sum(), rtol=1e-5)
+    np.testing.assert_allclose(calibrate(raw, 1.0), raw / raw.sum(), rtol=1e-5)
+
+
+def test_bias_moves_probability_between_labels():
+    raw = np.array([[0.4, 0.1, 0.3, 0.2]], dtype=np.float32)
+    shifted = calibrate(raw, 1.0, np.array([-np.log(2), 0.0, 0.0, 0.0]))
+    # halving the first label's odds: 0.2 / (0.2 + 0.6)
+    assert shifted[0, 0] == pytest.approx(0.25, rel=1e-5)
+    assert shifted[0, 2] / shifted[0, 3] == pytest.approx(1.5, rel=1e-5)
 
 
 def test_decision_rule_uses_the_misaligned_threshold():

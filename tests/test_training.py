@@ -26,6 +26,7 @@ from audit.training import (
     confusion_matrix,
     evaluate,
     expected_calibration_error,
+    fit_calibration,
     format_metrics,
     load_examples,
     mixtures,
@@ -85,6 +86,20 @@ def test_quantised_training_is_deterministic(tmp_path):
     train([data], tmp_path / "b" / "model.ftz", TINY)
     assert (tmp_path / "a" / "model.ftz").read_bytes() == (tmp_path / "b" / "model.ftz").read_bytes()
     assert Tagger.load(tmp_path / "a" / "model.ftz").model.is_quantized()
+
+
+def test_calibration_fit_recovers_known_temperature_and_bias():
+    """Labels drawn from softmax(log p / 2 + b) for random p: the fit must find T = 2 and b again."""
+    rng = np.random.default_rng(7)
+    raw = rng.dirichlet(np.ones(4) * 0.5, size=20_000).astype(np.float32)
+    bias = np.array([-1.0, -0.5, 0.5, 1.0])
+    from audit.tagger import calibrate
+
+    truth_probs = calibrate(raw, 2.0, bias).astype(np.float64)
+    truth = np.array([rng.choice(4, p=row / row.sum()) for row in truth_probs])
+    temperature, fitted = fit_calibration(raw, truth)
+    assert temperature == pytest.approx(2.0, rel=0.08)
+    np.testing.assert_allclose(fitted, bias - bias.mean(), atol=0.12)
 
 
 def test_mixtures_take_the_label_of_the_stronger_passage():
