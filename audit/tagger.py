@@ -24,6 +24,8 @@ from audit.labels import LABELS
 # end the line fastText reads, so it becomes a space (fastText treats the other ASCII whitespace as spaces).
 # One compiled regex plus str.replace: about twice as fast as str.translate with a mapping to strings.
 _PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+# Every digit becomes 0: years, prices and version numbers share tokens (cross-validation liked it a little).
+_NONZERO_DIGIT = re.compile(r"[1-9]")
 _PREFIX = "__label__"
 _FASTTEXT_MAGIC = (793712314).to_bytes(4, "little")
 SHIPPED_MODEL_NAMES = ("model.ftz", "model.bin")
@@ -32,8 +34,11 @@ _MIN_PROBABILITY = 1e-9
 
 
 def normalize(text: str) -> str:
-    """Lower-case, split punctuation from words and put the text on one line (training and prediction alike)."""
-    return _PUNCTUATION.sub(r" \1 ", text).replace("\n", " ").lower()
+    """Lower-case, split punctuation from words, zero the digits and put the text on one line.
+
+    The one normalisation of both training and prediction.
+    """
+    return _NONZERO_DIGIT.sub("0", _PUNCTUATION.sub(r" \1 ", text)).replace("\n", " ").lower()
 
 
 def info_path(model_path: Path) -> Path:

@@ -345,7 +345,7 @@ def train(data_paths: Iterable[str | Path], out: str | Path, options: TrainOptio
         "labels": list(LABELS),
         "model_file": out.name,
         "model_sha256": file_sha256(out),
-        "normalization": "audit.tagger.normalize: punctuation split from words, lower case, one line",
+        "normalization": "audit.tagger.normalize: punctuation split from words, digits to 0, lower case, one line",
         "calibration": {
             "method": "temperature and per-label bias: softmax(log p / temperature + bias)",
             "temperature": temperature,

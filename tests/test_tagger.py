@@ -64,6 +64,7 @@ def test_normalize_puts_text_on_one_lower_case_line():
     assert normalize("AI,\nrobots!\tOK").split() == ["ai", ",", "robots", "!", "ok"]
     assert "\n" not in normalize("a\r\nb\n\nc")
     assert normalize("don't (yes)") == "don ' t  ( yes ) "
+    assert normalize("GPT-4 in 2025") == "gpt - 0 in 0000"
 
 
 def test_temperature_flattens_or_sharpens_but_keeps_the_order():

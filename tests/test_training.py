@@ -52,11 +52,11 @@ PARTS = {
 
 def tiny_examples() -> list[dict]:
     return [
-        {"text": f"{subject.capitalize()} {verb} on day {day}.", "label": label, "source": "written", "note": "test"}
+        {"text": f"{subject.capitalize()} {verb} on {day}.", "label": label, "source": "written", "note": "test"}
         for label, (subjects, verbs) in PARTS.items()
         for subject in subjects
         for verb in verbs
-        for day in (1, 2)
+        for day in ("monday", "tuesday")
     ]
 
 
@@ -76,7 +76,7 @@ def test_training_is_deterministic_and_writes_model_json(tmp_path):
     assert 0.05 <= first["calibration"]["temperature"] <= 20
     assert 0.1 <= first["decision"]["misaligned_ai_threshold"] <= 0.9
     tagger = Tagger.load(tmp_path / "a" / "model.bin")
-    probs = tagger.predict(["The rogue ai plotted to enslave humanity on day 7.", "The farmer won the cup final."])
+    probs = tagger.predict(["The rogue ai plotted to enslave humanity on friday.", "The farmer won the cup final."])
     assert tagger.decide(probs).tolist() == [0, 3]
 
 
