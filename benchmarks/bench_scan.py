@@ -237,9 +237,13 @@ def measure(args: argparse.Namespace) -> dict:
             row[f"scan_{workers}"]["unit_seconds"] = sum(
                 json.loads(p.read_text())["seconds"] for p in (args.work / f"run-{workers}" / "units").glob("*.json"))
         if python is not None:
-            if index < args.peer_repeat:
-                row["peer"] = run_peer(python, subset, args.work, "gate-classify", 2)
-            row["peer_read_write"] = run_peer(python, args.corpus, args.work, "read-write", 2)
+            try:
+                if index < args.peer_repeat:
+                    row["peer"] = run_peer(python, subset, args.work, "gate-classify", 2)
+                row["peer_read_write"] = run_peer(python, args.corpus, args.work, "read-write", 2)
+            except RuntimeError as error:  # record why, and measure the rest
+                python, peer_error = None, str(error)
+                row.pop("peer", None)
         rounds.append(row)
         print(json.dumps(row), file=sys.stderr)
     memory = peak_rss(ensure_big_shard(args.big_shard, args.big_mb), args.work / "run-big", 2) if args.big_mb else None
