@@ -305,6 +305,20 @@ def choose_threshold(p_misaligned: np.ndarray, is_misaligned: np.ndarray) -> flo
     return best
 
 
+def threshold_sweep(p_misaligned: np.ndarray, is_misaligned: np.ndarray) -> list[dict]:
+    """Precision and recall of misaligned_ai at a few thresholds, for people choosing `export --min-score`."""
+    rows = []
+    for threshold in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
+        predicted = p_misaligned >= threshold
+        tp = int(np.sum(predicted & is_misaligned))
+        rows.append({
+            "threshold": threshold,
+            "precision": round(_ratio(tp, predicted.sum()), 4),
+            "recall": round(_ratio(tp, is_misaligned.sum()), 4),
+        })
+    return rows
+
+
 def train(data_paths: Iterable[str | Path], out: str | Path, options: TrainOptions | None = None) -> dict:
     """Train a model from labelled JSON Lines and write `out` (.bin, or quantised .ftz) plus its model.json.
 
@@ -339,6 +353,7 @@ def train(data_paths: Iterable[str | Path], out: str | Path, options: TrainOptio
         "misaligned_ai_threshold": threshold,
         "otherwise": "argmax of the other three labels",
         "chosen_on": f"best misaligned_ai F1, {options.folds}-fold out-of-fold, {fit_on}",
+        "sweep": threshold_sweep(oof[fit_rows, 0], truth[fit_rows] == 0),
     }
     info = {
         "version": MODEL_FORMAT_VERSION,
