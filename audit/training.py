@@ -95,6 +95,7 @@ class Metrics:
     ece: float
     by_source: dict[str, dict[str, float]] = field(default_factory=dict)
     errors: list[dict] = field(default_factory=list)
+    data_sha256: dict[str, str] = field(default_factory=dict)  # which data files, in which version
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -405,9 +406,12 @@ def _source_counts(examples: list[Example]) -> dict[str, dict[str, int]]:
 def evaluate(data_paths: Iterable[str | Path], model: Tagger | str | Path | None = None) -> Metrics:
     """Measure a model (default: the shipped one) on labelled data; nothing is fitted."""
     tagger = model if isinstance(model, Tagger) else Tagger.load(model)
+    data_paths = [Path(p) for p in data_paths]
     examples = load_examples(data_paths)
     probs = tagger.predict([e.text for e in examples])
-    return compute_metrics(examples, probs, tagger.decide(probs))
+    metrics = compute_metrics(examples, probs, tagger.decide(probs))
+    metrics.data_sha256 = {path.name: file_sha256(path) for path in data_paths}
+    return metrics
 
 
 def compute_metrics(examples: list[Example], probs: np.ndarray, predicted: np.ndarray) -> Metrics:
