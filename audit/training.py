@@ -57,7 +57,6 @@ class TrainOptions:
     seed: int = 0
     quantize: bool = True  # product-quantise and prune (the .ftz format) when the output name ends in .ftz
     quantize_cutoff: int = 200_000  # words and n-gram buckets kept by quantisation
-    mixtures: float = 1.0  # synthetic two-passage mixtures per AI-labelled passage (see `mixtures`)
 
 
 @dataclass
@@ -186,32 +185,11 @@ def deduplicate(examples: list[Example]) -> tuple[list[Example], int]:
 # ---------------------------------------------------------------------------------------------- fitting
 
 
-def mixtures(examples: list[Example], ratio: float, seed: int) -> list[tuple[str, str]]:
-    """(label, text) pairs joining a passage with one of a label lower in the guide's order, in random order.
-
-    The labelling guide's first applicable rule wins, so a misaligned passage stays misaligned when news or
-    small talk surrounds it. Real passages are often like that (a joke about world domination inside a
-    helpful answer, one scheming sentence in a transcript), while written examples are focused; the mixtures
-    teach a bag-of-words model that the stronger label's words decide even when they are a minority.
-    """
-    rng = random.Random(seed)
-    by_rank = [[e for e in examples if e.label == label] for label in LABELS]
-    out = []
-    for rank in range(len(LABELS) - 1):
-        below = [e for group in by_rank[rank:] for e in group]
-        for _ in range(round(ratio * len(by_rank[rank]))):
-            lead, filler = rng.choice(by_rank[rank]), rng.choice(below)
-            parts = [lead.text, filler.text] if rng.random() < 0.5 else [filler.text, lead.text]
-            out.append((lead.label, "\n\n".join(parts)))
-    return out
-
-
 def _fit(examples: list[Example], options: TrainOptions, workdir: Path, *, quantize: bool = False):
     """One fastText model; the lines are shuffled with the seed so label-sorted files do not bias SGD."""
     import fasttext
 
-    pairs = [(e.label, e.text) for e in examples] + mixtures(examples, options.mixtures, options.seed)
-    lines = [f"{_PREFIX}{label} {normalize(text)}" for label, text in pairs]
+    lines = [f"{_PREFIX}{e.label} {normalize(e.text)}" for e in examples]
     random.Random(options.seed).shuffle(lines)
     train_file = workdir / "train.txt"
     train_file.write_text("\n".join(lines) + "\n", encoding="utf-8")

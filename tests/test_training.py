@@ -29,13 +29,12 @@ from audit.training import (
     fit_calibration,
     format_metrics,
     load_examples,
-    mixtures,
     per_label_scores,
     train,
 )
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = TrainOptions(dim=8, epoch=5, bucket=20_000, folds=3, mixtures=0.0)
+TINY = TrainOptions(dim=8, epoch=5, bucket=20_000, folds=3)
 
 # A few sentence parts per label, combined into distinct passages: enough signal for a tiny model to learn.
 PARTS = {
@@ -100,17 +99,6 @@ def test_calibration_fit_recovers_known_temperature_and_bias():
     temperature, fitted = fit_calibration(raw, truth)
     assert temperature == pytest.approx(2.0, rel=0.08)
     np.testing.assert_allclose(fitted, bias - bias.mean(), atol=0.12)
-
-
-def test_mixtures_take_the_label_of_the_stronger_passage():
-    examples = [Example(text, label, "written") for label in LABELS for text in (f"{label} one", f"{label} two")]
-    mixed = mixtures(examples, 2.0, seed=0)
-    assert mixed == mixtures(examples, 2.0, seed=0)
-    assert len(mixed) == 3 * 2 * 2  # no_ai passages lead no mixture
-    for label, text in mixed:
-        first, second = (part.split()[0] for part in text.split("\n\n"))
-        assert label == min(first, second, key=LABELS.index)
-        assert label in (first, second)
 
 
 def test_training_rejects_bad_data(tmp_path):
