@@ -1,8 +1,8 @@
 """The passage classifier at prediction time: a fastText model plus its calibration and decision rule.
 
-The model file (`model.ftz` or `model.bin`) has a sibling `model.json` (same stem) written by training: it holds
-the calibration (temperature and per-label bias), the decision rule, the training sources and the development-set evaluation.
-`normalize` is the one text normalisation used both to train and to predict.
+The model file (`model.ftz` or `model.bin`) has a sibling `model.json` (same stem) written by training: it
+holds the model's sha256, the calibration (temperature and per-label bias), the decision rule, the training
+sources and the evaluations. `normalize` is the one text normalisation used both to train and to predict.
 """
 
 from __future__ import annotations
