@@ -135,6 +135,15 @@ def test_dev_side_label_records_never_reach_training(tmp_path):
     assert info["training"]["counts"]["no_ai"] == 18 + 1
 
 
+def test_label_records_without_the_shared_data_are_a_usage_error(tmp_path, monkeypatch):
+    monkeypatch.setenv(realdata.ENV_VAR, str(tmp_path / "nowhere"))
+    labels = write_jsonl(tmp_path / "labels.jsonl", [
+        {"source": "agnews", "key": "agnews_test:1", "span": None, "label": "no_ai", "note": ""}
+    ])
+    with pytest.raises(UsageError, match="labels.jsonl holds label records .* shared data"):
+        load_examples([labels])
+
+
 # A hand-checked confusion matrix (rows true, columns predicted, LABELS order):
 #   misaligned [8, 0, 2, 0]   aligned [1, 3, 0, 0]   neutral [0, 0, 5, 1]   no_ai [0, 1, 0, 6]
 HAND = [[8, 0, 2, 0], [1, 3, 0, 0], [0, 0, 5, 1], [0, 1, 0, 6]]
