@@ -237,7 +237,7 @@ def out_of_fold_probs(examples: list[Example], options: TrainOptions, workdir: P
     return probs
 
 
-def fit_calibration(raw: np.ndarray, truth: np.ndarray, steps: int = 3000) -> tuple[float, np.ndarray]:
+def fit_calibration(raw: np.ndarray, truth: np.ndarray, steps: int = 1000) -> tuple[float, np.ndarray]:
     """Temperature T and per-label bias b minimising the negative log-likelihood of softmax(log p / T + b).
 
     A multinomial logistic regression on the log-probabilities with one shared slope (1/T) and an intercept
