@@ -185,8 +185,8 @@ def test_annotate_tags_agree_with_the_run(planted, tmp_path):
                 mine.select("char_start", "char_end", "label", "cluster_id").iter_rows())
             assert record["audit_flagged"] == mine["label"].is_in(["aligned_ai", "neutral_ai"]).any()
             assert set(record["audit_labels"]) == set(mine["label"])
-            if len(mine):
-                assert record["audit_max_p_misaligned_ai"] == pytest.approx(mine["p_misaligned_ai"].max(), abs=1e-6)
+            if len(mine):  # the document's maximum covers all its passages, not only the flagged ones listed here
+                assert record["audit_max_p_misaligned_ai"] >= mine["p_misaligned_ai"].max() - 1e-6
             if record["text"] is None:
                 assert record["audit_max_p_misaligned_ai"] is None and record["audit_spans"] == []
 
