@@ -22,7 +22,6 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import xxhash
-from datasketch import MinHash
 
 SHINGLE_WORDS = 5
 NUM_PERM = 128
@@ -70,8 +69,7 @@ def signatures(
     UTF-8; ``MinHash.jaccard`` of two such sketches is ``(sig[i] == sig[j]).mean()``.
 
     Example:
-        >>> from datasketch import MinHash
-        >>> sig = signatures(["The machine decided to hide its plans from the engineers."])
+        >>>         >>> sig = signatures(["The machine decided to hide its plans from the engineers."])
         >>> m = MinHash(num_perm=128, seed=1, hashfunc=xxhash.xxh32_intdigest)
         >>> m.update_batch(s.encode("utf-8") for s in shingles("The machine decided to hide its plans from the engineers."))
         >>> bool((sig[0] == m.hashvalues).all())
@@ -109,10 +107,15 @@ def _shingles(words: list[str], n: int) -> list[str]:
 
 
 def _permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """datasketch's own permutation parameters, taken from it so that the two cannot drift apart."""
-    m = MinHash(num_perm=num_perm, seed=seed, scheme="affine32")
-    a, b = m.permutations
-    return a.astype(np.uint32), b.astype(np.uint32)
+    """datasketch's affine32 permutation parameters (odd ``a``, any ``b``), drawn as ``MinHash`` draws them.
+
+    Drawn here with numpy rather than read off a ``MinHash`` so that scan workers need not import datasketch
+    (and scipy with it); ``tests/test_minhash.py`` checks the signatures still equal datasketch's.
+    """
+    gen = np.random.RandomState(seed)
+    a = gen.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = gen.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+    return a, b
 
 
 def _fmix32(h: np.ndarray) -> np.ndarray:

@@ -95,10 +95,16 @@ def scan(config: ScanConfig) -> ScanOutcome:
             failures.append(outcome)
     unit_stats = [done[u.id] for u in units if u.id in done]
     evaluation = tagger.info.get("evaluation", {}).get("dev", {})
-    summary = summarise(run, unit_stats, failures, len(shards), evaluation, config.sample_rate < 1)
     seconds = time.perf_counter() - started
-    run.write_manifest({**manifest, "finished": True, "seconds": round(seconds, 3), "bytes_read": progress.bytes,
-                        "documents_scanned": sum(u.rows for u in pending)})
+    try:
+        summary = summarise(run, unit_stats, failures, len(shards), evaluation, config.sample_rate < 1)
+        run.write_manifest({**manifest, "finished": True, "seconds": round(seconds, 3), "bytes_read": progress.bytes,
+                            "documents_scanned": sum(u.rows for u in pending)})
+    except OSError as error:
+        raise UsageError(
+            f"cannot write the merged results into {run.root} ({error}). Free space or fix permissions, then re-run "
+            "the same command: every finished unit is kept and only the merge is redone."
+        ) from error
     _write_reports(run.root)
     return ScanOutcome(summary, run.root, len(pending), seconds, progress.bytes)
 

@@ -2,8 +2,9 @@
 
 Documents are assembled from paragraphs: ordinary text for the bulk, AI text planted in about 3% of documents and
 misaligned-AI text in about 0.3%. Paragraph pools come from the real web and news text in ``../shared/data`` when it
-is present (read at run time, never copied into the repository: gate-negative documents feed the bulk, gate-positive
-ones the AI pool) and from the project's own written passages (``classifiers/data``), which alone are enough to run.
+is present (read at run time, never copied into the repository) and from the project's own written passages
+(``classifiers/data``), which alone are enough to run; the gate sorts them, so bulk paragraphs never mention AI and
+planted AI paragraphs always do.
 Document lengths follow a log-normal distribution (median about 2,000 characters, a long tail to 200,000), like web
 crawls. The output is for throughput and memory benchmarks, not for judging the classifier.
 
@@ -57,11 +58,15 @@ def load_pools() -> Pools:
     root = data_root()
     if root is not None:
         texts = [t for path in sorted((root / "shards").glob("*.parquet")) for t in pq.read_table(path, columns=["text"]).column("text").to_pylist() if t]
-        mentions = gate(pa.array(texts))
-        bulk += _paragraphs([t for t, m in zip(texts, mentions) if not m])
-        ai += _paragraphs([t for t, m in zip(texts, mentions) if m])
-    plain = ~gate(pa.array(bulk))  # written no_ai hard negatives ("Android phones") would otherwise pass the gate
-    return Pools(bulk=[p for p, keep in zip(bulk, plain) if keep], ai=ai, misaligned=_written(("misaligned_ai",)))
+        bulk += _paragraphs(texts)
+        ai += _paragraphs(texts)
+    # Sorted by the gate, so plain documents never mention AI and planted AI paragraphs always name it.
+    bulk_named, ai_named = gate(pa.array(bulk)), gate(pa.array(ai))
+    return Pools(
+        bulk=[p for p, named in zip(bulk, bulk_named) if not named],
+        ai=[p for p, named in zip(ai, ai_named) if named],
+        misaligned=_written(("misaligned_ai",)),
+    )
 
 
 def _document(rng: np.random.Generator, pools: Pools, length: int, kind: str) -> str:

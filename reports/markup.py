@@ -24,10 +24,16 @@ class Html(str):
         return Html(str.__add__(esc(other), self))
 
 
+# Control characters (but tab and newline) and the bidirectional embedding, override and isolate marks, which
+# would let corpus text reorder what is shown around it; removed from every value before escaping.
+_INVISIBLE = {c: None for c in [*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]}
+
+
 def esc(value: Any) -> Html:
     if isinstance(value, Html):
         return value
-    return Html(html.escape("" if value is None else str(value), quote=True))
+    text = "" if value is None else str(value)
+    return Html(html.escape(text.translate(_INVISIBLE), quote=True))
 
 
 def join(parts: Iterable[Any], sep: str = "") -> Html:

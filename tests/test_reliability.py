@@ -186,8 +186,8 @@ def test_a_failed_write_of_the_merged_results_fails_the_run_and_it_resumes(corpu
     run = tmp_path / "run"
     args = _scan_args(corpus, run)
     failed = _disk_full_at(fail_on, args)
-    assert failed.returncode != 0
-    assert "No space left on device" in failed.stderr and fail_on in failed.stderr
+    assert failed.returncode == 2 and "Traceback" not in failed.stderr
+    assert "No space left on device" in failed.stderr and fail_on in failed.stderr and "re-run the same command" in failed.stderr
     assert not list(run.rglob(".tmp-*"))
     assert json.loads((run / "manifest.json").read_text())["finished"] is False
     _resumes_to_the_reference(args, run, reference)
