@@ -6,8 +6,8 @@ Training data are JSON Lines files of two kinds, told apart by their first recor
   whose text `audit.classifiers.realdata` reads from ../shared/data at run time.
 
 `train` fits a fastText model (one thread and a fixed seed, so the same data and options give the same model),
-fits a temperature and per-label biases on out-of-fold probabilities (k-fold on the training data) and chooses the misaligned_ai
-threshold on those same out-of-fold probabilities. The development set is never used for fitting: `evaluate`
+fits a temperature and per-label biases on out-of-fold probabilities (k-fold on the training data) and chooses
+the misaligned_ai threshold on those same out-of-fold probabilities. The development set is never used for fitting: `evaluate`
 only measures it, and `record_evaluation` stores the figures in model.json for the model card and estimators.
 """
 
@@ -27,14 +27,7 @@ import numpy as np
 from audit.atomic import write_atomic, write_json_atomic
 from audit.errors import UsageError
 from audit.labels import BENIGN, LABELS
-from audit.tagger import (
-    Tagger,
-    decide_labels,
-    file_sha256,
-    info_path,
-    normalize,
-    calibrate,
-)
+from audit.tagger import Tagger, calibrate, decide_labels, file_sha256, info_path, normalize
 
 MODEL_FORMAT_VERSION = 1
 _PREFIX = "__label__"
