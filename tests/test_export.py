@@ -170,7 +170,8 @@ def test_redact_cuts_exactly_the_flagged_spans(cases, tmp_path, placeholder):
             expected = [_cut(text, spans[row], placeholder) if row in spans else text for row, text in enumerate(before)]
             assert after == expected
             for row, text in mine.select("row", "text").iter_rows():
-                assert text not in after[row]
+                # gone, unless the document repeats the same text elsewhere (an unflagged copy stays)
+                assert after[row].count(text) < before[row].count(text)
 
 
 def test_annotate_tags_agree_with_the_run(planted, tmp_path):
