@@ -6,6 +6,7 @@ Planning reads only Parquet footers. A required column missing from any shard st
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import dataclass
@@ -71,17 +72,13 @@ def scan(config: ScanConfig) -> ScanOutcome:
     previous = run.read_manifest()
     if previous is not None:
         _check_resumable(previous, manifest, run)
-    run.write_manifest({**manifest, "finished": False})
-    run.forget_units_except({u.id for u in units})
-
     done = {u.id: stats for u in units if (stats := run.done(u.id, u.shard.fingerprint())) is not None}
     pending = [u for u in units if u.id not in done]
-    if not pending and not failures and previous and previous.get("finished") and run.summary.is_file():
-        import json
-
-        summary = json.loads(run.summary.read_text())
-        run.write_manifest({**previous})
-        return ScanOutcome(summary, run.root, 0, time.perf_counter() - started, 0)
+    finished = previous is not None and previous.get("finished") and previous.get("units") == manifest["units"]
+    if finished and not pending and not failures and run.summary.is_file():
+        return ScanOutcome(json.loads(run.summary.read_text()), run.root, 0, time.perf_counter() - started, 0)
+    run.write_manifest({**manifest, "finished": False})
+    run.forget_units_except({u.id for u in units})
 
     progress = Progress(sum(u.rows for u in pending), len(pending), config.progress)
     try:
