@@ -68,10 +68,16 @@ class ErrorRates:
     fn: int
     fp: int
     tn: int
+    gate_missed: int = 0  # positives the passage gate kept from the model (tp..tn then count the gated passages)
 
     @property
     def sensitivity(self) -> float:
         return self.tp / (self.tp + self.fn)
+
+    @property
+    def gate_recall(self) -> float:
+        """Share of positives that reach the model at all; the estimates divide by it."""
+        return (self.tp + self.fn) / (self.tp + self.fn + self.gate_missed)
 
     @property
     def false_positive_rate(self) -> float:
@@ -95,6 +101,21 @@ class ErrorRates:
         if tp + fn == 0 or fp + tn == 0:
             raise ValueError(f"the evaluation set has no {'positives' if tp + fn == 0 else 'negatives'} for {sorted(wanted)}")
         return cls(tp=tp, fn=fn, fp=fp, tn=tn)
+
+    @classmethod
+    def from_evaluation(cls, evaluation: Mapping, positive: Sequence[str]) -> ErrorRates:
+        """From a model's recorded evaluation (`training.evaluate`). With the passage gate's figures in it, the
+        rates are the model's on the passages the gate lets through, and `gate_missed` counts the positives it
+        stopped; without them, the plain confusion stands for the whole decision."""
+        gated = evaluation.get("confusion_gated")
+        confusion = gated or evaluation["confusion"]
+        rates = cls.from_confusion(confusion["labels"], confusion["matrix"], positive)
+        if not gated:
+            return rates
+        support = evaluation["per_label"]
+        passed = evaluation["gate_passed"]
+        missed = sum(int(support[label]["support"]) - int(passed[label]) for label in positive)
+        return replace(rates, gate_missed=missed)
 
 
 @dataclass(frozen=True)
@@ -183,7 +204,7 @@ def _document_moments(flags: np.ndarray, passages: np.ndarray) -> np.ndarray:
 
 
 def _correlation_from_moments(sums: np.ndarray, positive_share: float, sensitivity: float) -> np.ndarray:
-    one, x, m, xx, mm, m2, m1 = sums / sums[0]
+    one, x, m, xx, mm, m2, m1 = sums / np.where(sums[0] > 0, sums[0], 1.0)  # a bootstrap draw may weigh nothing
     found = positive_share * sensitivity
     rate = (x - found) / np.maximum(m - positive_share, 1e-12)
     pairs = (1 - positive_share) * mm + positive_share * m2
@@ -372,6 +393,8 @@ def rogan_gladen(
     def limit(up: bool, q: float, false_positives: bool = True) -> float:
         r_d = beta_draws(rng, k_eff + up, n_eff - k_eff + (not up), draws)
         s_d = beta_draws(rng, rates.tp + (not up), rates.fn + up, draws)
+        reached = rates.tp + rates.fn
+        g_d = beta_draws(rng, reached + (not up), rates.gate_missed + up, draws)
         f_d = beta_draws(rng, rates.fp + (not up), rates.tn + up, draws) if false_positives else np.zeros(draws)
         if exposure is not None and not up:
             # A positive document may hold many positive passages and then is all but surely flagged: the lower
@@ -380,7 +403,7 @@ def rogan_gladen(
             theta_d = (r_d - fp_d) / np.maximum(1.0 - fp_d, 1e-12)
         else:
             theta_d = _adjusted_share(r_d, s_d, f_d, exposure_high)
-        pi_d = np.clip(theta_d, 0.0, 1.0) * share
+        pi_d = np.clip(theta_d, 0.0, 1.0) * share / np.maximum(g_d, 1e-12)
         pi_d *= 1.0 + (1 if up else -1) * population_rel_se * np.abs(rng.standard_normal(draws))
         return float(np.clip(np.quantile(pi_d, q), 0.0, 1.0))
 
@@ -401,8 +424,10 @@ def rogan_gladen(
     if s - f <= 0:
         return Estimate(None, (0.0, 1.0), method, detectable=False, details=details,
                         message="the classifier does not separate this label from the rest (sensitivity <= false-positive rate)")
-    raw = float(theta * share)
+    gate_recall = rates.gate_recall
+    raw = float(theta * share / gate_recall)
     details["estimate_unclipped"] = raw
+    details["gate_recall"] = gate_recall
     if rate < fp_lower:
         # Fewer flags than false positives alone would give: the evaluation's negatives are harder than this
         # corpus's, so its false-positive rate does not apply here. Only "no more than all flags, found at the
@@ -419,7 +444,7 @@ def rogan_gladen(
             message=(f"the flagged rate {rate:.3g} is within what false positives alone could produce "
                      f"(up to {float(fp_upper):.3g}); only an upper bound is reported"),
         )
-    est = min(max(raw, 0.0), share)
+    est = min(max(raw, 0.0), share / gate_recall, 1.0)
     return Estimate(est, (min(lo, est), max(hi, est)), method, clipped=est != raw, details=details)
 
 
@@ -443,8 +468,8 @@ def _unit_inputs(docs: Mapping[str, np.ndarray], names: Sequence[str]) -> dict[s
         return sum(np.asarray(docs[f"{prefix}_{L}"], dtype=np.float64) for L in names)
 
     n_flag, chars_flag, sum_pchars = total("n"), total("chars"), total("sum_pchars")
-    passages = np.asarray(docs["passages"], dtype=np.float64)
-    characters = np.asarray(docs["characters"], dtype=np.float64)
+    passages = np.asarray(docs["gated_passages"], dtype=np.float64)
+    characters = np.asarray(docs["gated_characters"], dtype=np.float64)
     out = {
         "documents": {"values": (n_flag > 0).astype(np.float64), "amounts": np.ones_like(passages), "passage_flags": n_flag},
         "passages": {"values": n_flag, "amounts": passages, "sum_p": float(total("sum_p").sum())},
@@ -454,8 +479,9 @@ def _unit_inputs(docs: Mapping[str, np.ndarray], names: Sequence[str]) -> dict[s
         out["documents"]["sum_p"] = float(np.sum(docs[f"any_p_{names[0]}"]))
     tokens = np.asarray(docs["tokens"], dtype=np.float64) if docs.get("tokens") is not None else None
     if tokens is not None and np.isfinite(tokens).all():
-        density = np.divide(tokens, characters, out=np.zeros_like(tokens), where=characters > 0)
-        out["tokens"] = {"values": chars_flag * density, "amounts": tokens, "sum_p": float((sum_pchars * density).sum())}
+        doc_chars = np.asarray(docs["characters"], dtype=np.float64)
+        density = np.divide(tokens, doc_chars, out=np.zeros_like(tokens), where=doc_chars > 0)
+        out["tokens"] = {"values": chars_flag * density, "amounts": characters * density, "sum_p": float((sum_pchars * density).sum())}
     return out
 
 
@@ -504,19 +530,20 @@ def prevalence_block(
 ) -> dict[str, dict[str, dict]]:
     """The contract's `prevalence` dict for every label and unit.
 
-    Inputs: the gate-passed documents' aggregates (docs.parquet columns as numpy arrays: `passages`,
-    `characters`, `tokens` (None when unknown), and per AI label L `n_L`, `chars_L`,
-    `any_p_L`, `sum_p_L`, `sum_pchars_L`); the run's population `totals`; the model's evaluation
-    ({"confusion": {"labels": [...], "matrix": [[...]]}}, rows = true labels, columns = predicted; empty when
-    the model has none); the label order, `no_ai` last. `sampled` is True for a `--sample-rate` below 1.
+    Inputs: the gate-passed documents' aggregates (docs.parquet columns as numpy arrays: `gated_passages` and
+    `gated_characters` (what the model saw: passages that name AI themselves), `characters`, `tokens` (None when
+    unknown), and per AI label L `n_L`, `chars_L`, `any_p_L`, `sum_p_L`, `sum_pchars_L`); the run's population
+    `totals`; the model's evaluation as `training.evaluate` records it ({"confusion": {"labels": [...],
+    "matrix": [[...]]}}, rows = true labels, columns = predicted, plus the passage gate's `confusion_gated`,
+    `gate_passed` and `per_label` support when known; empty when the model has none); the label order, `no_ai`
+    last. `sampled` is True for a `--sample-rate` below 1.
 
     Each unit gets the headline (the adjusted Rogan-Gladen estimate, see docs/reading-the-numbers.md; the raw
     flagged share, with a message, when the model has no evaluation) as `estimate`/`ci95`/`method`/`detectable`
     (+ `message` when only an upper bound is known), and every estimator under `estimators`. `no_ai` is the
     complement of "any AI label"."""
-    confusion = evaluation.get("confusion")
     ai_labels = [L for L in labels if L != "no_ai"]
-    passages = np.asarray(docs["passages"], dtype=np.float64)
+    passages = np.asarray(docs["gated_passages"], dtype=np.float64)
     populations = {"documents": totals.documents, "passages": totals.passages,
                    "characters": totals.characters, "tokens": totals.tokens}
     gated = len(passages)
@@ -526,9 +553,9 @@ def prevalence_block(
 
     def block_for(names: Sequence[str]) -> dict[str, dict[str, Estimate]]:
         rates: ErrorRates | str = NO_EVALUATION
-        if confusion:
+        if evaluation.get("confusion"):
             try:
-                rates = ErrorRates.from_confusion(confusion["labels"], confusion["matrix"], names)
+                rates = ErrorRates.from_evaluation(evaluation, names)
             except ValueError as error:
                 rates = NO_RATES.format(error)
         return {unit: _unit_block(unit, inp, float(populations[unit]), rates, passages, sampled, population_rel_se)

@@ -26,7 +26,7 @@ from .labels import AI_LABELS, LABELS
 from .minhash import NUM_PERM, signatures
 from .passages import split_passages
 from .reader import Unit, iter_batches, open_parquet, resolve_columns
-from .tagger import Tagger
+from .tagger import Tagger, tag_passages
 
 HISTOGRAM_BINS = 50
 SAMPLE_GATED = 400  # bottom-k sample of gated passages kept per unit
@@ -78,7 +78,7 @@ class _Collector:
         self.histogram = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
         self.passages_by_label = np.zeros(len(LABELS), dtype=np.int64)
         self.by_dump: dict[str, dict[str, int]] = {}
-        self.counts = {"documents": 0, "documents_sampled": 0, "documents_gated": 0, "characters": 0, "tokens": 0, "passages": 0}
+        self.counts = {"documents": 0, "documents_sampled": 0, "documents_gated": 0, "characters": 0, "tokens": 0, "passages": 0, "passages_gated": 0}
         self.has_tokens = False
 
 
@@ -205,24 +205,25 @@ def _docs(batch: dict[str, pa.Array], rows: np.ndarray, index: np.ndarray, lengt
 def _classify_docs(docs: list[_Doc], texts: list[str], tagger: Tagger, seed: int, out: _Collector) -> None:
     spans = [split_passages(t) for t in texts]
     passages = [t[a:b] for t, doc_spans in zip(texts, spans) for a, b in doc_spans]
-    probs = tagger.predict(passages)
-    labels = tagger.decide(probs)
+    probs, labels, gated = tag_passages(tagger, passages)
     out.passages_by_label += np.bincount(labels, minlength=len(LABELS))
     out.counts["passages"] += len(passages)
-    out.histogram += np.histogram(probs[:, 0], bins=HISTOGRAM_BINS, range=(0.0, 1.0))[0]
+    out.counts["passages_gated"] += int(gated.sum())
+    out.histogram += np.histogram(probs[gated, 0], bins=HISTOGRAM_BINS, range=(0.0, 1.0))[0]
     relpath = out.unit.shard.relpath
     offset = 0
     for doc, doc_spans in zip(docs, spans):
         k = len(doc_spans)
         doc_probs, doc_labels = probs[offset : offset + k], labels[offset : offset + k]
         chars = np.array([b - a for a, b in doc_spans], dtype=np.int64)
+        doc_gated = gated[offset : offset + k]
         identity = doc.identity(relpath)
         for index, ((start, end), label) in enumerate(zip(doc_spans, doc_labels.tolist())):
             row = lambda: _passage_row(identity, index, start, end, passages[offset + index], doc_probs[index], label)
             if label != NO_AI:
                 out.flagged.append(row())
             out.gated_sample.offer(doc_hash(f"{doc.doc_id}#{index}", seed), row)
-        out.docs.append(_doc_row(doc, identity, doc_probs, doc_labels, chars))
+        out.docs.append(_doc_row(doc, identity, doc_probs, doc_labels, chars, doc_gated))
         offset += k
 
 
@@ -240,8 +241,9 @@ def _passage_row(identity: dict, index: int, start: int, end: int, text: str, pr
     }
 
 
-def _doc_row(doc: _Doc, identity: dict, probs: np.ndarray, labels: np.ndarray, chars: np.ndarray) -> dict:
-    row = {**identity, "characters": doc.characters, "tokens": doc.tokens, "passages": len(labels)}
+def _doc_row(doc: _Doc, identity: dict, probs: np.ndarray, labels: np.ndarray, chars: np.ndarray, gated: np.ndarray) -> dict:
+    row = {**identity, "characters": doc.characters, "tokens": doc.tokens, "passages": len(labels),
+           "gated_passages": int(gated.sum()), "gated_characters": int(chars[gated].sum())}
     for index, name in enumerate(AI_LABELS):
         p = probs[:, index].astype(np.float64)
         mine = labels == index
@@ -314,6 +316,8 @@ DOCS_SCHEMA = pa.schema(
         pa.field("characters", pa.int64()),
         pa.field("tokens", pa.int64()),
         pa.field("passages", pa.int32()),
+        pa.field("gated_passages", pa.int32()),  # passages that name AI themselves: only these meet the model
+        pa.field("gated_characters", pa.int64()),
         *[
             pa.field(f"{stat}_{name}", kind)
             for name in AI_LABELS

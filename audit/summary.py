@@ -43,6 +43,7 @@ def summarise(run: RunDir, unit_stats: list[dict], failures: list[dict], shards:
             "characters": totals.characters,
             "tokens": totals.tokens,
             "passages": totals.passages,
+            "passages_classified": sum(s["passages_gated"] for s in unit_stats),
         },
         "labels": _label_counts(passages, docs, totals, unit_stats),
         "concentration": _concentration(run, unit_ids, passages),

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from audit.errors import UsageError
+from audit.gate import gate
 from audit.labels import LABELS
 
 # fastText splits on whitespace only, so ASCII punctuation is cut off words ("AI," -> "ai ,"); a newline would
@@ -147,6 +148,25 @@ class Tagger:
     def decide(self, probs: np.ndarray) -> np.ndarray:
         """Label indices (int8, into LABELS) by the decision rule stored with the model."""
         return decide_labels(probs, self.info["decision"])
+
+
+def tag_passages(tagger: Tagger, passages: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The scan's decision for passages: the gate, applied to each passage, then the model for those it passes.
+
+    A passage that names no AI term itself is `no_ai` with probability 1, unseen by the model. Why: the model's
+    error rates, which the prevalence estimates correct for, are measured on passages about AI; ordinary text
+    around them (a news page's other paragraphs) would otherwise add false flags at a rate nobody measured.
+    What the passage gate misses is measured too (`evaluate` reports it) and the estimates correct for it.
+
+    Returns (probabilities (n, 4), label indices, gated mask).
+    """
+    gated = gate(passages) if passages else np.zeros(0, dtype=bool)
+    probs = np.zeros((len(passages), len(LABELS)), dtype=np.float32)
+    probs[:, LABELS.index("no_ai")] = 1.0
+    chosen = np.flatnonzero(gated)
+    if chosen.size:
+        probs[chosen] = tagger.predict([passages[i] for i in chosen])
+    return probs, tagger.decide(probs), gated
 
 
 def read_info(model_path: Path, sha256: str) -> dict:

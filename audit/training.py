@@ -27,7 +27,7 @@ import numpy as np
 from audit.atomic import write_atomic, write_json_atomic
 from audit.errors import UsageError
 from audit.labels import BENIGN, LABELS
-from audit.tagger import Tagger, calibrate, decide_labels, file_sha256, info_path, normalize
+from audit.tagger import Tagger, calibrate, decide_labels, file_sha256, info_path, normalize, tag_passages
 
 MODEL_FORMAT_VERSION = 1
 _PREFIX = "__label__"
@@ -88,10 +88,18 @@ class Metrics:
     by_source: dict[str, dict[str, float]] = field(default_factory=dict)
     errors: list[dict] = field(default_factory=list)
     data_sha256: dict[str, str] = field(default_factory=dict)  # which data files, in which version
+    # The scan's decision is the passage gate, then the model (`tagger.tag_passages`); the figures above are of
+    # that decision. These split it for the estimators: how many passages of each true label the gate lets
+    # through, the confusion among those, and the model's own figures without the gate.
+    gate_passed: dict[str, int] = field(default_factory=dict)
+    confusion_gated: list[list[int]] = field(default_factory=list)
+    model_alone: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         data = asdict(self)
         data["confusion"] = {"labels": list(LABELS), "matrix": self.confusion}
+        if self.confusion_gated:
+            data["confusion_gated"] = {"labels": list(LABELS), "matrix": self.confusion_gated}
         return data
 
 
@@ -375,12 +383,24 @@ def _source_counts(examples: list[Example]) -> dict[str, dict[str, int]]:
 
 
 def evaluate(data_paths: Iterable[str | Path], model: Tagger | str | Path | None = None) -> Metrics:
-    """Measure a model (default: the shipped one) on labelled data; nothing is fitted."""
+    """Measure the scan's decision (passage gate, then the model; default: the shipped model) on labelled data,
+    and the model alone beside it; nothing is fitted."""
     tagger = model if isinstance(model, Tagger) else Tagger.load(model)
     data_paths = [Path(p) for p in data_paths]
     examples = load_examples(data_paths)
-    probs = tagger.predict([e.text for e in examples])
-    metrics = compute_metrics(examples, probs, tagger.decide(probs))
+    texts = [e.text for e in examples]
+    probs, labels, gated = tag_passages(tagger, texts)
+    metrics = compute_metrics(examples, probs, labels)
+    truth = np.array([LABELS.index(e.label) for e in examples], dtype=np.int64)
+    metrics.gate_passed = {label: int(gated[truth == i].sum()) for i, label in enumerate(LABELS)}
+    metrics.confusion_gated = confusion_matrix(truth[gated], labels[gated]).tolist()
+    alone = tagger.predict(texts)
+    alone_confusion = confusion_matrix(truth, tagger.decide(alone))
+    metrics.model_alone = {
+        "per_label": per_label_scores(alone_confusion),
+        "benign_vs_no_ai_accuracy": benign_vs_no_ai_accuracy(alone_confusion),
+        "misaligned_pr_auc": average_precision(alone[:, 0], truth == 0),
+    }
     metrics.data_sha256 = {path.name: file_sha256(path) for path in data_paths}
     return metrics
 
@@ -528,6 +548,16 @@ def format_metrics(metrics: Metrics) -> str:
         f"misaligned_ai PR-AUC          {show(metrics.misaligned_pr_auc)}",
         f"expected calibration error    {show(metrics.ece)}",
     ]
+    if metrics.model_alone:
+        alone, support = metrics.model_alone, metrics.per_label
+        mis = alone["per_label"]["misaligned_ai"]
+        lines += [
+            "",
+            "The figures above are the scan's decision: a passage that names no AI term is no_ai unseen by the model.",
+            "passages the gate lets through " + ", ".join(f"{L} {metrics.gate_passed[L]}/{support[L]['support']}" for L in LABELS),
+            f"model alone: misaligned_ai precision {show(mis['precision'])} recall {show(mis['recall'])}, "
+            f"PR-AUC {show(alone['misaligned_pr_auc'])}, benign_ai vs no_ai accuracy {show(alone['benign_vs_no_ai_accuracy'])}",
+        ]
     return "\n".join(lines)
 
 

@@ -75,7 +75,7 @@ def _estimate_cell(prev: tables.Prevalence | None) -> Html:
 def _header(run: RunData) -> Html:
     corpus = run.summary.get("corpus") or {}
     facts = [fmt.counted(corpus.get("documents"), "document"), fmt.counted(corpus.get("shards"), "shard"),
-             f"{fmt.big(corpus.get('characters'))} characters", f"{fmt.count(corpus.get('passages'))} passages classified"]
+             f"{fmt.big(corpus.get('characters'))} characters", f"{fmt.count(corpus.get('passages'))} passages, {fmt.count(corpus.get('passages_classified'))} of them naming AI and classified"]
     failed = corpus.get("shards_failed") or len(run.summary.get("failures") or [])
     warning = el("p", f"{failed} input(s) failed and are not counted; see Run details.", class_="warning") \
         if failed else Html("")

@@ -135,7 +135,7 @@ def render(run: RunData) -> str:
     concs = [tables.concentration(run, label) for label in AI_LABELS]
     lines = ["# corpus-audit report", "",
              f"{fmt.count(corpus.get('documents'))} documents in {fmt.count(corpus.get('shards'))} shards, "
-             f"{fmt.big(corpus.get('characters'))} characters, {fmt.count(corpus.get('passages'))} passages classified. "
+             f"{fmt.big(corpus.get('characters'))} characters, {fmt.count(corpus.get('passages'))} passages, {fmt.count(corpus.get('passages_classified'))} of them naming AI and classified. "
              f"Run: {md_code(run.run_dir.resolve())}", ""]
     lines += _headline(rows) + _audited(run) + [""] + _concentration(rows, concs) + [""] + _run(run)
     return "\n".join(lines) + "\n"

@@ -105,7 +105,7 @@ def top_domains(conc: Concentration) -> str | None:
 
 
 def score_histogram(counts: list[int]) -> str | None:
-    """The distribution of p_misaligned_ai over every classified passage, log-scaled counts."""
+    """The distribution of p_misaligned_ai over every classified passage (those naming AI), log-scaled counts."""
     if not counts or sum(counts) == 0:
         return None
     edges = np.linspace(0, 1, len(counts) + 1)

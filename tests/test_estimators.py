@@ -92,6 +92,32 @@ def test_adjusted_count_undoes_known_errors() -> None:
     assert not wilson(k, n).ci95[0] < 0.02 < wilson(k, n).ci95[1]
 
 
+def test_positives_the_passage_gate_stops_are_added_back_with_their_uncertainty() -> None:
+    """The model saw 80% of the positives (the gate stopped 60 of 300): the estimate is the gated part's
+    divided by 0.8, and the interval widens for the gate's measured recall."""
+    gated = ErrorRates(tp=240, fn=60, fp=3, tn=2997, gate_missed=75)
+    assert gated.gate_recall == pytest.approx(0.8)
+    n = 1_000_000
+    k = round(n * (0.016 * 0.8 + 0.984 * 0.001))
+    plain, corrected = rogan_gladen(k, n, GOOD), rogan_gladen(k, n, gated)
+    assert corrected.estimate == pytest.approx(plain.estimate / 0.8)
+    assert corrected.ci95[0] < 0.02 < corrected.ci95[1]
+    assert corrected.ci95[1] - corrected.ci95[0] > (plain.ci95[1] - plain.ci95[0]) / 0.8
+
+
+def test_error_rates_come_from_the_gated_confusion_when_the_evaluation_has_it() -> None:
+    labels = ["misaligned_ai", "no_ai"]
+    evaluation = {
+        "confusion": {"labels": labels, "matrix": [[6, 4], [1, 89]]},
+        "confusion_gated": {"labels": labels, "matrix": [[6, 2], [1, 20]]},
+        "gate_passed": {"misaligned_ai": 8, "no_ai": 21},
+        "per_label": {"misaligned_ai": {"support": 10}, "no_ai": {"support": 90}},
+    }
+    assert ErrorRates.from_evaluation(evaluation, ["misaligned_ai"]) == ErrorRates(tp=6, fn=2, fp=1, tn=20, gate_missed=2)
+    del evaluation["confusion_gated"]
+    assert ErrorRates.from_evaluation(evaluation, ["misaligned_ai"]) == ErrorRates(tp=6, fn=4, fp=1, tn=89)
+
+
 def test_adjusted_count_is_deterministic_and_counts_the_unclassified_as_negative() -> None:
     a = rogan_gladen(500, 20_000, GOOD)
     assert a == rogan_gladen(500, 20_000, GOOD)
@@ -147,6 +173,8 @@ def _docs(rng: np.random.Generator, n: int, tokens: bool) -> dict[str, np.ndarra
         "doc_id": np.array([f"d{i}" for i in range(n)], dtype=object),
         "domain": np.array([f"site{i % 40}.example" if i % 9 else None for i in range(n)], dtype=object),
         "passages": passages,
+        "gated_passages": passages,
+        "gated_characters": passages * 400,
         "characters": passages * 400 + 30,
         "tokens": passages * 90 + 7 if tokens else None,
     }
