@@ -66,6 +66,30 @@ def test_passage_level_adjusted_count_covers_the_truth(name: str, prevalence: fl
 
 
 @pytest.mark.parametrize("prevalence", PREVALENCES)
+def test_positives_the_passage_gate_stops_are_added_back(prevalence: float) -> None:
+    """The passage gate lets 90% of positive passages and 30% of negative ones reach the model; the rest are
+    no_ai unseen. The evaluation measures the gate's recall as it measures the model's rates (random counts),
+    and the estimate divides by it."""
+    rng = np.random.default_rng([13, int(prevalence * 1e6)])
+    s, f, n_pos, n_neg = CLASSIFIERS["good"]
+    recall, negatives_passed, n = 0.9, 0.3, 200_000
+    positives = rng.binomial(n, prevalence, REPLICATES)
+    reached = rng.binomial(positives, recall)
+    seen_negatives = rng.binomial(n - positives, negatives_passed)
+    flagged = rng.binomial(reached, s) + rng.binomial(seen_negatives, f)
+    evaluations = []
+    for rates in _evaluations(rng, (s, f, n_pos, n_neg)):
+        passed = rng.binomial(n_pos, recall)
+        tp = rng.binomial(passed, s)
+        evaluations.append(ErrorRates(tp=int(tp), fn=int(passed - tp), fp=rates.fp, tn=rates.tn, gate_missed=int(n_pos - passed)))
+    estimates = [
+        rogan_gladen(int(k), int(r + g), rates, population=n, draws=DRAWS)
+        for k, r, g, rates in zip(flagged, reached, seen_negatives, evaluations)
+    ]
+    _check(estimates, positives / n, prevalence)
+
+
+@pytest.mark.parametrize("prevalence", PREVALENCES)
 def test_document_level_adjusted_count_with_gate_covers_the_truth(prevalence: float) -> None:
     """Documents: the gate passes 30% of them (all positives among those); a document is flagged when any of
     its passages is, so false flags grow with its passage count; a positive document holds one positive passage."""
