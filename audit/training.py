@@ -26,6 +26,7 @@ import numpy as np
 
 from audit.atomic import write_atomic, write_json_atomic
 from audit.errors import UsageError
+from audit.gate import gate
 from audit.labels import BENIGN, LABELS
 from audit.tagger import Tagger, calibrate, decide_labels, file_sha256, info_path, normalize, tag_passages
 
@@ -262,13 +263,13 @@ def fit_calibration(raw: np.ndarray, truth: np.ndarray, steps: int = 1000) -> tu
 def calibration_rows(examples: list[Example], min_rows: int = 200, min_misaligned: int = 20) -> tuple[np.ndarray, str]:
     """Which out-of-fold rows fit the temperature and the threshold, and how to say so in model.json.
 
-    Real text read by people is what the model will meet, and written passages are easier than real text, so
-    those rows are used when there are enough of them; otherwise every row.
+    Real text read by people that passes the passage gate is what the model will meet in a scan (written
+    passages are easier than real text), so those rows are used when there are enough of them; otherwise every row.
     """
-    real = np.array([e.real_and_read for e in examples])
+    real = np.array([e.real_and_read for e in examples]) & gate([e.text for e in examples])
     misaligned = np.array([e.label == "misaligned_ai" for e in examples])
     if real.sum() >= min_rows and (real & misaligned).sum() >= min_misaligned:
-        return np.flatnonzero(real), f"the {int(real.sum())} hand-labelled real passages"
+        return np.flatnonzero(real), f"the {int(real.sum())} hand-labelled real passages that name AI (the scan's passage gate)"
     return np.arange(len(examples)), f"all {len(examples)} passages"
 
 
