@@ -103,19 +103,28 @@ class ErrorRates:
         return cls(tp=tp, fn=fn, fp=fp, tn=tn)
 
     @classmethod
-    def from_evaluation(cls, evaluation: Mapping, positive: Sequence[str]) -> ErrorRates:
-        """From a model's recorded evaluation (`training.evaluate`). With the passage gate's figures in it, the
-        rates are the model's on the passages the gate lets through, and `gate_missed` counts the positives it
-        stopped; without them, the plain confusion stands for the whole decision."""
+    def from_evaluation(cls, evaluation: Mapping, positive: Sequence[str], unit: str = "documents") -> ErrorRates:
+        """From a model's recorded evaluation (`training.evaluate`), for one estimation unit.
+
+        With the passage gate's figures in it, false positives are counted per gated piece of the negative
+        passages (the scan's passage, which is what can be falsely flagged). A positive document holds a
+        labelled-size positive passage, so for documents sensitivity and gate recall are per labelled passage
+        (flagged when any piece is); for passages, characters and tokens they are per piece of the positive
+        passages. Without those figures the plain confusion stands for the whole decision."""
         gated = evaluation.get("confusion_gated")
-        confusion = gated or evaluation["confusion"]
-        rates = cls.from_confusion(confusion["labels"], confusion["matrix"], positive)
         if not gated:
-            return rates
-        support = evaluation["per_label"]
-        passed = evaluation["gate_passed"]
-        missed = sum(int(support[label]["support"]) - int(passed[label]) for label in positive)
-        return replace(rates, gate_missed=missed)
+            confusion = evaluation["confusion"]
+            return cls.from_confusion(confusion["labels"], confusion["matrix"], positive)
+        pieces = evaluation["confusion_pieces"]
+        per_piece = cls.from_confusion(pieces["labels"], pieces["matrix"], positive)
+        if unit == "documents":
+            found = cls.from_confusion(gated["labels"], gated["matrix"], positive)
+            support, passed = evaluation["per_label"], evaluation["gate_passed"]
+            missed = sum(int(support[label]["support"]) - int(passed[label]) for label in positive)
+        else:
+            found = per_piece
+            missed = sum(int(evaluation["pieces"][label]) for label in positive) - (per_piece.tp + per_piece.fn)
+        return cls(tp=found.tp, fn=found.fn, fp=per_piece.fp, tn=per_piece.tn, gate_missed=missed)
 
 
 @dataclass(frozen=True)
@@ -551,14 +560,17 @@ def prevalence_block(
     population_rel_se = (float(np.sqrt(max(totals.documents - gated, 0) / (max(gated, 1) * totals.documents)))
                          if sampled and totals.documents else 0.0)
 
+    def rates_for(names: Sequence[str], unit: str) -> ErrorRates | str:
+        if not evaluation.get("confusion"):
+            return NO_EVALUATION
+        try:
+            return ErrorRates.from_evaluation(evaluation, names, unit)
+        except ValueError as error:
+            return NO_RATES.format(error)
+
     def block_for(names: Sequence[str]) -> dict[str, dict[str, Estimate]]:
-        rates: ErrorRates | str = NO_EVALUATION
-        if evaluation.get("confusion"):
-            try:
-                rates = ErrorRates.from_evaluation(evaluation, names)
-            except ValueError as error:
-                rates = NO_RATES.format(error)
-        return {unit: _unit_block(unit, inp, float(populations[unit]), rates, passages, sampled, population_rel_se)
+        return {unit: _unit_block(unit, inp, float(populations[unit]), rates_for(names, unit), passages, sampled,
+                                  population_rel_se)
                 for unit, inp in _unit_inputs(docs, names).items() if populations.get(unit)}
 
     result = {L: {unit: _present(unit, b) for unit, b in block_for([L]).items()} for L in ai_labels}

@@ -28,6 +28,7 @@ from audit.atomic import write_atomic, write_json_atomic
 from audit.errors import UsageError
 from audit.gate import gate
 from audit.labels import BENIGN, LABELS
+from audit.passages import split_passages
 from audit.tagger import Tagger, calibrate, decide_labels, file_sha256, info_path, normalize, tag_passages
 
 MODEL_FORMAT_VERSION = 1
@@ -89,18 +90,20 @@ class Metrics:
     by_source: dict[str, dict[str, float]] = field(default_factory=dict)
     errors: list[dict] = field(default_factory=list)
     data_sha256: dict[str, str] = field(default_factory=dict)  # which data files, in which version
-    # The scan's decision is the passage gate, then the model (`tagger.tag_passages`); the figures above are of
-    # that decision. These split it for the estimators: how many passages of each true label the gate lets
-    # through, the confusion among those, and the model's own figures without the gate.
-    gate_passed: dict[str, int] = field(default_factory=dict)
-    confusion_gated: list[list[int]] = field(default_factory=list)
+    # The figures above are of the scan's decision (`evaluate`). These split it for the estimators (sensitivity
+    # and gate recall per labelled passage for documents, per piece for the other units; false flags per piece),
+    # and add the model's own figures without the gate or the splitting.
+    gate_passed: dict[str, int] = field(default_factory=dict)  # labelled passages with a piece that names AI
+    confusion_gated: list[list[int]] = field(default_factory=list)  # those passages: true vs the scan's label
+    confusion_pieces: list[list[int]] = field(default_factory=list)  # their gated pieces: passage's true label vs piece's
+    pieces: dict[str, int] = field(default_factory=dict)  # all pieces (gated or not) of the passages of each label
     model_alone: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         data = asdict(self)
-        data["confusion"] = {"labels": list(LABELS), "matrix": self.confusion}
-        if self.confusion_gated:
-            data["confusion_gated"] = {"labels": list(LABELS), "matrix": self.confusion_gated}
+        for key in ("confusion", "confusion_gated", "confusion_pieces"):
+            if data[key]:
+                data[key] = {"labels": list(LABELS), "matrix": data[key]}
         return data
 
 
@@ -384,23 +387,43 @@ def _source_counts(examples: list[Example]) -> dict[str, dict[str, int]]:
 
 
 def evaluate(data_paths: Iterable[str | Path], model: Tagger | str | Path | None = None) -> Metrics:
-    """Measure the scan's decision (passage gate, then the model; default: the shipped model) on labelled data,
-    and the model alone beside it; nothing is fitted."""
+    """Measure the scan's decision on labelled data (default model: the shipped one), and the model alone beside
+    it; nothing is fitted.
+
+    The scan cuts text into its own passages (`split_passages`), gates each and classifies those that name AI
+    (`tagger.tag_passages`). A labelled passage is scored the same way, as a small document: its label is the
+    first of LABELS that one of its pieces got (the labelling guide's precedence: misaligned before aligned before
+    neutral before no_ai) and its score is its most misaligned piece's. The estimators also need the false-flag
+    rate per piece, which the negatives give exactly: every piece of a passage labelled neutral or no_ai is
+    neither misaligned nor aligned (else the passage would carry that label)."""
     tagger = model if isinstance(model, Tagger) else Tagger.load(model)
     data_paths = [Path(p) for p in data_paths]
     examples = load_examples(data_paths)
     texts = [e.text for e in examples]
-    probs, labels, gated = tag_passages(tagger, texts)
-    metrics = compute_metrics(examples, probs, labels)
+    spans = [split_passages(text) or [(0, len(text))] for text in texts]
+    owner = np.repeat(np.arange(len(texts)), [len(s) for s in spans])
+    pieces = [text[a:b] for text, doc_spans in zip(texts, spans) for a, b in doc_spans]
+    piece_probs, piece_labels, gated = tag_passages(tagger, pieces)
+    labels = np.full(len(texts), len(LABELS) - 1, dtype=np.int64)
+    np.minimum.at(labels, owner, piece_labels.astype(np.int64))
+    order = np.lexsort((piece_probs[:, 0], owner))  # by passage, then by p_misaligned_ai
+    deciding = order[np.r_[owner[order][1:] != owner[order][:-1], True]]  # each passage's most misaligned piece
+    reached = np.zeros(len(texts), dtype=bool)
+    np.logical_or.at(reached, owner, gated)
+
+    metrics = compute_metrics(examples, piece_probs[deciding], labels)
     truth = np.array([LABELS.index(e.label) for e in examples], dtype=np.int64)
-    metrics.gate_passed = {label: int(gated[truth == i].sum()) for i, label in enumerate(LABELS)}
-    metrics.confusion_gated = confusion_matrix(truth[gated], labels[gated]).tolist()
+    metrics.gate_passed = {label: int(reached[truth == i].sum()) for i, label in enumerate(LABELS)}
+    metrics.confusion_gated = confusion_matrix(truth[reached], labels[reached]).tolist()
+    metrics.confusion_pieces = confusion_matrix(truth[owner[gated]], piece_labels[gated].astype(np.int64)).tolist()
+    metrics.pieces = {label: int(np.sum(truth[owner] == i)) for i, label in enumerate(LABELS)}
     alone = tagger.predict(texts)
     alone_confusion = confusion_matrix(truth, tagger.decide(alone))
     metrics.model_alone = {
         "per_label": per_label_scores(alone_confusion),
         "benign_vs_no_ai_accuracy": benign_vs_no_ai_accuracy(alone_confusion),
         "misaligned_pr_auc": average_precision(alone[:, 0], truth == 0),
+        "ece": expected_calibration_error(alone, truth),
     }
     metrics.data_sha256 = {path.name: file_sha256(path) for path in data_paths}
     return metrics
@@ -554,8 +577,10 @@ def format_metrics(metrics: Metrics) -> str:
         mis = alone["per_label"]["misaligned_ai"]
         lines += [
             "",
-            "The figures above are the scan's decision: a passage that names no AI term is no_ai unseen by the model.",
-            "passages the gate lets through " + ", ".join(f"{L} {metrics.gate_passed[L]}/{support[L]['support']}" for L in LABELS),
+            "The figures above are the scan's decision: each labelled passage is cut into the scan's passages, those",
+            "that name no AI term are no_ai unseen by the model, and the passage gets its pieces' first label by precedence.",
+            "labelled passages with a piece the gate lets through: "
+            + ", ".join(f"{L} {metrics.gate_passed[L]}/{support[L]['support']}" for L in LABELS),
             f"model alone: misaligned_ai precision {show(mis['precision'])} recall {show(mis['recall'])}, "
             f"PR-AUC {show(alone['misaligned_pr_auc'])}, benign_ai vs no_ai accuracy {show(alone['benign_vs_no_ai_accuracy'])}",
         ]

@@ -110,10 +110,16 @@ def test_error_rates_come_from_the_gated_confusion_when_the_evaluation_has_it() 
     evaluation = {
         "confusion": {"labels": labels, "matrix": [[6, 4], [1, 89]]},
         "confusion_gated": {"labels": labels, "matrix": [[6, 2], [1, 20]]},
+        "confusion_pieces": {"labels": labels, "matrix": [[7, 5], [2, 30]]},
         "gate_passed": {"misaligned_ai": 8, "no_ai": 21},
         "per_label": {"misaligned_ai": {"support": 10}, "no_ai": {"support": 90}},
     }
-    assert ErrorRates.from_evaluation(evaluation, ["misaligned_ai"]) == ErrorRates(tp=6, fn=2, fp=1, tn=20, gate_missed=2)
+    evaluation["pieces"] = {"misaligned_ai": 15, "no_ai": 120}
+    # documents: sensitivity per passage (6 of the 8 gated positives), 2 positive passages ungated;
+    # other units: per piece (7 of the 12 gated pieces of positives), 3 of their 15 pieces ungated;
+    # both: false flags per gated piece of the negatives (2 of 32)
+    assert ErrorRates.from_evaluation(evaluation, ["misaligned_ai"]) == ErrorRates(tp=6, fn=2, fp=2, tn=30, gate_missed=2)
+    assert ErrorRates.from_evaluation(evaluation, ["misaligned_ai"], "passages") == ErrorRates(tp=7, fn=5, fp=2, tn=30, gate_missed=3)
     del evaluation["confusion_gated"]
     assert ErrorRates.from_evaluation(evaluation, ["misaligned_ai"]) == ErrorRates(tp=6, fn=4, fp=1, tn=89)
 
