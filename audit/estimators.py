@@ -68,7 +68,7 @@ class ErrorRates:
     fn: int
     fp: int
     tn: int
-    gate_missed: int = 0  # positives the passage gate kept from the model (tp..tn then count the gated passages)
+    gate_missed: int = 0  # positives the passage gate kept from the model (tp and fn count those it let through)
 
     @property
     def sensitivity(self) -> float:
@@ -543,11 +543,11 @@ def prevalence_block(
     `gated_characters` (what the model saw: passages that name AI themselves), `characters`, `tokens` (None when
     unknown), and per AI label L `n_L`, `chars_L`, `any_p_L`, `sum_p_L`, `sum_pchars_L`); the run's population
     `totals`; the model's evaluation as `training.evaluate` records it ({"confusion": {"labels": [...],
-    "matrix": [[...]]}}, rows = true labels, columns = predicted, plus the passage gate's `confusion_gated`,
-    `gate_passed` and `per_label` support when known; empty when the model has none); the label order, `no_ai`
-    last. `sampled` is True for a `--sample-rate` below 1.
+    "matrix": [[...]]}}, rows = true labels, columns = predicted, plus `confusion_gated`, `confusion_pieces`,
+    `gate_passed`, `pieces` and `per_label` support when known, see `ErrorRates.from_evaluation`; empty when the
+    model has none); the label order, `no_ai` last. `sampled` is True for a `--sample-rate` below 1.
 
-    Each unit gets the headline (the adjusted Rogan-Gladen estimate, see docs/reading-the-numbers.md; the raw
+    Each unit gets the headline (the adjusted Rogan-Gladen estimate, see the README's "Reading the numbers"; the raw
     flagged share, with a message, when the model has no evaluation) as `estimate`/`ci95`/`method`/`detectable`
     (+ `message` when only an upper bound is known), and every estimator under `estimators`. `no_ai` is the
     complement of "any AI label"."""
