@@ -277,7 +277,7 @@ def markdown(figures: dict, command: str) -> str:
         "",
         f"Command: `{command}`  ",
         f"Measured {datetime.date.today().isoformat()} on {platform.machine()}, {os.cpu_count()} cores shared with other "
-        f"jobs (other helpers' tests and builds ran at the same time), Python {platform.python_version()}, pyarrow "
+        f"jobs, Python {platform.python_version()}, pyarrow "
         f"{pa.__version__}. Medians of {len(rounds)} rounds; a round times every row one after the other, so the "
         "ratios to ceiling A (same rounds) are steadier than the absolute figures.",
         "",
