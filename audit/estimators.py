@@ -429,7 +429,8 @@ def rogan_gladen(
     }
     if exposure is not None:
         details["false_flag_bunching"] = asdict(bunching)
-    method = "rogan_gladen (misclassification-adjusted count; evaluation-set uncertainty propagated by Monte Carlo)"
+    method = "rogan_gladen (misclassification-adjusted count; evaluation-set uncertainty propagated by Monte Carlo"
+    method += "; positives the passage gate stops added back)" if rates.gate_missed else ")"
     if s - f <= 0:
         return Estimate(None, (0.0, 1.0), method, detectable=False, details=details,
                         message="the classifier does not separate this label from the rest (sensitivity <= false-positive rate)")

@@ -101,6 +101,7 @@ def test_positives_the_passage_gate_stops_are_added_back_with_their_uncertainty(
     k = round(n * (0.016 * 0.8 + 0.984 * 0.001))
     plain, corrected = rogan_gladen(k, n, GOOD), rogan_gladen(k, n, gated)
     assert corrected.estimate == pytest.approx(plain.estimate / 0.8)
+    assert "passage gate" in corrected.method and "passage gate" not in plain.method
     assert corrected.ci95[0] < 0.02 < corrected.ci95[1]
     assert corrected.ci95[1] - corrected.ci95[0] > (plain.ci95[1] - plain.ci95[0]) / 0.8
 
