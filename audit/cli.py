@@ -69,7 +69,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 def _print_summary(summary: dict, run_dir: Path) -> None:
     corpus = summary["corpus"]
     print(f"{corpus['documents']:,} documents in {corpus['shards']} shards ({corpus['shards_failed']} failed), "
-          f"{corpus['passages']:,} passages classified")
+          f"{corpus['passages']:,} passages, {corpus['passages_classified']:,} naming AI and classified")
     for label, block in summary["labels"].items():
         head = block.get("prevalence", {}).get("documents", {})
         share = head.get("estimate")

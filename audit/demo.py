@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.resources
 import json
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -17,6 +18,8 @@ import pyarrow.parquet as pq
 from .atomic import write_json_atomic, write_parquet_atomic
 from .config import ScanConfig
 from .pipeline import ScanOutcome, scan
+from .rundir import RunDir
+from .tagger import load_cached
 
 SHARDS = 2
 
@@ -46,8 +49,23 @@ def write_sample_corpus(folder: Path) -> dict[str, int]:
     return dict(Counter(d["planted"] for d in documents))
 
 
+def forget_run_of_another_model(out: Path) -> bool:
+    """The demo's run directory is the demo's own: after the shipped model changes (an upgrade), scan afresh
+    instead of refusing to resume with another model, as a user's scan must. Returns whether it forgot one."""
+    run = RunDir(out)
+    if not run.manifest.exists():
+        return False
+    recorded = json.loads(run.manifest.read_text(encoding="utf-8")).get("model", {}).get("sha256")
+    if recorded == load_cached().sha256:
+        return False
+    shutil.rmtree(run.units_dir, ignore_errors=True)
+    run.manifest.unlink()
+    return True
+
+
 def run_demo(out: Path, progress: bool | None = None) -> ScanOutcome:
     """Write the sample shards under ``out/corpus`` and scan them into the run directory ``out``."""
+    forget_run_of_another_model(out)
     planted = write_sample_corpus(out / "corpus")
     write_json_atomic(out / "planted.json", {"documents": sum(planted.values()), "planted": planted})
     outcome = scan(ScanConfig(inputs=[str(out / "corpus")], out=out, progress=progress))
