@@ -85,6 +85,8 @@ def scan(config: ScanConfig) -> ScanOutcome:
         outcomes = _engine(config)(pending, config, run.root, progress)
     finally:
         progress.close()
+    # Every writer has finished now; one killed mid-write (and retried by the engine) left its temporary behind.
+    clean_temporaries(run.units_dir)
     for outcome in outcomes:
         if "stats" in outcome:
             done[outcome["unit"]] = outcome["stats"]

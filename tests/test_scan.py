@@ -183,3 +183,28 @@ def test_manifest_records_inputs_and_model(real_run):
     assert manifest["finished"] is True
     assert len(manifest["shards"]) == 4 and all("mtime_ns" in s for s in manifest["shards"])
     assert len(manifest["model"]["sha256"]) == 64
+
+
+def test_a_temporary_left_by_a_worker_killed_mid_write_is_gone_when_the_scan_ends(tmp_path, monkeypatch):
+    """An engine that retries a killed worker (Ray does) finishes the scan in one run, so the temporary the killed
+    writer left must be removed before the run is declared finished, not only on the next resume."""
+    import audit
+    from audit import pipeline
+
+    real_engine = pipeline._engine
+
+    def engine_with_a_killed_writer(config):
+        run_units = real_engine(config)
+
+        def run(pending, config, root, progress):
+            outcomes = run_units(pending, config, root, progress)
+            (Path(root) / "units" / ".tmp-killed-writer.parquet").write_bytes(b"half a file")
+            return outcomes
+
+        return run
+
+    monkeypatch.setattr(pipeline, "_engine", engine_with_a_killed_writer)
+    run = tmp_path / "run"
+    outcome = audit.scan(str(SHARDS / "web_mix_00000.parquet"), run)
+    assert outcome.exit_code == 0 and outcome.scanned_units > 0
+    assert not [p.name for p in run.rglob(".tmp-*")]
