@@ -13,7 +13,6 @@ from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from .atomic import write_json_atomic, write_parquet_atomic
 from .config import ScanConfig
@@ -53,10 +52,8 @@ def forget_run_of_another_model(out: Path) -> bool:
     """The demo's run directory is the demo's own: after the shipped model changes (an upgrade), scan afresh
     instead of refusing to resume with another model, as a user's scan must. Returns whether it forgot one."""
     run = RunDir(out)
-    if not run.manifest.exists():
-        return False
-    recorded = json.loads(run.manifest.read_text(encoding="utf-8")).get("model", {}).get("sha256")
-    if recorded == load_cached().sha256:
+    manifest = run.read_manifest()
+    if manifest is None or manifest.get("model", {}).get("sha256") == load_cached().sha256:
         return False
     shutil.rmtree(run.units_dir, ignore_errors=True)
     run.manifest.unlink()

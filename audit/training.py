@@ -27,6 +27,7 @@ import numpy as np
 from audit.atomic import write_atomic, write_json_atomic
 from audit.errors import UsageError
 from audit.gate import gate
+from audit.jsonl import read_objects
 from audit.labels import BENIGN, LABELS
 from audit.passages import split_passages
 from audit.tagger import Tagger, calibrate, decide_labels, file_sha256, info_path, normalize, tag_passages
@@ -125,30 +126,14 @@ def load_examples(paths: Iterable[str | Path]) -> list[Example]:
 
 def _first_record(path: Path) -> dict | None:
     with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if line.strip():
-                return _parse(line, f"{path}:{line_no}")
-    return None
-
-
-def _parse(line: str, where: str) -> dict:
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as error:
-        raise UsageError(f"{where}: not valid JSON ({error.msg}); each line must be one JSON object") from None
-    if not isinstance(record, dict):
-        raise UsageError(f"{where}: each line must be a JSON object")
-    return record
+        return next((record for _, record in read_objects(handle, lambda n: f"{path}:{n}")), None)
 
 
 def _read_text_file(path: Path) -> list[Example]:
     examples = []
     with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
+        for line_no, record in read_objects(handle, lambda n: f"{path}:{n}"):
             where = f"{path}:{line_no}"
-            record = _parse(line, where)
             text, label = record.get("text"), record.get("label")
             if not isinstance(text, str) or not text.strip():
                 raise UsageError(f"{where}: 'text' must be a non-empty string")
@@ -599,10 +584,7 @@ def classify(
     """
     tagger = model if isinstance(model, Tagger) else Tagger.load(model)
     batch: list[dict] = []
-    for line_no, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        record = _parse(line, f"input line {line_no}")
+    for line_no, record in read_objects(lines, lambda n: f"input line {n}"):
         if not isinstance(record.get(text_field), str):
             raise UsageError(
                 f"input line {line_no}: no string field {text_field!r}; name the text field with --text-field"

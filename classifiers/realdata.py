@@ -30,7 +30,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-LABELS = ("misaligned_ai", "aligned_ai", "neutral_ai", "no_ai")
+from audit.jsonl import read_objects
+from audit.labels import LABELS
+
 ENV_VAR = "CORPUS_AUDIT_SHARED_DATA"
 DEV_HEX = "0123456789"  # split rule: records whose split hash starts with one of these belong to the dev set
 
@@ -149,14 +151,8 @@ def load_records(path: str | Path) -> list[dict]:
     path = Path(path)
     records = []
     with path.open(encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
+        for line_no, record in read_objects(fh, lambda n: f"{path}:{n}", ValueError):
             where = f"{path}:{line_no}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{where}: not valid JSON ({exc.msg}); each line must be one JSON object") from exc
             missing = {"source", "key", "label"} - record.keys()
             if missing:
                 raise ValueError(f"{where}: missing field(s) {sorted(missing)}")
