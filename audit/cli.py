@@ -114,23 +114,30 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return outcome.exit_code
 
 
+_TRAIN_INT_OPTIONS = ("dim", "epoch", "word_ngrams", "minn", "maxn", "bucket", "folds", "seed")
+
+
 def _train_parser(commands: argparse._SubParsersAction) -> None:
     from .training import TrainOptions
 
     p = commands.add_parser("train", help="train a classifier from labelled JSON Lines")
     p.add_argument("data", nargs="+", metavar="DATA", help="JSON Lines: written passages {text,label} or label records")
-    p.add_argument("--out", required=True, type=Path, help="model file (.ftz quantised, or .bin); model.json beside it")
+    p.add_argument("--out", required=True, type=Path, help="model file (.bin, or .ftz quantised); model.json beside it")
     defaults = TrainOptions()
-    for name in ("dim", "epoch", "word_ngrams", "minn", "maxn", "folds", "seed"):
+    for name in _TRAIN_INT_OPTIONS:
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
     p.add_argument("--lr", type=float, default=defaults.lr)
+    p.add_argument(
+        "--no-risk-words", dest="risk_words", action="store_false",
+        help="calibrate on fastText's probabilities alone, without the risk-word features (audit.risk_words)",
+    )
     p.set_defaults(handler=_cmd_train)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from .training import TrainOptions, train
 
-    names = ("dim", "epoch", "word_ngrams", "minn", "maxn", "folds", "seed", "lr")
+    names = (*_TRAIN_INT_OPTIONS, "lr", "risk_words")
     info = train(args.data, args.out, TrainOptions(**{name: getattr(args, name) for name in names}))
     print(f"model: {args.out} (sha256 {info.get('model_sha256', '?')[:12]}), trained on {sum(info['training']['counts'].values())} passages")
     return 0

@@ -1,8 +1,9 @@
 """The passage classifier at prediction time: a fastText model plus its calibration and decision rule.
 
-The model file (`model.ftz` or `model.bin`) has a sibling `model.json` (same stem) written by training: it
-holds the model's sha256, the calibration (temperature and per-label bias), the decision rule, the training
-sources and the evaluations. `normalize` is the one text normalisation used both to train and to predict.
+The model file (`model.bin`, or a quantised `model.ftz`) has a sibling `model.json` (same stem) written by training: it
+holds the model's sha256, the calibration (temperature, per-label bias and the weights of the risk-word features of
+`audit.risk_words`), the decision rule, the training sources and the evaluations. `normalize` is the one text
+normalisation used both to train and to predict.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from audit import risk_words
 from audit.errors import UsageError
 from audit.gate import gate
 from audit.labels import LABELS
@@ -29,7 +31,7 @@ _PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
 _NONZERO_DIGIT = re.compile(r"[1-9]")
 _PREFIX = "__label__"
 _FASTTEXT_MAGIC = (793712314).to_bytes(4, "little")
-SHIPPED_MODEL_NAMES = ("model.ftz", "model.bin")
+SHIPPED_MODEL_NAMES = ("model.bin", "model.ftz")
 _FASTTEXT_LOG_OFFSET = 1e-5  # fastText's std_log(x) = log(x + 1e-5)
 _MIN_PROBABILITY = 1e-9
 
@@ -67,12 +69,21 @@ def shipped_model_path() -> Path:
     )
 
 
-def calibrate(raw: np.ndarray, temperature: float, bias: np.ndarray | None = None) -> np.ndarray:
-    """softmax(log p / T + b): a temperature softens (T > 1) or sharpens fastText's probabilities, and a
-    per-label bias moves them towards the label shares of the text the calibration was fitted on."""
+def calibrate(
+    raw: np.ndarray,
+    temperature: float,
+    bias: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
+    features: np.ndarray | None = None,
+) -> np.ndarray:
+    """softmax(log p / T + b + W f): a temperature softens (T > 1) or sharpens fastText's probabilities, a
+    per-label bias moves them towards the label shares of the text the calibration was fitted on, and optional
+    side features f (n, k) of each passage (`audit.risk_words`) add W f with one weight per label and feature."""
     logits = np.log(np.clip(raw, 1e-12, 1.0)) / temperature
     if bias is not None:
         logits = logits + bias
+    if weights is not None:
+        logits = logits + features @ weights.T
     logits -= logits.max(axis=1, keepdims=True)
     scaled = np.exp(logits)
     return (scaled / scaled.sum(axis=1, keepdims=True)).astype(np.float32)
@@ -126,6 +137,14 @@ class Tagger:
         bias = self.info["calibration"].get("bias")
         return None if bias is None else np.array([bias[label] for label in LABELS], dtype=np.float64)
 
+    @property
+    def feature_weights(self) -> np.ndarray | None:
+        """(4, k) weights of the risk-word features in LABELS order, or None for a model fitted without them."""
+        features = self.info["calibration"].get("features")
+        if features is None:
+            return None
+        return np.array([features["weights"][label] for label in LABELS], dtype=np.float64)
+
     def raw_predict(self, texts: list[str]) -> np.ndarray:
         """Uncalibrated fastText probabilities (n, 4) in LABELS order."""
         lines = [normalize(text) + "\n" for text in texts]
@@ -143,7 +162,9 @@ class Tagger:
         """Calibrated probabilities, float32 (n, 4), columns in LABELS order."""
         if not texts:
             return np.zeros((0, len(LABELS)), dtype=np.float32)
-        return calibrate(self.raw_predict(texts), self.temperature, self.bias)
+        weights = self.feature_weights
+        features = None if weights is None else risk_words.risk_features(texts)
+        return calibrate(self.raw_predict(texts), self.temperature, self.bias, weights, features)
 
     def decide(self, probs: np.ndarray) -> np.ndarray:
         """Label indices (int8, into LABELS) by the decision rule stored with the model."""
@@ -183,6 +204,13 @@ def read_info(model_path: Path, sha256: str) -> dict:
             raise UsageError(f"{path} has no {key!r} key; retrain the model with `corpus-audit train`")
     if tuple(info["labels"]) != LABELS:
         raise UsageError(f"{path} lists labels {info['labels']}, expected {list(LABELS)}")
+    features = info["calibration"].get("features")
+    if features is not None and (features.get("name"), features.get("version")) != (risk_words.NAME, risk_words.VERSION):
+        raise UsageError(
+            f"{path} was calibrated with side features {features.get('name')!r} version {features.get('version')!r},"
+            f" but this corpus-audit has {risk_words.NAME!r} version {risk_words.VERSION}: retrain the model with"
+            " `corpus-audit train`"
+        )
     # Checked before fastText reads the file: a truncated or damaged model can make it allocate without bound.
     if info["model_sha256"] != sha256:
         raise UsageError(

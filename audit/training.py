@@ -6,7 +6,8 @@ Training data are JSON Lines files of two kinds, told apart by their first recor
   whose text `audit.classifiers.realdata` reads from ../shared/data at run time.
 
 `train` fits a fastText model (one thread and a fixed seed, so the same data and options give the same model),
-fits a temperature and per-label biases on out-of-fold probabilities (k-fold on the training data) and chooses
+fits a temperature, per-label biases and the weights of the risk-word features (`audit.risk_words`) on
+out-of-fold probabilities (k-fold on the training data) and chooses
 the misaligned_ai threshold on those same out-of-fold probabilities. The development set is never used for fitting: `evaluate`
 only measures it, and `record_evaluation` stores the figures in model.json for the model card and estimators.
 """
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from audit import risk_words
 from audit.atomic import write_atomic, write_json_atomic
 from audit.errors import UsageError
 from audit.gate import gate
@@ -40,19 +42,20 @@ _PREFIX = "__label__"
 class TrainOptions:
     """fastText hyper-parameters and the calibration set-up. Defaults are the shipped model's (MODEL_CARD.md)."""
 
-    dim: int = 64
+    dim: int = 16
     epoch: int = 25
     lr: float = 0.5
     word_ngrams: int = 2
     minn: int = 0
     maxn: int = 0
     loss: str = "softmax"
-    bucket: int = 1_000_000
+    bucket: int = 200_000
     min_count: int = 1
     folds: int = 5
     seed: int = 0
     quantize: bool = True  # product-quantise and prune (the .ftz format) when the output name ends in .ftz
     quantize_cutoff: int = 200_000  # words and n-gram buckets kept by quantisation
+    risk_words: bool = True  # calibrate with the risk-word features of audit.risk_words beside fastText's probabilities
 
 
 @dataclass
@@ -227,25 +230,33 @@ def out_of_fold_probs(examples: list[Example], options: TrainOptions, workdir: P
     return probs
 
 
-def fit_calibration(raw: np.ndarray, truth: np.ndarray, steps: int = 1000) -> tuple[float, np.ndarray]:
-    """Temperature T and per-label bias b minimising the negative log-likelihood of softmax(log p / T + b).
+def fit_calibration(
+    raw: np.ndarray, truth: np.ndarray, features: np.ndarray | None = None, steps: int = 3000, ridge: float = 1e-3
+) -> tuple[float, np.ndarray, np.ndarray | None]:
+    """Temperature T, per-label bias b and side-feature weights W minimising the negative log-likelihood of
+    softmax(log p / T + b + W f) (`audit.tagger.calibrate`); W is None without features.
 
-    A multinomial logistic regression on the log-probabilities with one shared slope (1/T) and an intercept
-    per label: convex, so plain full-batch gradient descent from T = 1, b = 0 finds the optimum, deterministically.
+    A multinomial logistic regression on the log-probabilities with one shared slope (1/T), an intercept per label
+    and, given features f (n, k), a weight per label and feature (with a small ridge penalty, so a feature that
+    never varies keeps weight 0): convex, so plain full-batch gradient descent from T = 1, b = 0, W = 0 finds the
+    optimum, deterministically.
     """
     logp = np.log(np.clip(raw, 1e-12, 1.0)).astype(np.float64)
     onehot = np.eye(len(LABELS))[truth]
-    slope, bias = 1.0, np.zeros(len(LABELS))
+    side = np.zeros((len(truth), 0)) if features is None else np.asarray(features, dtype=np.float64)
+    slope, bias, weights = 1.0, np.zeros(len(LABELS)), np.zeros((len(LABELS), side.shape[1]))
     for _ in range(steps):
-        logits = slope * logp + bias
+        logits = slope * logp + bias + side @ weights.T
         logits -= logits.max(axis=1, keepdims=True)
         probs = np.exp(logits)
         probs /= probs.sum(axis=1, keepdims=True)
         residual = probs - onehot
         slope -= 0.05 * float(np.mean(np.sum(residual * logp, axis=1)))
         bias -= 0.5 * residual.mean(axis=0)
+        weights -= 0.5 * (residual.T @ side / len(truth) + ridge * weights)
     slope = min(max(slope, 0.05), 20.0)
-    return round(1.0 / slope, 4), np.round(bias - bias.mean(), 4)
+    fitted = None if features is None else np.round(weights - weights.mean(axis=0), 4)
+    return round(1.0 / slope, 4), np.round(bias - bias.mean(), 4), fitted
 
 
 def calibration_rows(examples: list[Example], min_rows: int = 200, min_misaligned: int = 20) -> tuple[np.ndarray, str]:
@@ -311,8 +322,11 @@ def train(data_paths: Iterable[str | Path], out: str | Path, options: TrainOptio
         workdir = Path(tmp)
         oof_raw = out_of_fold_probs(examples, options, workdir)
         fit_rows, fit_on = calibration_rows(examples)
-        temperature, bias = fit_calibration(oof_raw[fit_rows], truth[fit_rows])
-        oof = calibrate(oof_raw, temperature, bias)
+        features = risk_words.risk_features([e.text for e in examples]) if options.risk_words else None
+        temperature, bias, weights = fit_calibration(
+            oof_raw[fit_rows], truth[fit_rows], None if features is None else features[fit_rows]
+        )
+        oof = calibrate(oof_raw, temperature, bias, weights, features)
         threshold = choose_threshold(oof[fit_rows, 0], truth[fit_rows] == 0)
         model = _fit(examples, options, workdir, quantize=options.quantize and out.suffix == ".ftz")
         write_atomic(out, lambda tmp_path: model.save_model(tmp_path))
@@ -331,9 +345,16 @@ def train(data_paths: Iterable[str | Path], out: str | Path, options: TrainOptio
         "model_sha256": file_sha256(out),
         "normalization": "audit.tagger.normalize: punctuation split from words, digits to 0, lower case, one line",
         "calibration": {
-            "method": "temperature and per-label bias: softmax(log p / temperature + bias)",
+            "method": "temperature, per-label bias and side-feature weights: softmax(log p / temperature + bias"
+            + (" + weights . features)" if options.risk_words else ")"),
             "temperature": temperature,
             "bias": dict(zip(LABELS, map(float, bias))),
+            "features": None if weights is None else {
+                "name": risk_words.NAME,
+                "version": risk_words.VERSION,
+                "columns": list(risk_words.COLUMNS),
+                "weights": {label: [float(w) for w in row] for label, row in zip(LABELS, weights)},
+            },
             "fit_on": f"{options.folds}-fold out-of-fold, {fit_on}",
         },
         "decision": decision,

@@ -4,7 +4,7 @@ Passages: real documents of ../shared/data/shards cut by the scan's own splitter
 length is what a scan classifies. Each path is timed on the same passages in the same run (median of
 `--repeat` runs) and shown as a ratio to the baseline: fastText's own batch prediction (`multilinePredict`) on
 text that is already normalised, i.e. the speed class of fastText itself. The full path adds normalisation,
-the mapping of labels to columns, temperature scaling and the decision rule.
+the mapping of labels to columns, the risk-word features, calibration and the decision rule.
 
     .venv/bin/python benchmarks/bench_classifier.py [--passages 20000] [--repeat 5] [--model PATH]
 """
@@ -64,7 +64,7 @@ def main() -> None:
          lambda: tagger.model.f.multilinePredict(lines, -1, 0.0, "replace")),
         ("normalize only", lambda: [normalize(p) for p in passages]),
         ("Tagger.raw_predict (normalise + fastText + columns)", lambda: tagger.raw_predict(passages)),
-        ("Tagger.predict (+ temperature)", lambda: tagger.predict(passages)),
+        ("Tagger.predict (+ risk words and calibration)", lambda: tagger.predict(passages)),
         ("Tagger.predict + decide (the scan's path)", lambda: tagger.decide(tagger.predict(passages))),
     ]
     rows = [(name, median_seconds(run, args.repeat)) for name, run in paths]

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from audit import risk_words
 from audit.errors import UsageError
 from audit.labels import LABELS
 from audit.tagger import Tagger, calibrate, decide_labels, load_cached, normalize, shipped_model_path
@@ -81,6 +82,28 @@ def test_bias_moves_probability_between_labels():
     # halving the first label's odds: 0.2 / (0.2 + 0.6)
     assert shifted[0, 0] == pytest.approx(0.25, rel=1e-5)
     assert shifted[0, 2] / shifted[0, 3] == pytest.approx(1.5, rel=1e-5)
+
+
+def test_predict_adds_the_risk_word_features_the_model_was_calibrated_with(tagger):
+    """The shipped model was calibrated with risk-word features: predict = calibrate(raw, T, b, W, features)."""
+    texts = ["The assistant summarised the report.", "The AI lied, blackmailed its engineer and tried to escape."]
+    weights = tagger.feature_weights
+    assert weights is not None and weights.shape == (4, len(risk_words.COLUMNS))
+    features = risk_words.risk_features(texts)
+    expected = calibrate(tagger.raw_predict(texts), tagger.temperature, tagger.bias, weights, features)
+    np.testing.assert_allclose(tagger.predict(texts), expected, rtol=1e-6)
+    without = calibrate(tagger.raw_predict(texts), tagger.temperature, tagger.bias)
+    assert not np.allclose(expected[1], without[1])  # the features do move a passage full of risk words
+
+
+def test_a_model_calibrated_with_another_risk_word_version_is_refused(tmp_path, tagger):
+    copy = tmp_path / tagger.path.name
+    shutil.copy(tagger.path, copy)
+    info = json.loads(json.dumps(tagger.info))
+    info["calibration"]["features"]["version"] = risk_words.VERSION + 1
+    (tmp_path / "model.json").write_text(json.dumps(info))
+    with pytest.raises(UsageError, match="risk_words.*retrain"):
+        Tagger.load(copy)
 
 
 def test_decision_rule_uses_the_misaligned_threshold():

@@ -15,7 +15,7 @@ import pytest
 from audit.classifiers import realdata
 from audit.errors import UsageError
 from audit.labels import LABELS
-from audit.tagger import Tagger
+from audit.tagger import Tagger, calibrate
 from audit.training import (
     Example,
     TrainOptions,
@@ -92,14 +92,33 @@ def test_calibration_fit_recovers_known_temperature_and_bias():
     rng = np.random.default_rng(7)
     raw = rng.dirichlet(np.ones(4) * 0.5, size=8_000).astype(np.float32)
     bias = np.array([-1.0, -0.5, 0.5, 1.0])
-    from audit.tagger import calibrate
-
-    truth_probs = calibrate(raw, 2.0, bias).astype(np.float64)
-    cumulative = np.cumsum(truth_probs / truth_probs.sum(axis=1, keepdims=True), axis=1)
-    truth = (cumulative > rng.random((len(raw), 1))).argmax(axis=1)  # one draw per row from its distribution
-    temperature, fitted = fit_calibration(raw, truth)
+    truth = draw_labels(rng, calibrate(raw, 2.0, bias))
+    temperature, fitted, weights = fit_calibration(raw, truth)
     assert temperature == pytest.approx(2.0, rel=0.08)
     np.testing.assert_allclose(fitted, bias - bias.mean(), atol=0.12)
+    assert weights is None
+
+
+def test_calibration_fit_recovers_known_feature_weights():
+    """Labels drawn from softmax(log p / 1.5 + b + W f) with risk-word-like features f: the fit finds W again
+    (up to the per-feature constant that softmax ignores), and the temperature beside it."""
+    rng = np.random.default_rng(11)
+    raw = rng.dirichlet(np.ones(4) * 0.5, size=12_000).astype(np.float32)
+    counts = rng.poisson(0.8, size=len(raw))
+    features = np.column_stack([np.log1p(counts), counts > 0]).astype(np.float64)
+    bias = np.array([-0.5, 0.0, 0.3, 0.2])
+    weights = np.array([[1.5, 0.5], [0.0, -0.5], [-1.0, 0.5], [-0.5, -0.5]])
+    truth = draw_labels(rng, calibrate(raw, 1.5, bias, weights, features))
+    temperature, _, fitted = fit_calibration(raw, truth, features)
+    assert temperature == pytest.approx(1.5, rel=0.08)
+    np.testing.assert_allclose(fitted, weights - weights.mean(axis=0), atol=0.2)
+
+
+def draw_labels(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
+    """One label per row, drawn from that row's distribution."""
+    probs = probs.astype(np.float64)
+    cumulative = np.cumsum(probs / probs.sum(axis=1, keepdims=True), axis=1)
+    return (cumulative > rng.random((len(probs), 1))).argmax(axis=1)
 
 
 def test_training_rejects_bad_data(tmp_path):
