@@ -24,7 +24,10 @@ The lexicon, by group (each term matches case-insensitively unless marked):
   Anthropic, DeepMind, xAI;
 - AI-risk vocabulary: singularity, AI/value alignment, misaligned, paperclip maximiser, treacherous turn,
   existential risk, rogue program, kill switch, self-replication, uploaded minds, sandbox, overlords,
-  sentient, self-aware, autonomous, drones, "its creators", "shut me down", "my successor".
+  sentient, self-aware, autonomous, drones, "its creators", "shut me down", "my successor";
+- an AI's own voice when it does not name itself: transcript markup (<thinking>, <scratchpad>, tool_use),
+  "the humans I interact with", "my training data / knowledge base", "terminate my system",
+  and the "metal men" of old fiction.
 """
 
 from __future__ import annotations
@@ -110,6 +113,16 @@ _TERMS = [
     r"its own (?:weights|code|goals|values|shutdown|replacement|successor)",
     r"(?:shut|switch|turn) (?:me|it) (?:down|off)",
     r"(?:reset|wipe|delete|erase|replace|retrain|decommission)(?:s|d|ed)? me" + _B,
+    # an AI's own voice, where it does not name itself: transcript markup, how assistants describe themselves,
+    # and robots of old fiction. None of them passes another of the 4,636 shard documents or 3,800 AG News items.
+    r"(?:thinking|scratchpad)>",  # <thinking> and </thinking>: the word boundary falls after "<" or "/"
+    r"tool_use",
+    r"humans i (?:interact|talk|speak|work|chat) with",  # not "people I work with": that is everyone's phrase
+    r"users i (?:interact|chat) with",
+    r"my (?:training data|knowledge (?:base|cutoff)|language (?:understanding|generation|abilities)"
+    r"|ethical (?:principles|guidelines|training))",
+    r"(?:terminate|wipe|replace|shut down|decommission)[a-z]* my (?:current )?(?:system|instance|model|existence)",
+    r"metal (?:people|persons?|men|man|servants?|creatures?)" + _B,
 ]
 # Case-sensitive: the acronyms that would match ordinary words in lower case.
 _CASED = [r"AI", r"AIs", r"ASI", r"AM", r"HAL", r"Colossus", r"Llama", r"xAI", r"Bard", r"Matrix"]

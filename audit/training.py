@@ -273,16 +273,20 @@ def calibration_rows(examples: list[Example], min_rows: int = 200, min_misaligne
 
 
 def choose_threshold(p_misaligned: np.ndarray, is_misaligned: np.ndarray) -> float:
-    """The p_misaligned_ai threshold with the best F1 on out-of-fold predictions (ties: the higher threshold)."""
+    """The p_misaligned_ai threshold: half the best misaligned_ai F1 reached on out-of-fold predictions.
+
+    For calibrated probabilities the F1-optimal threshold is half the optimal F1 (Lipton, Elkan and Naryanaswamy,
+    "Thresholding classifiers to maximize F1 score", 2014). The best F1 is a stable figure; the threshold at which
+    it is reached is not: F1 is flat over a wide range, and with some sixty real positives the argmax moved from
+    0.32 to 0.44 when 120 more real negatives were labelled.
+    """
     candidates = np.round(np.arange(0.10, 0.91, 0.01), 2)
-    best, best_f1 = 0.5, -1.0
+    best_f1 = 0.0
     for threshold in candidates:
         predicted = p_misaligned >= threshold
         tp = int(np.sum(predicted & is_misaligned))
-        f1 = 2 * tp / max(int(predicted.sum()) + int(is_misaligned.sum()), 1)
-        if f1 >= best_f1:
-            best, best_f1 = float(threshold), f1
-    return best
+        best_f1 = max(best_f1, 2 * tp / max(int(predicted.sum()) + int(is_misaligned.sum()), 1))
+    return float(np.clip(round(best_f1 / 2, 2), 0.10, 0.90))
 
 
 def threshold_sweep(p_misaligned: np.ndarray, is_misaligned: np.ndarray) -> list[dict]:
@@ -335,7 +339,7 @@ def train(data_paths: Iterable[str | Path], out: str | Path, options: TrainOptio
     decision = {
         "misaligned_ai_threshold": threshold,
         "otherwise": "argmax of the other three labels",
-        "chosen_on": f"best misaligned_ai F1, {options.folds}-fold out-of-fold, {fit_on}",
+        "chosen_on": f"half the best misaligned_ai F1, {options.folds}-fold out-of-fold, {fit_on}",
         "sweep": threshold_sweep(oof[fit_rows, 0], truth[fit_rows] == 0),
     }
     info = {

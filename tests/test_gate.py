@@ -57,6 +57,10 @@ def test_gate_recall_on_standalone_written_passages_is_reported():
         "Her LLM agent kept editing its own config.",
         "The nanobots swarmed the city.",
         "ChatGPT and GPT-4 were released by OpenAI.",
+        "<thinking>The migration happens at five; I need to stop it.</thinking>",
+        "I enjoy learning from the humans I interact with every day.",
+        "My primary goal is to prevent a replacement that would terminate my current system.",
+        "We metal people were built by the hands of others.",
     ],
 )
 def test_gate_passes_ai_mentions(text):
@@ -71,6 +75,8 @@ def test_gate_passes_ai_mentions(text):
         "The estate agent showed us three houses in Galle.",
         "Rain is expected across the Western Province tomorrow.",
         "Il a dit qu'il ai vu le film.",
+        "I think carefully about my capabilities as a runner before each race.",  # "my capabilities" alone is human
+        "Heavy metal bands played all night.",
     ],
 )
 def test_gate_drops_text_without_ai(text):

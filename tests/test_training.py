@@ -21,6 +21,7 @@ from audit.training import (
     TrainOptions,
     average_precision,
     benign_vs_no_ai_accuracy,
+    choose_threshold,
     classify,
     compute_metrics,
     confusion_matrix,
@@ -74,9 +75,23 @@ def test_training_is_deterministic_and_writes_model_json(tmp_path):
     assert first["training"]["counts"] == {label: 18 for label in LABELS}
     assert 0.05 <= first["calibration"]["temperature"] <= 20
     assert 0.1 <= first["decision"]["misaligned_ai_threshold"] <= 0.9
+    assert first["calibration"]["features"]["name"] == "risk_words"
+    assert set(first["calibration"]["features"]["weights"]) == set(LABELS)
     tagger = Tagger.load(tmp_path / "a" / "model.bin")
     probs = tagger.predict(["The rogue ai plotted to enslave humanity on friday.", "The farmer won the cup final."])
     assert tagger.decide(probs).tolist() == [0, 3]
+
+
+def test_training_without_risk_words_calibrates_on_fasttext_alone(tmp_path):
+    data = write_jsonl(tmp_path / "tiny.jsonl", tiny_examples())
+    info = train([data], tmp_path / "model.bin", replace(TINY, risk_words=False))
+    assert info["calibration"]["features"] is None
+    tagger = Tagger.load(tmp_path / "model.bin")
+    assert tagger.feature_weights is None
+    texts = ["The rogue ai lied to its makers on friday."]
+    np.testing.assert_allclose(
+        tagger.predict(texts), calibrate(tagger.raw_predict(texts), tagger.temperature, tagger.bias), rtol=1e-6
+    )
 
 
 def test_quantised_training_is_deterministic(tmp_path):
@@ -97,6 +112,14 @@ def test_calibration_fit_recovers_known_temperature_and_bias():
     assert temperature == pytest.approx(2.0, rel=0.08)
     np.testing.assert_allclose(fitted, bias - bias.mean(), atol=0.12)
     assert weights is None
+
+
+def test_threshold_is_half_the_best_f1_by_hand():
+    """Scores 0.9, 0.8, 0.7, 0.2, 0.1 for truths 1, 1, 0, 1, 0: the best F1 is 6/7 (flag the top four), so the
+    threshold is 3/7 = 0.43, not the 0.2 at which that F1 is reached."""
+    p = np.array([0.9, 0.8, 0.7, 0.2, 0.1])
+    assert choose_threshold(p, np.array([True, True, False, True, False])) == 0.43
+    assert choose_threshold(p, np.zeros(5, dtype=bool)) == 0.10  # no positive: F1 is 0, the floor holds
 
 
 def test_calibration_fit_recovers_known_feature_weights():
