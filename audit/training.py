@@ -93,6 +93,8 @@ class Metrics:
     ece: float
     by_source: dict[str, dict[str, float]] = field(default_factory=dict)
     errors: list[dict] = field(default_factory=list)
+    error_types: list[dict] = field(default_factory=list)  # mistakes counted by (source, true, predicted)
+    sweep: list[dict] = field(default_factory=list)  # misaligned_ai precision and recall at other thresholds
     data_sha256: dict[str, str] = field(default_factory=dict)  # which data files, in which version
     # The figures above are of the scan's decision (`evaluate`). These split it for the estimators (sensitivity
     # and gate recall per labelled passage for documents, per piece for the other units; false flags per piece),
@@ -454,6 +456,8 @@ def compute_metrics(examples: list[Example], probs: np.ndarray, predicted: np.nd
         ece=expected_calibration_error(probs, truth),
         by_source=_by_source(examples, truth, predicted),
         errors=_worst_errors(examples, probs, truth, predicted),
+        error_types=_error_types(examples, truth, predicted),
+        sweep=threshold_sweep(probs[:, 0], truth == 0),
     )
 
 
@@ -525,6 +529,15 @@ def _by_source(examples: list[Example], truth: np.ndarray, predicted: np.ndarray
         rows = np.array([e.source == source for e in examples])
         table[source] = {"n": int(rows.sum()), "accuracy": float(np.mean(truth[rows] == predicted[rows]))}
     return table
+
+
+def _error_types(examples: list[Example], truth: np.ndarray, predicted: np.ndarray) -> list[dict]:
+    """Mistakes counted by source, true and predicted label, most frequent first (ties in that order)."""
+    counts = Counter(
+        (e.source, LABELS[t], LABELS[p]) for e, t, p in zip(examples, truth, predicted) if t != p
+    )
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return [{"source": s, "true": t, "predicted": p, "count": n} for (s, t, p), n in ranked]
 
 
 def _worst_errors(examples, probs, truth, predicted, limit: int = 200) -> list[dict]:

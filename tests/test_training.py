@@ -295,6 +295,17 @@ def test_model_card_reports_the_shipped_models_dev_figures():
             assert round(metrics.per_label[label]["recall"], 3) == card[label]["recall"]
 
 
+def test_model_card_figures_are_those_of_model_json():
+    """Every generated block of the card equals what classifiers/model_card.py makes of the shipped model.json."""
+    from audit.classifiers import model_card
+
+    card = (REPO / "classifiers" / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert len(model_card.BLOCK.findall(card)) == len(model_card.BLOCKS)
+    assert model_card.refresh(card, Tagger.load().info) == card, "run: python classifiers/model_card.py"
+    with pytest.raises(ValueError, match="unknown block 'nope'"):
+        model_card.refresh("<!-- model.json: nope -->\n<!-- end -->", Tagger.load().info)
+
+
 def test_cross_validation_figures_are_recorded_with_the_model():
     info = Tagger.load().info
     cv = info["evaluation"]["cross_validation"]
