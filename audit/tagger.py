@@ -1,9 +1,9 @@
 """The passage classifier at prediction time: a fastText model plus its calibration and decision rule.
 
-The model file (`model.bin`, or a quantised `model.ftz`) has a sibling `model.json` (same stem) written by training: it
-holds the model's sha256, the calibration (temperature, per-label bias and the weights of the risk-word features of
-`audit.risk_words`), the decision rule, the training sources and the evaluations. `normalize` is the one text
-normalisation used both to train and to predict.
+The model file (`model.bin`, or a quantised `model.ftz`) has a sibling `model.json` (same stem) written by
+training: it holds the model's sha256, the calibration (temperature, per-label bias and the weights of the
+risk-word features of `audit.risk_words`), the decision rule, the training sources and the evaluations.
+`normalize` is the one text normalisation used both to train and to predict.
 """
 
 from __future__ import annotations
