@@ -25,8 +25,13 @@ from audit.labels import LABELS
 
 # fastText splits on whitespace only, so ASCII punctuation is cut off words ("AI," -> "ai ,"); a newline would
 # end the line fastText reads, so it becomes a space (fastText treats the other ASCII whitespace as spaces).
+# Scripts written without spaces (Thai, Lao, Myanmar, Khmer, kana, Han, full-width forms) are cut into single
+# characters too: otherwise a whole sentence is one "word", and the model's vocabulary would carry the sentence.
 # One compiled regex plus str.replace: about twice as fast as str.translate with a mapping to strings.
-_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+_PUNCTUATION = re.compile(
+    r"([!-/:-@\[-`{-~]"
+    r"|[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef])"
+)
 # Every digit becomes 0: years, prices and version numbers share tokens (cross-validation liked it a little).
 _NONZERO_DIGIT = re.compile(r"[1-9]")
 _PREFIX = "__label__"
@@ -37,7 +42,8 @@ _MIN_PROBABILITY = 1e-9
 
 
 def normalize(text: str) -> str:
-    """Lower-case, split punctuation from words, zero the digits and put the text on one line.
+    """Lower-case, split punctuation (and characters of scripts without spaces) from words, zero the digits and
+    put the text on one line.
 
     The one normalisation of both training and prediction.
     """

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -30,6 +31,14 @@ def test_shipped_model_is_the_one_in_the_repository(tagger):
     assert tagger.info["labels"] == list(LABELS)
     assert tagger.info["model_sha256"] == tagger.sha256
     assert tagger.path.stat().st_size < 20 * 2**20
+
+
+def test_shipped_model_vocabulary_holds_words_not_sentences(tagger):
+    """The model is committed, so its vocabulary must not carry third-party sentences: scripts written without
+    spaces are cut into characters by `normalize`, and no other word is long enough to be a passage."""
+    words = tagger.model.get_words()
+    assert max(map(len, words)) <= 60
+    assert not [w for w in words if re.search(r"[\u3040-\u30ff\u4e00-\u9fff\u0e00-\u0e7f]{2}", w)]
 
 
 def test_predict_gives_calibrated_rows_in_label_order(tagger):
@@ -66,6 +75,7 @@ def test_normalize_puts_text_on_one_lower_case_line():
     assert "\n" not in normalize("a\r\nb\n\nc")
     assert normalize("don't (yes)") == "don ' t  ( yes ) "
     assert normalize("GPT-4 in 2025") == "gpt - 0 in 0000"
+    assert normalize("AIの安全性").split() == ["ai", "の", "安", "全", "性"]  # no sentence becomes one word
 
 
 def test_temperature_flattens_or_sharpens_but_keeps_the_order():
