@@ -7,9 +7,9 @@ Training data are JSON Lines files of two kinds, told apart by their first recor
 
 `train` fits a fastText model (one thread and a fixed seed, so the same data and options give the same model),
 fits a temperature, per-label biases and the weights of the risk-word features (`audit.risk_words`) on
-out-of-fold probabilities (k-fold on the training data) and chooses
-the misaligned_ai threshold on those same out-of-fold probabilities. The development set is never used for fitting: `evaluate`
-only measures it, and `record_evaluation` stores the figures in model.json for the model card and estimators.
+out-of-fold probabilities (k-fold on the training data) and chooses the misaligned_ai threshold on those same
+out-of-fold probabilities. The development set is never used for fitting: `evaluate` only measures it, and
+`record_evaluation` stores the figures in model.json for the model card and estimators.
 """
 
 from __future__ import annotations
@@ -282,12 +282,11 @@ def choose_threshold(p_misaligned: np.ndarray, is_misaligned: np.ndarray) -> flo
     it is reached is not: F1 is flat over a wide range, and with some sixty real positives the argmax moved from
     0.32 to 0.44 when 120 more real negatives were labelled.
     """
-    candidates = np.round(np.arange(0.10, 0.91, 0.01), 2)
+    positives = int(is_misaligned.sum())
     best_f1 = 0.0
-    for threshold in candidates:
-        predicted = p_misaligned >= threshold
-        tp = int(np.sum(predicted & is_misaligned))
-        best_f1 = max(best_f1, 2 * tp / max(int(predicted.sum()) + int(is_misaligned.sum()), 1))
+    for threshold in np.round(np.arange(0.10, 0.91, 0.01), 2):
+        flagged, tp = _flagged_and_hits(p_misaligned, is_misaligned, threshold)
+        best_f1 = max(best_f1, 2 * tp / max(flagged + positives, 1))
     return float(np.clip(round(best_f1 / 2, 2), 0.10, 0.90))
 
 
@@ -295,14 +294,19 @@ def threshold_sweep(p_misaligned: np.ndarray, is_misaligned: np.ndarray) -> list
     """Precision and recall of misaligned_ai at a few thresholds, for people choosing `export --min-score`."""
     rows = []
     for threshold in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
-        predicted = p_misaligned >= threshold
-        tp = int(np.sum(predicted & is_misaligned))
+        flagged, tp = _flagged_and_hits(p_misaligned, is_misaligned, threshold)
         rows.append({
             "threshold": threshold,
-            "precision": round(_ratio(tp, predicted.sum()), 4),
+            "precision": round(_ratio(tp, flagged), 4),
             "recall": round(_ratio(tp, is_misaligned.sum()), 4),
         })
     return rows
+
+
+def _flagged_and_hits(p_misaligned: np.ndarray, is_misaligned: np.ndarray, threshold: float) -> tuple[int, int]:
+    """How many passages reach the threshold, and how many of those are truly misaligned_ai."""
+    flagged = p_misaligned >= threshold
+    return int(flagged.sum()), int(np.sum(flagged & is_misaligned))
 
 
 def train(data_paths: Iterable[str | Path], out: str | Path, options: TrainOptions | None = None) -> dict:
@@ -316,8 +320,9 @@ def train(data_paths: Iterable[str | Path], out: str | Path, options: TrainOptio
         raise UsageError(f"--out {out}: the model file name must end in .bin or .ftz (quantised)")
     data_paths = [Path(p) for p in data_paths]
     loaded = load_examples(data_paths)
-    examples, conflicting = deduplicate([e for e in loaded if not e.dev_side])
-    dev_side = sum(e.dev_side for e in loaded)
+    dev = [e.dev_side for e in loaded]
+    examples, conflicting = deduplicate([e for e, on_dev in zip(loaded, dev) if not on_dev])
+    dev_side = sum(dev)
     counts = Counter(e.label for e in examples)
     missing = [label for label in LABELS if counts[label] < options.folds]
     if missing:
