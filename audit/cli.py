@@ -248,7 +248,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 def _estimate_parser(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("estimate", help="prevalence from a labelled audit sample (writes RUN/estimate.json)")
     p.add_argument("run", type=Path)
-    p.add_argument("--labels", type=Path, required=True, help="the sample file with a `label` filled in on every line")
+    p.add_argument("--labels", type=Path, required=True, help="the labels so far: `label` writes RUN/labels.jsonl, or fill in `sample`'s file")
     p.set_defaults(handler=_cmd_estimate)
 
 

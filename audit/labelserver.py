@@ -71,6 +71,7 @@ class Session:
     records: list[dict] = field(default_factory=list)  # the labels file as last read, one dict a line, in order
     skipped: set[int] = field(default_factory=set)
     focus: int | None = None  # the row `undo` went back to
+    documents: dict[tuple[str | None, int], str | None] = field(default_factory=dict)  # (shard, row) -> text
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -154,23 +155,33 @@ class Session:
                 "before": before, "passage": passage, "after": after, "note": note}
 
     def _document(self, row: dict) -> str | None:
-        """The whole document the passage came from, read again from its Parquet shard (None if it cannot be)."""
-        entry = self.shards.get(row.get("shard"))
+        """The whole document the passage came from, read again from its Parquet shard (None if it cannot be).
+        A row group is read once: the documents of every sampled row in it are kept (a few MB for 400 rows)."""
+        key = (row.get("shard"), row["row"])
+        if key not in self.documents:
+            self.documents.update(self._read_documents(*key))
+            self.documents.setdefault(key, None)
+        return self.documents[key]
+
+    def _read_documents(self, relpath: str | None, wanted: int) -> dict[tuple[str | None, int], str]:
+        """The text of every sampled row in the row group of `relpath` that holds row `wanted`."""
+        entry = self.shards.get(relpath)
         if entry is None:
-            return None
+            return {}
         try:
             parquet = open_parquet(Shard(entry["path"], entry["relpath"], entry["size"], entry["mtime_ns"]))
             start = 0
             for group in range(parquet.num_row_groups):
-                rows = parquet.metadata.row_group(group).num_rows
-                if row["row"] < start + rows:
+                stop = start + parquet.metadata.row_group(group).num_rows
+                if start <= wanted < stop:
                     table = parquet.read_row_group(group, columns=[entry["text_column"].split(".")[0]])
                     column = read_column(table.combine_chunks().to_batches()[0], entry["text_column"])
-                    return column[row["row"] - start].as_py()
-                start += rows
+                    sampled = {r["row"] for r in self.rows if r.get("shard") == relpath and start <= r["row"] < stop}
+                    return {(relpath, r): column[r - start].as_py() for r in sampled | {wanted}}
+                start = stop
         except Exception:  # a moved, changed or non-Parquet shard: the page says so and shows the passage alone
-            return None
-        return None
+            return {}
+        return {}
 
     # -- changes: each one rewrites the labels file before it returns
 

@@ -110,7 +110,9 @@ async function estimateNow() {
     const result = await call("api/estimate", {});
     const table = el("table");
     const head = el("tr");
-    ["label", "passages (95% interval)", "documents the gate passed over"].forEach((t) => head.append(el("th", t)));
+    for (const title of ["label", "passages (95% interval)", "documents the gate passed over (95% interval)"]) {
+      head.append(el("th", title));
+    }
     table.append(head);
     for (const label of LABELS) {
       const units = result.labels[label] || {};
@@ -130,6 +132,7 @@ async function estimateNow() {
       lines.push(`${pair.labellers[0]} vs ${pair.labellers[1]}: ${pair.rows} shared rows, Cohen's kappa ${kappa}`);
     }
     panel.replaceChildren(el("h2", "Estimate from the labels so far"), table, ...lines.map((t) => el("p", t, "muted")));
+    panel.scrollIntoView({block: "nearest"});
   } catch (error) {
     panel.replaceChildren(el("p", String(error.message || error), "error"));
   }
@@ -143,7 +146,7 @@ document.addEventListener("keydown", (event) => {
   if (event.ctrlKey || event.metaKey || event.altKey) return;
   const key = event.key;
   if (key === "?") { toggleHelp(); event.preventDefault(); return; }
-  if (key === "Escape") { toggleHelp(false); $("estimate").hidden = true; return; }
+  if (key === "Escape") { toggleHelp(false); $("estimate").hidden = true; window.scrollTo(0, 0); return; }
   if (!$("help").hidden) return;
   if (key >= "1" && key <= "4") answer(LABELS[Number(key) - 1]);
   else if (key === "s" && state && state.item) act("api/skip", {row: state.item.row});
