@@ -49,6 +49,7 @@ SAMPLE_FILE = "audit_sample.jsonl"  # where `label` draws the sample when there 
 LABELS_FILE = "labels.jsonl"
 CONTEXT_CHARS = 1500  # document text shown on each side of the passage
 IDLE_SECONDS = 30 * 60
+MAX_BODY = 4096  # an answer is a few dozen bytes
 PAGE_FILES = {"": ("index.html", "text/html"), "app.js": ("app.js", "text/javascript"),
               "style.css": ("style.css", "text/css")}
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src data:; "
@@ -376,7 +377,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _body(self) -> dict:
         if self.headers.get("Content-Type", "").split(";")[0] != "application/json":
             raise ValueError("send JSON")
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            raise ValueError(f"request body over {MAX_BODY} bytes")
+        body = json.loads(self.rfile.read(length) or b"{}")
         if not isinstance(body, dict):
             raise ValueError("send a JSON object")
         return body
