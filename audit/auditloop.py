@@ -11,9 +11,9 @@ model is most and least likely to be wrong:
 and draws an equal number from each (fewer where a stratum has fewer to offer). It writes the rows as JSON Lines
 and the plan (strata, their population sizes, the drawn rows and their scores) to RUN/audit_sample.json.
 
-`estimate` reads the filled-in label file and gives, per label, the stratified (design-based) estimate and a
-prediction-powered inference (PPI) estimate, each with a 95% interval, plus per-stratum precision of the model,
-and writes RUN/estimate.json.
+`estimate` reads the labels so far (rows with no settled label, see agreement.py, are left out) and gives, per
+label, the stratified (design-based) estimate and a prediction-powered inference (PPI) estimate, each with a 95%
+interval, plus per-stratum precision of the model, and writes RUN/estimate.json.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import polars as pl
 from .atomic import write_json_atomic, write_text_atomic
 from .errors import UsageError
 from .estimators import Z95, beta_draws, wilson
+from .agreement import settled_labels
 from .labels import AI_LABELS, LABELS
 from .rundir import SCHEMA_VERSION, RunDir
 from .scanner import SAMPLE_GATED, SAMPLE_REJECTED, doc_hash
@@ -37,7 +38,6 @@ PLAN_FILE = "audit_sample.json"
 ESTIMATE_FILE = "estimate.json"
 DRAWS = 20_000
 SEED = 20_260_127
-MAX_ERRORS = 20  # label-file problems listed before giving up
 
 
 @dataclass
@@ -190,10 +190,11 @@ def estimate(run_dir: str | Path, labels_file: str | Path) -> dict:
     except FileNotFoundError:
         raise UsageError(f"{run.root / PLAN_FILE} is missing: draw the audit sample first with "
                          f"`corpus-audit sample {run.root} --n N --out FILE`") from None
-    human = read_labels(labels_file, plan)
+    human, agreement = settled_labels(labels_file, plan)  # None where unlabelled or disputed: left out
     strata = [Stratum(**s) for s in plan["strata"]]
     rows = plan["rows"]
-    by_stratum = {s.name: [i for i, r in enumerate(rows) if r["stratum"] == s.name] for s in strata}
+    by_stratum = {s.name: [i for i, r in enumerate(rows) if r["stratum"] == s.name and human[i] is not None]
+                  for s in strata}
     y = np.array([[h == L for L in LABELS] for h in human], dtype=np.float64).reshape(len(rows), len(LABELS))
     f = np.array([[r["f"][L] for L in LABELS] for r in rows], dtype=np.float64).reshape(len(rows), len(LABELS))
 
@@ -210,7 +211,9 @@ def estimate(run_dir: str | Path, labels_file: str | Path) -> dict:
     result = {
         "schema_version": SCHEMA_VERSION,
         "labels_file": str(Path(labels_file).resolve()),
-        "labelled": len(rows),
+        "labelled": sum(h is not None for h in human),
+        "sample_rows": len(rows),
+        "agreement": agreement,
         "populations": {
             "passages": "passages of gate-passed documents (flagged bands + gated_no_ai strata)",
             "gate_rejected_documents": "documents the gate passed over, each labelled as a whole",
@@ -221,59 +224,6 @@ def estimate(run_dir: str | Path, labels_file: str | Path) -> dict:
     }
     write_json_atomic(run.root / ESTIMATE_FILE, result)
     return result
-
-
-def read_labels(path: str | Path, plan: dict) -> list[str]:
-    """The human label of every planned row, in plan order. Every problem (bad JSON, unknown or missing label,
-    a row outside the sample, a duplicate, a sampled row with no line) is reported with its line number."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"label file {path} does not exist") from None
-    index = {(r["doc_id"], r["passage_index"]): i for i, r in enumerate(plan["rows"])}
-    found: dict[int, tuple[str, int]] = {}
-    errors: list[str] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        problem = _check_line(line, number, index, found)
-        if problem:
-            errors.append(f"{path} line {number}: {problem}")
-    missing = [i for i in range(len(plan["rows"])) if i not in found]
-    if missing:
-        first = plan["rows"][missing[0]]
-        errors.append(f"{path}: {len(missing)} sampled row(s) have no line, for example doc_id={first['doc_id']!r} "
-                      f"passage_index={first['passage_index']} (line {missing[0] + 1} of {plan['file']}); "
-                      "label every row of the sample")
-    if errors:
-        more = f"\n... and {len(errors) - MAX_ERRORS} more" if len(errors) > MAX_ERRORS else ""
-        raise UsageError("the label file has problems:\n" + "\n".join(errors[:MAX_ERRORS]) + more)
-    return [found[i][0] for i in range(len(plan["rows"]))]
-
-
-def _check_line(line: str, number: int, index: dict, found: dict[int, tuple[str, int]]) -> str | None:
-    """Record one line's label in `found`, or say what is wrong with it."""
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as error:
-        return f"not valid JSON ({error.msg})"
-    if not isinstance(record, dict):
-        return "not a JSON object"
-    key = (record.get("doc_id"), record.get("passage_index"))
-    if key not in index:
-        return (f"doc_id={key[0]!r} passage_index={key[1]} is not in the audit sample drawn by `corpus-audit sample` "
-                "(was the sample drawn again since?)")
-    label = record.get("label")
-    if label in (None, ""):
-        return f"no label; set \"label\" to one of {', '.join(LABELS)}"
-    if label not in LABELS:
-        return f"unknown label {label!r}; use one of {', '.join(LABELS)}"
-    row = index[key]
-    if row in found:
-        return f"doc_id={key[0]!r} passage_index={key[1]} is labelled twice (also on line {found[row][1]})"
-    found[row] = (label, number)
-    return None
 
 
 def _unit_estimates(parts: list[tuple[Stratum, np.ndarray, np.ndarray]], label: str) -> dict:

@@ -248,24 +248,47 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 def _estimate_parser(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("estimate", help="prevalence from a labelled audit sample (writes RUN/estimate.json)")
     p.add_argument("run", type=Path)
-    p.add_argument("--labels", type=Path, required=True, help="the sample file with a `label` filled in on every line")
+    p.add_argument("--labels", type=Path, required=True, help="the labels so far: `label` writes RUN/labels.jsonl, or fill in `sample`'s file")
     p.set_defaults(handler=_cmd_estimate)
 
 
 def _cmd_estimate(args: argparse.Namespace) -> int:
+    from .agreement import render as render_agreement
     from .auditloop import estimate, render
 
     from .reports import write_reports
 
-    print(render(estimate(args.run, args.labels)))
+    result = estimate(args.run, args.labels)
+    print(render(result))
+    print(render_agreement(result["agreement"]))
     html_path, _ = write_reports(args.run)
     print(f"written: {args.run / 'estimate.json'}; the report now shows it: {html_path}")
     return 0
 
 
+def _label_parser(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("label", help="label the audit sample on a local page; feeds `estimate`")
+    p.add_argument("run", type=Path)
+    p.add_argument("--n", type=int, default=400, help="sample size, when the run has no audit sample yet")
+    p.add_argument("--labels", type=Path, help="the labels file (default RUN/labels.jsonl); answers go there at once")
+    p.add_argument("--labeller", help="your name in the labels file (default: your user name; `adjudicator` "
+                   "settles the rows labellers disagree on)")
+    p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    p.add_argument("--no-browser", action="store_true", help="print the URL without opening a browser")
+    p.set_defaults(handler=_cmd_label)
+
+
+def _cmd_label(args: argparse.Namespace) -> int:
+    from .labelserver import open_session, serve
+
+    session = open_session(args.run, args.n, args.labels, args.labeller)
+    serve(session, args.port, open_browser=not args.no_browser)
+    return 0
+
+
 PARSERS: list[Callable[[argparse._SubParsersAction], None]] = [
     _scan_parser, _report_parser, _demo_parser, _train_parser, _evaluate_parser, _classify_parser, _export_parser,
-    _sample_parser, _estimate_parser,
+    _sample_parser, _estimate_parser, _label_parser,
 ]
 
 
