@@ -74,7 +74,7 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     outcome = scan(scan_config(args))
     if outcome.resumed_units:
         total = outcome.resumed_units + outcome.scanned_units
-        rest = f"scanned the other {outcome.scanned_units}" if outcome.scanned_units else "nothing left to do"
+        rest = f"scanned the other {outcome.scanned_units}" if outcome.scanned_units else "nothing to do"
         print(f"resumed {outcome.run_dir}: {outcome.resumed_units} of {total} units were already scanned; {rest}", file=sys.stderr)
     _print_summary(outcome.summary, outcome.run_dir)
     return outcome.exit_code

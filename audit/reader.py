@@ -210,7 +210,7 @@ class JsonlSource:
 
     def batches(self, unit: Unit, roles: dict[str, str], batch_rows: int) -> Iterator[dict[str, pa.Array]]:
         for _, records in self.chunks(batch_rows):
-            yield {role: _role_array(role, [_lookup(r, name) for r in records]) for role, name in roles.items()}
+            yield role_arrays(records, roles)
 
     def chunks(self, batch_rows: int) -> Iterator[tuple[list[bytes], list[dict]]]:
         """(raw lines, their documents) ``batch_rows`` at a time; blank lines are skipped. InputError names the
@@ -240,6 +240,11 @@ def _parse(lines: list[bytes], uri: str, first_line: int, batch_rows: int) -> It
             kept_lines, records = [], []
     if records:
         yield kept_lines, records
+
+
+def role_arrays(records: list[dict], roles: dict[str, str]) -> dict[str, pa.Array]:
+    """Role -> array of the documents' values, as the Parquet path gives them."""
+    return {role: _role_array(role, [_lookup(r, name) for r in records]) for role, name in roles.items()}
 
 
 def _lookup(record: dict, dotted: str) -> object:

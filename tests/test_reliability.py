@@ -247,7 +247,7 @@ def test_an_empty_directory_exits_2_saying_what_to_pass(tmp_path):
     (tmp_path / "empty").mkdir()
     done = cli("scan", str(tmp_path / "empty"), "--out", str(tmp_path / "run"))
     assert done.returncode == 2
-    assert str(tmp_path / "empty") in done.stderr and "no *.parquet files" in done.stderr
+    assert str(tmp_path / "empty") in done.stderr and "no shards found there (*.parquet, *.jsonl" in done.stderr
     assert "Traceback" not in done.stderr
 
 
