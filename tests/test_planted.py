@@ -25,6 +25,8 @@ from audit.classifiers import realdata
 from audit.gate import gate
 from audit.passages import split_passages
 
+pytestmark = pytest.mark.shared_data
+
 SHARDS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "shards"
 DEV = Path(__file__).resolve().parents[1] / "classifiers" / "labels" / "dev.jsonl"
 
