@@ -229,8 +229,10 @@ class JsonlSource:
 
 def _parse(lines: list[bytes], uri: str, first_line: int, batch_rows: int) -> Iterator[tuple[list[bytes], list[dict]]]:
     """Parse a block of lines into chunks of at most ``batch_rows`` documents."""
-    where = lambda number: f"{uri}:{first_line + number}"  # noqa: E731
-    decoded = (line.decode("utf-8", "replace") for line in lines)
+    def where(number: int) -> str:
+        return f"{uri}:{first_line + number}"
+
+    decoded = (line.decode("utf-8", "replace") for line in lines)  # invalid UTF-8 replaced, as for Parquet
     kept_lines, records = [], []
     for number, record in read_objects(decoded, where, InputError):
         kept_lines.append(lines[number - 1])
