@@ -15,23 +15,35 @@ from .config import PRESETS, ScanConfig, resolve_columns
 from .errors import UsageError
 
 
+EXAMPLES = """examples:
+  corpus-audit demo                                        audit the bundled sample corpus
+  corpus-audit scan shards/ --out runs/web                 scan Parquet or JSON Lines shards, write a report
+  corpus-audit export runs/web --out clean/ --mode drop    copy the corpus without the flagged documents
+"""
+
+
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse exits 2 too; keep its message but name the command
-        self.print_usage(sys.stderr)
-        raise UsageError(f"{self.prog}: {message}")
+    def error(self, message: str) -> None:  # exit 2 as argparse does, with one line instead of the usage block
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
 def _scan_parser(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("scan", help="scan Parquet shards and write a run directory")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="Parquet files, directories (searched recursively) or globs")
-    p.add_argument("--out", required=True, help="the run directory (re-run the same command to resume)")
-    p.add_argument("--preset", choices=sorted(PRESETS), help="column layout of a known corpus (default fineweb)")
+    p = commands.add_parser("scan", help="scan Parquet or JSON Lines shards and write a run directory")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="shard files (*.parquet; *.jsonl or *.json, plain, .gz or .zst), directories (searched "
+                        "recursively) or globs")
+    p.add_argument("--out", required=True,
+                   help="the run directory, outside every input folder (re-run the same command to resume)")
+    p.add_argument("--preset", choices=sorted(PRESETS),
+                   help="column layout of a known corpus (default fineweb); a preset column no shard has is a warning")
     for role in ("text", "id", "url", "date", "dump"):
-        p.add_argument(f"--{role}-column", help=f"the column holding the document {role}")
-    p.add_argument("--token-column", dest="tokens_column", help="the column holding token counts")
+        p.add_argument(f"--{role}-column", metavar="COLUMN",
+                       help=f"the column holding the document {role} (a.b reads field b of a struct or JSON object)")
+    p.add_argument("--token-column", dest="tokens_column", metavar="COLUMN", help="the column holding token counts")
     p.add_argument("--model", help="a fastText model file with its model.json (default: the shipped model)")
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--engine", choices=("local", "ray"), default="local")
+    p.add_argument("--workers", type=int, default=1, help="units scanned in parallel (default 1; one per CPU core at most)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local processes on this machine (default), or a Ray cluster (pip install 'corpus-audit[ray]')")
     p.add_argument("--ray-address", help="HEAD_IP:PORT, or auto on a cluster node (default: $RAY_ADDRESS, else a private Ray on this machine with --workers CPUs)")
     p.add_argument("--sample-rate", type=float, default=1.0, help="scan this share of documents, chosen by id hash")
     p.add_argument("--seed", type=int, default=0, help="seed of the document sample and the audit samples")
@@ -60,13 +72,17 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     from .pipeline import scan
 
     outcome = scan(scan_config(args))
+    if outcome.resumed_units:
+        total = outcome.resumed_units + outcome.scanned_units
+        rest = f"scanned the other {outcome.scanned_units}" if outcome.scanned_units else "nothing to do"
+        print(f"resumed {outcome.run_dir}: {outcome.resumed_units} of {total} units were already scanned; {rest}", file=sys.stderr)
     _print_summary(outcome.summary, outcome.run_dir)
-    if outcome.scanned_units == 0:
-        print("nothing to do: every unit was already scanned", file=sys.stderr)
     return outcome.exit_code
 
 
 def _print_summary(summary: dict, run_dir: Path) -> None:
+    for warning in summary.get("warnings", []):
+        print(f"corpus-audit: warning: {warning}", file=sys.stderr)
     corpus = summary["corpus"]
     print(f"{corpus['documents']:,} documents in {corpus['shards']} shards ({corpus['shards_failed']} failed), "
           f"{corpus['passages']:,} passages, {corpus['passages_classified']:,} naming AI and classified")
@@ -83,7 +99,7 @@ def _print_summary(summary: dict, run_dir: Path) -> None:
 
 def _report_parser(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("report", help="(re)write RUN/report.html and RUN/report.md")
-    p.add_argument("run", type=Path)
+    p.add_argument("run", type=Path, help="a run directory written by scan or demo")
     p.set_defaults(handler=_cmd_report)
 
 
@@ -100,7 +116,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _demo_parser(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("demo", help="audit the bundled sample corpus (no input, no network)")
-    p.add_argument("--out", type=Path, default=Path("runs/demo"))
+    p.add_argument("--out", type=Path, default=Path("runs/demo"), help="the run directory (default runs/demo)")
     _progress_flag(p)
     p.set_defaults(handler=_cmd_demo)
 
@@ -114,7 +130,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return outcome.exit_code
 
 
-_TRAIN_INT_OPTIONS = ("dim", "epoch", "word_ngrams", "minn", "maxn", "bucket", "folds", "seed")
+_TRAIN_INT_OPTIONS = {  # fastText's options, and the cross-validation that calibrates the model
+    "dim": "size of the word vectors",
+    "epoch": "passes over the training data",
+    "word_ngrams": "longest word n-gram used as a feature",
+    "minn": "shortest character n-gram (0: none)",
+    "maxn": "longest character n-gram (0: none)",
+    "bucket": "hash buckets for the n-gram features",
+    "folds": "cross-validation folds whose held-out scores calibrate the probabilities",
+    "seed": "seed of the fold split and of fastText",
+}
 
 
 def _train_parser(commands: argparse._SubParsersAction) -> None:
@@ -124,9 +149,10 @@ def _train_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("data", nargs="+", metavar="DATA", help="JSON Lines: written passages {text,label} or label records")
     p.add_argument("--out", required=True, type=Path, help="model file (.bin, or .ftz quantised); model.json beside it")
     defaults = TrainOptions()
-    for name in _TRAIN_INT_OPTIONS:
-        p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
-    p.add_argument("--lr", type=float, default=defaults.lr)
+    for name, meaning in _TRAIN_INT_OPTIONS.items():
+        default = getattr(defaults, name)
+        p.add_argument(f"--{name.replace('_', '-')}", type=int, default=default, help=f"{meaning} (default {default})")
+    p.add_argument("--lr", type=float, default=defaults.lr, help=f"fastText's learning rate (default {defaults.lr})")
     p.add_argument(
         "--no-risk-words", dest="risk_words", action="store_false",
         help="calibrate on fastText's probabilities alone, without the risk-word features (audit.risk_words)",
@@ -145,7 +171,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _evaluate_parser(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("evaluate", help="per-label precision, recall and F1 of a model on labelled data")
-    p.add_argument("data", nargs="+", metavar="DATA")
+    p.add_argument("data", nargs="+", metavar="DATA", help="JSON Lines: written passages {text,label} or label records")
     p.add_argument("--model", help="model file (default: the shipped model)")
     p.add_argument("--json", type=Path, help="also write the metrics as JSON to this file")
     p.add_argument("--record", metavar="NAME", help="store the figures in the model's model.json under evaluation.NAME")
@@ -170,7 +196,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _classify_parser(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("classify", help="classify JSON Lines texts (stdin or a file) with the model alone")
     p.add_argument("file", nargs="?", default="-", help="JSON Lines file, or - for stdin (default)")
-    p.add_argument("--text-field", default="text")
+    p.add_argument("--text-field", default="text", metavar="FIELD", help="the field of each line holding the text (default text)")
     p.add_argument("--model", help="model file (default: the shipped model)")
     p.set_defaults(handler=_cmd_classify)
 
@@ -228,10 +254,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _sample_parser(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("sample", help="draw a stratified audit sample of passages for people to label")
-    p.add_argument("run", type=Path)
+    p.add_argument("run", type=Path, help="a finished run directory")
     p.add_argument("--n", type=int, required=True, help="how many passages to draw")
     p.add_argument("--out", type=Path, required=True, help="JSON Lines file to write (fill in each line's label)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the draw (default 0; the same seed draws the same passages)")
     p.set_defaults(handler=_cmd_sample)
 
 
@@ -247,7 +273,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 def _estimate_parser(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("estimate", help="prevalence from a labelled audit sample (writes RUN/estimate.json)")
-    p.add_argument("run", type=Path)
+    p.add_argument("run", type=Path, help="the run directory the sample was drawn from")
     p.add_argument("--labels", type=Path, required=True, help="the labels so far: `label` writes RUN/labels.jsonl, or fill in `sample`'s file")
     p.set_defaults(handler=_cmd_estimate)
 
@@ -293,7 +319,8 @@ PARSERS: list[Callable[[argparse._SubParsersAction], None]] = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="corpus-audit", description="Audit LLM pretraining corpora for text portraying AI as misaligned.")
+    parser = _Parser(prog="corpus-audit", description="Audit LLM pretraining corpora for text portraying AI as misaligned.",
+                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"corpus-audit {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for add in PARSERS:

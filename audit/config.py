@@ -6,32 +6,51 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 
+Names = str | tuple[str, ...] | list[str] | None
+
+
+def _names(value: Names) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
 @dataclass(frozen=True)
 class Columns:
-    """Which Parquet columns hold what. ``None`` means the corpus has no such column.
+    """Which columns hold what: a name, or candidate names in order of preference (each shard reads the first one
+    it has), or ``None`` when the corpus has no such column. Values are stored as tuples.
 
-    A dotted name (``metadata.url``) reads a field of a struct column, as in Dolma's layout.
+    A dotted name (``metadata.url``) reads a field of a struct column (or a nested JSON object), as in Dolma.
     """
 
-    text: str = "text"
-    id: str | None = "id"
-    url: str | None = "url"
-    date: str | None = "date"
-    dump: str | None = "dump"
-    tokens: str | None = "token_count"
+    text: Names = "text"
+    id: Names = "id"
+    url: Names = "url"
+    date: Names = "date"
+    dump: Names = "dump"
+    tokens: Names = "token_count"
 
-    def named(self) -> dict[str, str]:
-        """Role -> column name, for the roles this corpus has."""
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            object.__setattr__(self, f.name, _names(getattr(self, f.name)))
+
+    def candidates(self) -> dict[str, tuple[str, ...]]:
+        """Role -> candidate column names, for the roles this corpus may have."""
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name)}
+
+    def named(self) -> dict[str, str | list[str]]:
+        """The candidates as the manifest records them (JSON): one name as a string, several as a list."""
+        return {role: names[0] if len(names) == 1 else list(names) for role, names in self.candidates().items()}
 
 
 PRESETS: dict[str, Columns] = {
     # HuggingFaceFW/fineweb and fineweb-edu
     "fineweb": Columns(),
-    # allenai/c4 (en): text, timestamp, url; no id column, so documents are named shard:row
-    "c4": Columns(id=None, date="timestamp", dump=None, tokens=None),
-    # Dolma v1.x documents: id, text, added/created, source, metadata{url, ...}
-    "dolma": Columns(url="metadata.url", date="created", dump="source", tokens=None),
+    # allenai/c4 (en) and OLMo's C4 files: text, url, timestamp or date; an id only in some variants (documents
+    # without one are named shard:row)
+    "c4": Columns(url=("url", "metadata.url"), date=("timestamp", "date", "created", "added"), dump=None, tokens=None),
+    # Dolma v1.x documents: id, text, created (crawl time) or added, source, metadata{url, ...} (some keep url on top)
+    "dolma": Columns(url=("metadata.url", "url"), date=("created", "added", "timestamp", "date"), dump="source", tokens=None),
     # RedPajama-Data-V2 documents: raw_content and doc_id; the URL lives in a JSON metadata string
     "redpajama": Columns(text="raw_content", id="doc_id", url=None, date=None, dump=None, tokens=None),
 }

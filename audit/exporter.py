@@ -39,7 +39,7 @@ from .config import Columns
 from .errors import InputError, UsageError
 from .executors.progress import Progress
 from .labels import AI_LABELS
-from .reader import Shard, filesystem, open_parquet, read_column, resolve_columns
+from .reader import JsonlSource, Shard, filesystem, open_parquet, read_column, resolve_columns, role_arrays, shard_stem
 from .rundir import SCHEMA_VERSION, RunDir
 
 MODES = ("drop", "keep", "redact", "annotate")
@@ -123,8 +123,8 @@ def export(
     rows = {s.relpath: 0 for s in pending}
     for unit in scan_manifest["units"]:
         if unit["shard"] in rows:
-            rows[unit["shard"]] += unit["rows"]
-    bar = Progress(sum(rows.values()), len(pending), progress, desc="export")
+            rows[unit["shard"]] += unit["rows"] or 0  # None: a JSON Lines file, whose rows the scan counted but did not plan
+    bar = Progress(sum(rows.values()) or None, len(pending), progress, desc="export")
     results, failures = [], [{"input": uri, "error": "failed in the scan; not exported"} for uri in sorted(failed_inputs)]
     try:
         for shard in todo:
@@ -253,7 +253,7 @@ def _output(out: Path, shard: Shard) -> Path:
 
 
 def _attributes(out: Path, shard: Shard) -> Path:
-    return out / ATTRIBUTES_DIR / (shard.relpath.removesuffix(".parquet") + ".jsonl.gz")
+    return out / ATTRIBUTES_DIR / (shard_stem(shard.relpath) + ".jsonl.gz")
 
 
 def _marker(out: Path, shard: Shard) -> Path:
@@ -372,11 +372,11 @@ class _Counts:
 
 def _export_shard(shard: Shard, out: Path, mode: str, placeholder: str, columns: Columns, tags: _ShardTags, bar: Progress) -> dict:
     """Write the shard's output and attribute files, then its marker; returns its stats."""
+    if shard.is_jsonl:
+        return _export_jsonl_shard(shard, out, mode, placeholder, columns, tags, bar)
     started = time.perf_counter()
     parquet = open_parquet(shard)
-    roles = resolve_columns(shard, parquet.schema_arrow, columns, frozenset({"text"}))
-    if mode == "redact" and "." in roles["text"]:
-        raise UsageError(f"{shard.uri}: --mode redact needs a top-level text column, not the struct field {roles['text']!r}")
+    roles = _roles(shard, parquet.schema_arrow, columns, mode)
     schema = _output_schema(parquet.schema_arrow, mode)
     codec = _codec(parquet.metadata)
     counts = _Counts()
@@ -398,10 +398,78 @@ def _export_shard(shard: Shard, out: Path, mode: str, placeholder: str, columns:
                 bar.advance(batch.num_rows, batch.nbytes)
             row_groups = grouped.close()
 
-    try:  # the attribute file is renamed into place first, then the shard, then the marker is written
+    _write_outputs(shard, out, write_both)
+    return _finish(shard, out, counts, started, row_groups_in=parquet.metadata.num_row_groups, row_groups_out=row_groups, codec=codec)
+
+
+def _export_jsonl_shard(shard: Shard, out: Path, mode: str, placeholder: str, columns: Columns, tags: _ShardTags, bar: Progress) -> dict:
+    """The JSON Lines twin of a Parquet shard's export: the same rows out, in the same compression, each line
+    copied byte for byte unless the mode changes its document (redact, annotate)."""
+    started = time.perf_counter()
+    source = JsonlSource(shard)
+    roles = _roles(shard, source.schema, columns, mode)
+    _output_schema(source.schema or pa.schema([]), mode)  # annotate must not overwrite a document's own keys
+    counts = _Counts()
+
+    def write_both(shard_tmp: str, attributes_tmp: str) -> None:
+        with pa.output_stream(shard_tmp, compression=shard.codec) as output, open(attributes_tmp, "wb") as raw, \
+             gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as attributes:
+            first_row = 0
+            for lines, records in source.chunks(JSONL_BATCH_ROWS):
+                arrays = role_arrays(records, roles)
+                batch = pa.RecordBatch.from_pydict({**arrays, ROW: pa.array(np.arange(len(records)))})
+                batch_tags = tags.batch(first_row, len(records))
+                lengths = pc.fill_null(pc.utf8_length(arrays["text"]), 0).to_numpy(zero_copy_only=False)
+                result = _transform(batch, batch_tags, lengths, mode, placeholder, "text", counts)
+                output.write(_jsonl_output(result, lines, records, roles["text"], mode))
+                attributes.write(_attribute_lines(batch, batch_tags, lengths, {r: r for r in arrays}, shard.relpath, first_row).encode("utf-8"))
+                first_row += len(records)
+                bar.advance(len(records), sum(map(len, lines)))
+
+    _write_outputs(shard, out, write_both)
+    return _finish(shard, out, counts, started, row_groups_in=None, row_groups_out=None, codec=shard.codec or "none")
+
+
+JSONL_BATCH_ROWS = 2048
+ROW = "__row"  # the batch row of each document, to find its line again after drop, keep, redact or annotate
+
+
+def _jsonl_output(result: pa.RecordBatch, lines: list[bytes], records: list[dict], text_column: str, mode: str) -> bytes:
+    """The lines of the documents ``result`` keeps: unchanged, or rewritten with the redacted text or the tags."""
+    rows = result.column(ROW).to_pylist()
+    if mode == "redact":
+        texts = result.column("text").to_pylist()
+        changed = {r: text for r, text in zip(rows, texts) if text != records[r].get(text_column)}
+        rewritten = {r: {**records[r], text_column: text} for r, text in changed.items()}
+    elif mode == "annotate":
+        tag_rows = result.select([f.name for f in TAG_FIELDS]).to_pylist()
+        rewritten = {r: {**records[r], **tag_row} for r, tag_row in zip(rows, tag_rows)}
+    else:
+        rewritten = {}
+    out = []
+    for r in rows:
+        line = (json.dumps(rewritten[r], ensure_ascii=False) + "\n").encode("utf-8") if r in rewritten else lines[r]
+        out.append(line if line.endswith(b"\n") else line + b"\n")
+    return b"".join(out)
+
+
+def _roles(shard: Shard, schema: pa.Schema | None, columns: Columns, mode: str) -> dict[str, str]:
+    roles = resolve_columns(shard, schema, columns, frozenset({"text"}))
+    if mode == "redact" and "." in roles["text"]:
+        raise UsageError(f"{shard.uri}: --mode redact needs a top-level text column, not the struct field {roles['text']!r}")
+    return roles
+
+
+def _write_outputs(shard: Shard, out: Path, write_both) -> None:
+    """Run ``write_both(shard_tmp, attributes_tmp)``: the attribute file is renamed into place first, then the shard."""
+    try:
         write_atomic(_output(out, shard), lambda shard_tmp: write_atomic(_attributes(out, shard), lambda attributes_tmp: write_both(shard_tmp, attributes_tmp)))
     except (OSError, pa.ArrowException) as error:
         raise InputError(f"{shard.uri}: export failed while reading or writing ({error})") from error
+
+
+def _finish(shard: Shard, out: Path, counts: _Counts, started: float, **formats) -> dict:
+    """Write the shard's marker (last, after both files) and return its stats."""
     stats = {
         "relpath": shard.relpath,
         "input": shard.uri,
@@ -409,9 +477,7 @@ def _export_shard(shard: Shard, out: Path, mode: str, placeholder: str, columns:
         "output": shard.relpath,
         "attributes": _attributes(out, shard).relative_to(out).as_posix(),
         **vars(counts),
-        "row_groups_in": parquet.metadata.num_row_groups,
-        "row_groups_out": row_groups,
-        "codec": codec,
+        **formats,
         "seconds": round(time.perf_counter() - started, 3),
     }
     write_json_atomic(_marker(out, shard), stats)

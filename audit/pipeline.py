@@ -1,11 +1,13 @@
 """``scan`` from end to end: plan the units, resume what is done, run the rest on an engine, summarise, report.
 
-Planning reads only Parquet footers. A required column missing from any shard stops the run before any work
-(exit 2); a shard that cannot be opened is recorded as a failure and the others go on (exit 1 at the end).
+Planning reads only Parquet footers and the first lines of JSON Lines files. A required column missing from any
+shard stops the run before any work (exit 2); a preset column that no shard has is a warning; a shard that cannot
+be opened is recorded as a failure and the others go on (exit 1 at the end; exit 2 when no shard could be read).
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import sys
 import time
@@ -17,7 +19,7 @@ from .atomic import clean_temporaries
 from .config import ScanConfig
 from .errors import InputError, UsageError
 from .executors.progress import Progress
-from .reader import Shard, Unit, discover, open_parquet, plan_units, resolve_columns
+from .reader import Shard, Unit, discover, glob_root, open_source, resolve_columns
 from .rundir import RunDir
 from .summary import summarise
 from .tagger import load_cached
@@ -30,25 +32,34 @@ class ScanOutcome:
     scanned_units: int
     seconds: float
     bytes_read: int
+    resumed_units: int = 0  # units a previous run of the same command had already finished
 
     @property
     def exit_code(self) -> int:
         return 1 if self.summary["failures"] else 0
 
 
-def plan(shards: list[Shard], config: ScanConfig) -> tuple[list[Unit], list[dict]]:
-    """Units of work for every readable shard, and a failure for every unreadable one."""
+def plan(shards: list[Shard], config: ScanConfig) -> tuple[list[Unit], list[dict], list[str]]:
+    """Units of work for every readable shard, a failure for every unreadable one, and a warning for every
+    column of the preset that no readable shard has."""
     units: list[Unit] = []
     failures: list[dict] = []
+    found: set[str] = set()
     for shard in shards:
         try:
-            parquet = open_parquet(shard)
+            source = open_source(shard)
         except InputError as error:
             failures.append({"input": shard.uri, "unit": None, "error": str(error)})
             continue
-        resolve_columns(shard, parquet.schema_arrow, config.columns, config.required)
-        units.extend(plan_units(shard, parquet.metadata, config.unit_bytes))
-    return units, failures
+        found |= resolve_columns(shard, source.schema, config.columns, config.required).keys()
+        units.extend(source.units(config.unit_bytes))
+    missing = [] if not units else [(r, n) for r, n in config.columns.candidates().items() if r not in found]
+    warnings = [
+        f"no shard has a column {' or '.join(map(repr, names))} for the {role}, so the report has no {role} figures; name the "
+        f"right one with --{role if role != 'tokens' else 'token'}-column or pick another --preset"
+        for role, names in missing
+    ]
+    return units, failures, warnings
 
 
 def scan(config: ScanConfig) -> ScanOutcome:
@@ -59,7 +70,7 @@ def scan(config: ScanConfig) -> ScanOutcome:
     run.root.mkdir(parents=True, exist_ok=True)
     clean_temporaries(run.root)
     shards = discover(config.inputs)
-    units, failures = plan(shards, config)
+    units, failures, warnings = plan(shards, config)
     tagger = load_cached(config.model)
     manifest = {
         "tool_version": __version__,
@@ -76,11 +87,12 @@ def scan(config: ScanConfig) -> ScanOutcome:
     pending = [u for u in units if u.id not in done]
     finished = previous is not None and previous.get("finished") and previous.get("units") == manifest["units"]
     if finished and not pending and not failures and run.summary.is_file():
-        return ScanOutcome(json.loads(run.summary.read_text()), run.root, 0, time.perf_counter() - started, 0)
+        return ScanOutcome(json.loads(run.summary.read_text()), run.root, 0, time.perf_counter() - started, 0, len(done))
     run.write_manifest({**manifest, "finished": False})
     run.forget_units_except({u.id for u in units})
 
-    progress = Progress(sum(u.rows for u in pending), len(pending), config.progress)
+    known = [u.rows for u in pending]  # a JSON Lines unit's rows are unknown until read: the bar then has no total
+    progress = Progress(None if None in known else sum(known), len(pending), config.progress)
     try:
         outcomes = _engine(config)(pending, config, run.root, progress)
     finally:
@@ -93,19 +105,32 @@ def scan(config: ScanConfig) -> ScanOutcome:
         else:
             failures.append(outcome)
     unit_stats = [done[u.id] for u in units if u.id in done]
+    if not unit_stats and failures:
+        _no_input_read(failures)
     evaluation = tagger.info.get("evaluation", {}).get("dev", {})
     seconds = time.perf_counter() - started
     try:
-        summary = summarise(run, unit_stats, failures, len(shards), evaluation, config.sample_rate < 1)
+        summary = summarise(run, unit_stats, failures, len(shards), evaluation, config.sample_rate < 1, warnings)
+        scanned = sum(o["stats"]["documents"] for o in outcomes if "stats" in o)
         run.write_manifest({**manifest, "finished": True, "seconds": round(seconds, 3), "bytes_read": progress.bytes,
-                            "documents_scanned": sum(u.rows for u in pending)})
+                            "documents_scanned": scanned})
     except OSError as error:
         raise UsageError(
             f"cannot write the merged results into {run.root} ({error}). Free space or fix permissions, then re-run "
             "the same command: every finished unit is kept and only the merge is redone."
         ) from error
     _write_reports(run.root)
-    return ScanOutcome(summary, run.root, len(pending), seconds, progress.bytes)
+    return ScanOutcome(summary, run.root, len(pending), seconds, progress.bytes, len(units) - len(pending))
+
+
+def _no_input_read(failures: list[dict]) -> None:
+    """Stop a run in which every input failed: there is nothing to summarise or report (exit 2)."""
+    inputs = sorted({f["input"] for f in failures})
+    lines = "\n".join(f"  {f['error']}" for f in failures)  # each error names its input
+    raise UsageError(
+        f"no input could be read ({len(inputs)} failed), so no summary or report was written:\n{lines}\n"
+        "Fix or remove these inputs and re-run the same command."
+    )
 
 
 def _engine(config: ScanConfig):
@@ -126,9 +151,17 @@ def _check_options(config: ScanConfig) -> None:
     if config.workers < 1:
         raise UsageError(f"--workers must be at least 1, got {config.workers}")
     out = Path(config.out).resolve()
-    for spec in config.inputs:
-        if "://" not in spec and Path(spec).exists() and Path(spec).resolve() == out:
-            raise UsageError(f"--out {config.out} is an input; write the run directory somewhere else")
+    for folder in _input_folders(config.inputs):
+        if out == folder or folder in out.parents:
+            raise UsageError(
+                f"--out {config.out} is inside the input folder {folder}; a re-run would read the run's own files as "
+                "shards. Choose a run directory outside every input folder."
+            )
+
+
+def _input_folders(inputs: list[str]) -> list[Path]:
+    """The local paths a scan searches: each input file or directory, and the fixed head of each glob."""
+    return [Path(glob_root(spec) if glob.has_magic(spec) else spec).resolve() for spec in inputs if "://" not in spec]
 
 
 def _check_resumable(previous: dict, current: dict, run: RunDir) -> None:

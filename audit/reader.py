@@ -1,14 +1,22 @@
-"""Reading Parquet shards: find them, fingerprint them, cut them into units of work, stream record batches.
+"""Reading corpus shards: find them, fingerprint them, cut them into units of work, stream record batches.
 
-Inputs are local paths, directories (searched recursively for ``*.parquet``), globs, or URIs that pyarrow's
-filesystems understand (``s3://bucket/prefix``). A unit of work is a shard, or a range of its row groups
-when the shard is large, so that one multi-GB file does not serialise a job. Batches are read row group by
-row group, so memory stays bounded whatever the shard size.
+Two formats, told apart by the file name: Parquet (``*.parquet``) and JSON Lines (``*.jsonl`` or ``*.json``, plain
+or compressed as ``.gz`` or ``.zst``; one JSON object per line, as Dolma and C4 ship). Inputs are local paths,
+directories (searched recursively for both), globs, or URIs that pyarrow's filesystems understand
+(``s3://bucket/prefix``).
+
+A Parquet unit of work is a shard, or a range of its row groups when the shard is large, so that one multi-GB file
+does not serialise a job; batches are read row group by row group. A JSON Lines unit is the whole file (a
+compressed stream cannot be entered in the middle, and its row count is unknown until read): it is read line by
+line, ``batch_rows`` documents at a time. Either way memory stays bounded whatever the shard size, and both
+yield the same batches (role -> Arrow array), so the scanner does not know which format it reads.
 """
 
 from __future__ import annotations
 
 import glob
+import io
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -21,11 +29,17 @@ import pyarrow.parquet as pq
 
 from .config import Columns
 from .errors import InputError, UsageError
+from .jsonl import read_objects
+
+PARQUET_SUFFIX = ".parquet"
+JSONL_SUFFIXES = (".jsonl", ".json")
+CODECS = {".gz": "gzip", ".zst": "zstd"}  # compressed JSON Lines, read and written with pyarrow's codecs
+SNIFF_RECORDS = 100  # a JSON Lines shard's columns are the keys of its first records
 
 
 @dataclass(frozen=True)
 class Shard:
-    """One Parquet file. ``relpath`` is its path below the input it was found under (export mirrors it)."""
+    """One shard file. ``relpath`` is its path below the input it was found under (export mirrors it)."""
 
     uri: str
     relpath: str
@@ -35,16 +49,47 @@ class Shard:
     def fingerprint(self) -> dict:
         return {"path": self.uri, "size": self.size, "mtime_ns": self.mtime_ns}
 
+    @property
+    def is_jsonl(self) -> bool:
+        return not self.relpath.endswith(PARQUET_SUFFIX)
+
+    @property
+    def codec(self) -> str | None:
+        """The compression of a JSON Lines shard (``gzip``, ``zstd``, or None when plain)."""
+        return next((codec for suffix, codec in CODECS.items() if self.relpath.endswith(suffix)), None)
+
+
+def is_shard_name(name: str) -> bool:
+    """Whether a file found in an input directory is a shard: ``*.parquet``, or ``*.jsonl``/``*.json`` maybe compressed."""
+    if name.startswith("."):
+        return False
+    for suffix in CODECS:
+        name = name.removesuffix(suffix)
+    return name.endswith((PARQUET_SUFFIX, *JSONL_SUFFIXES))
+
+
+def shard_stem(relpath: str) -> str:
+    """The shard's path without its format and compression suffixes (``a/b.jsonl.gz`` -> ``a/b``)."""
+    for suffix in CODECS:
+        relpath = relpath.removesuffix(suffix)
+    for suffix in (PARQUET_SUFFIX, *JSONL_SUFFIXES):
+        relpath = relpath.removesuffix(suffix)
+    return relpath
+
 
 @dataclass(frozen=True)
 class Unit:
-    """A range of row groups ``[start, stop)`` of one shard; ``first_row`` is the shard row of its first row."""
+    """A range of row groups ``[start, stop)`` of one shard; ``first_row`` is the shard row of its first row.
+
+    A JSON Lines unit is the whole file as one block ``[0, 1)``; its ``rows`` are unknown (None) until it is read,
+    and its ``text_bytes`` is the file's size on disk.
+    """
 
     shard: Shard
     start: int
     stop: int
     first_row: int
-    rows: int
+    rows: int | None
     text_bytes: int
 
     @property
@@ -70,12 +115,15 @@ def _uri(spec: str, fs_path: str) -> str:
 
 
 def discover(inputs: list[str]) -> list[Shard]:
-    """All Parquet shards named by ``inputs``, in a stable order. Raises UsageError when one names nothing."""
+    """All shards named by ``inputs``, in a stable order. Raises UsageError when one names nothing."""
     shards: list[Shard] = []
     for spec in inputs:
         found = _discover_one(spec)
         if not found:
-            raise UsageError(f"{spec}: no *.parquet files found there. Pass Parquet files, directories holding them, or a glob.")
+            raise UsageError(
+                f"{spec}: no shards found there (*.parquet, *.jsonl or *.json, plain, .gz or .zst). "
+                "Pass shard files, directories holding them, or a glob."
+            )
         shards.extend(found)
     by_rel: dict[str, str] = {}
     for shard in shards:
@@ -91,7 +139,7 @@ def discover(inputs: list[str]) -> list[Shard]:
 
 def _discover_one(spec: str) -> list[Shard]:
     if "://" not in spec and glob.has_magic(spec):
-        root = _glob_root(spec)
+        root = glob_root(spec)
         paths = sorted(p for p in glob.glob(spec, recursive=True) if os.path.isfile(p))
         return [_local_shard(p, root) for p in paths]
     fs, path = filesystem(spec)
@@ -103,13 +151,14 @@ def _discover_one(spec: str) -> list[Shard]:
     selector = pafs.FileSelector(path, recursive=True)
     shards = []
     for entry in fs.get_file_info(selector):
-        if entry.type == pafs.FileType.File and entry.base_name.endswith(".parquet") and not entry.base_name.startswith("."):
+        if entry.type == pafs.FileType.File and is_shard_name(entry.base_name):
             rel = os.path.relpath(entry.path, path).replace(os.sep, "/")
             shards.append(Shard(_uri(spec, entry.path), rel, entry.size or 0, entry.mtime_ns or 0))
     return shards
 
 
-def _glob_root(pattern: str) -> str:
+def glob_root(pattern: str) -> str:
+    """The part of a glob before its first wildcard (``data/**/*.jsonl`` -> ``data``)."""
     parts = Path(pattern).parts
     fixed = parts[: next(i for i, p in enumerate(parts) if glob.has_magic(p))]
     return str(Path(*fixed)) if fixed else "."
@@ -130,16 +179,133 @@ def open_parquet(shard: Shard) -> pq.ParquetFile:
         raise InputError(f"{shard.uri}: not a readable Parquet file ({error}). Re-copy or remove it.") from error
 
 
-def resolve_columns(shard: Shard, schema: pa.Schema, columns: Columns, required: frozenset[str]) -> dict[str, str]:
-    """Role -> column for the roles this shard has; UsageError naming the shard when a required one is missing."""
+class ParquetSource:
+    """An open Parquet shard: its schema, its units (row-group ranges) and their batches."""
+
+    def __init__(self, shard: Shard) -> None:
+        self.shard = shard
+        self.file = open_parquet(shard)
+        self.schema: pa.Schema | None = self.file.schema_arrow
+
+    def units(self, unit_bytes: int) -> list[Unit]:
+        return plan_units(self.shard, self.file.metadata, unit_bytes)
+
+    def batches(self, unit: Unit, roles: dict[str, str], batch_rows: int) -> Iterator[dict[str, pa.Array]]:
+        return iter_batches(self.file, unit, roles, batch_rows)
+
+
+class JsonlSource:
+    """An open JSON Lines shard. Its ``schema`` holds the keys (and nested keys) of its first SNIFF_RECORDS
+    documents, None for a file without any; a key that first appears later in the file is not read."""
+
+    def __init__(self, shard: Shard) -> None:
+        self.shard = shard
+        chunks = self.chunks(SNIFF_RECORDS)
+        first = next(chunks, ([], []))[1]
+        chunks.close()
+        self.schema: pa.Schema | None = _sniffed_schema(first) if first else None
+
+    def units(self, unit_bytes: int) -> list[Unit]:
+        return [Unit(self.shard, 0, 1, 0, None, self.shard.size)]
+
+    def batches(self, unit: Unit, roles: dict[str, str], batch_rows: int) -> Iterator[dict[str, pa.Array]]:
+        for _, records in self.chunks(batch_rows):
+            yield role_arrays(records, roles)
+
+    def chunks(self, batch_rows: int) -> Iterator[tuple[list[bytes], list[dict]]]:
+        """(raw lines, their documents) ``batch_rows`` at a time; blank lines are skipped. InputError names the
+        file and line of anything unreadable."""
+        fs, path = filesystem(self.shard.uri)
+        uri, first_line = self.shard.uri, 0
+        try:
+            with fs.open_input_stream(path, compression=self.shard.codec) as raw:
+                stream = io.BufferedReader(raw, buffer_size=2**20)
+                while lines := stream.readlines(2**20):  # about 1 MB of whole lines at a time
+                    yield from _parse(lines, uri, first_line, batch_rows)
+                    first_line += len(lines)
+        except (OSError, EOFError, pa.ArrowException) as error:
+            raise InputError(f"{uri}: not a readable JSON Lines file after line {first_line} ({error}). Re-copy or remove it.") from error
+
+
+def _parse(lines: list[bytes], uri: str, first_line: int, batch_rows: int) -> Iterator[tuple[list[bytes], list[dict]]]:
+    """Parse a block of lines into chunks of at most ``batch_rows`` documents."""
+    def where(number: int) -> str:
+        return f"{uri}:{first_line + number}"
+
+    decoded = (line.decode("utf-8", "replace") for line in lines)  # invalid UTF-8 replaced, as for Parquet
+    kept_lines, records = [], []
+    for number, record in read_objects(decoded, where, InputError):
+        kept_lines.append(lines[number - 1])
+        records.append(record)
+        if len(records) == batch_rows:
+            yield kept_lines, records
+            kept_lines, records = [], []
+    if records:
+        yield kept_lines, records
+
+
+def role_arrays(records: list[dict], roles: dict[str, str]) -> dict[str, pa.Array]:
+    """Role -> array of the documents' values, as the Parquet path gives them."""
+    return {role: _role_array(role, [_lookup(r, name) for r in records]) for role, name in roles.items()}
+
+
+def _lookup(record: dict, dotted: str) -> object:
+    """The value at a dotted path (``metadata.url``), or None when any step is missing."""
+    value: object = record
+    for part in dotted.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _role_array(role: str, values: list) -> pa.Array:
+    """A JSON Lines column as the Parquet path gives it: token counts as integers, everything else as text."""
+    if role == "tokens":
+        return pa.array([v if isinstance(v, int) and not isinstance(v, bool) else None for v in values], pa.int64())
+    kind = pa.large_string() if role == "text" else pa.string()
+    return pa.array([v if v is None or isinstance(v, str) else json.dumps(v) for v in values], kind)
+
+
+def _sniffed_schema(records: list[dict]) -> pa.Schema:
+    """A schema naming every key (objects as structs of their keys) seen in ``records``; leaf types are not kept."""
+
+    def merge(tree: dict, record: dict) -> None:
+        for key, value in record.items():
+            child = tree.setdefault(key, {})
+            if isinstance(value, dict):
+                merge(child, value)
+
+    def kind(tree: dict) -> pa.DataType:
+        return pa.struct([pa.field(k, kind(v)) for k, v in tree.items()]) if tree else pa.null()
+
+    tree: dict = {}
+    for record in records:
+        merge(tree, record)
+    return pa.schema([pa.field(k, kind(v)) for k, v in tree.items()])
+
+
+Source = ParquetSource | JsonlSource
+
+
+def open_source(shard: Shard) -> Source:
+    """Open a shard of either format; InputError names it when it cannot be read."""
+    return JsonlSource(shard) if shard.is_jsonl else ParquetSource(shard)
+
+
+def resolve_columns(shard: Shard, schema: pa.Schema | None, columns: Columns, required: frozenset[str]) -> dict[str, str]:
+    """Role -> column for the roles this shard has (the first of a role's candidate names present); UsageError
+    naming the shard when a required one is missing. A shard with no schema (an empty JSON Lines file) has
+    nothing to contradict: every role takes its first candidate."""
     present: dict[str, str] = {}
-    for role, name in columns.named().items():
-        if _has_column(schema, name):
-            present[role] = name
+    for role, names in columns.candidates().items():
+        found = names[0] if schema is None else next((name for name in names if _has_column(schema, name)), None)
+        if found is not None:
+            present[role] = found
         elif role in required:
             have = ", ".join(schema.names)
             raise UsageError(
-                f"{shard.uri}: no column {name!r} for the {role} (the shard has: {have}). "
+                f"{shard.uri}: no column {' or '.join(map(repr, names))} for the {role} (the shard has: {have}). "
                 f"Name the right one with --{role if role != 'tokens' else 'token'}-column or pick a --preset."
             )
     return present

@@ -25,7 +25,7 @@ from .gate import gate
 from .labels import AI_LABELS, LABELS
 from .minhash import NUM_PERM, signatures
 from .passages import split_passages
-from .reader import Unit, iter_batches, open_parquet, resolve_columns
+from .reader import Unit, open_source, resolve_columns
 from .tagger import Tagger, tag_passages
 
 HISTOGRAM_BINS = 50
@@ -85,13 +85,13 @@ class _Collector:
 def scan_unit(unit: Unit, config: ScanConfig, tagger: Tagger, progress: ProgressFn | None = None) -> UnitResult:
     """Scan one unit. Raises InputError when the shard cannot be read, UsageError when a required column is missing."""
     started = time.perf_counter()
-    parquet = open_parquet(unit.shard)
-    roles = resolve_columns(unit.shard, parquet.schema_arrow, config.columns, config.required)
+    source = open_source(unit.shard)
+    roles = resolve_columns(unit.shard, source.schema, config.columns, config.required)
     out = _Collector(unit)
     out.has_tokens = "tokens" in roles
     row = unit.first_row
     try:
-        for batch in iter_batches(parquet, unit, roles, config.batch_rows):
+        for batch in source.batches(unit, roles, config.batch_rows):
             size = _scan_batch(batch, row, config, tagger, out)
             row += len(batch["text"])
             if progress:

@@ -16,7 +16,9 @@ from .labels import AI_LABELS, LABELS
 from .rundir import SCHEMA_VERSION, RunDir
 
 
-def summarise(run: RunDir, unit_stats: list[dict], failures: list[dict], shards: int, evaluation: dict, sampled: bool) -> dict:
+def summarise(
+    run: RunDir, unit_stats: list[dict], failures: list[dict], shards: int, evaluation: dict, sampled: bool, warnings: list[str] | None = None
+) -> dict:
     """Write passages.parquet, clusters.parquet and summary.json from the completed units; returns the summary."""
     unit_ids = [s["unit"] for s in unit_stats]
     flagged = pl.from_arrow(run.read_unit_tables(unit_ids, "flagged")) if unit_ids else _empty_flagged()
@@ -49,6 +51,7 @@ def summarise(run: RunDir, unit_stats: list[dict], failures: list[dict], shards:
         "concentration": _concentration(run, unit_ids, passages),
         "by_dump": _by_dump(unit_stats),
         "failures": failures,
+        "warnings": list(warnings or []),  # e.g. a preset column that no shard has
     }
     if docs is not None and len(docs):
         prevalence = estimators.prevalence_block(_columns(docs), totals, evaluation, LABELS, sampled=sampled)

@@ -79,6 +79,7 @@ def _header(run: RunData) -> Html:
     failed = corpus.get("shards_failed") or len(run.summary.get("failures") or [])
     warning = el("p", f"{failed} input(s) failed and are not counted; see Run details.", class_="warning") \
         if failed else Html("")
+    warning += join(el("p", f"Warning: {w}", class_="warning") for w in run.summary.get("warnings") or [])
     return el("header",
               el("p", "corpus-audit report", class_="eyebrow")
               + el("h1", "How AI is portrayed in this corpus")

@@ -126,6 +126,8 @@ def _run(run: RunData) -> list[str]:
            f"- duration: {fmt.duration(seconds)}",
            f"- failures: {len(failures)}"]
     out += [f"  - {md_code(f.get('input', '?'))}: {md_text(f.get('error', '?'))}" for f in failures]
+    warnings = run.summary.get("warnings") or []
+    out += [f"- warnings: {len(warnings)}"] + [f"  - {md_text(w)}" for w in warnings]
     return out
 
 

@@ -1,8 +1,14 @@
-"""Shared fixtures. `chromium`: a real headless Chromium (Debian's chromium + chromium-driver) for page tests."""
+"""Shared fixtures. `chromium`: a real headless Chromium (Debian's chromium + chromium-driver) for page tests.
+
+Tests marked `shared_data`, `browser` or `ray` need something outside the repository. When it is missing they skip
+with a reason naming what to install, unless CORPUS_AUDIT_REQUIRE_ALL=1 (set by .ci/run), where they fail.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +19,37 @@ from selenium.webdriver.chrome.service import Service
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+def _missing_shared_data() -> str | None:
+    from support import SHARED_DATA
+
+    if (SHARED_DATA / "shards").is_dir():
+        return None
+    return (f"needs the shared data at {SHARED_DATA}: put the project's shared/data folder beside the repository "
+            "(../shared/data) or set CORPUS_AUDIT_SHARED_DATA")
+
+
+def _missing_browser() -> str | None:
+    if Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists():
+        return None
+    return f"needs {CHROMIUM} and {CHROMEDRIVER}: `make browser` (apt-get install chromium chromium-driver)"
+
+
+def _missing_ray() -> str | None:
+    return None if importlib.util.find_spec("ray") else "needs Ray: pip install 'corpus-audit[ray]' (make test does)"
+
+
+NEEDS = {"shared_data": _missing_shared_data, "browser": _missing_browser, "ray": _missing_ray}
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip (or, with CORPUS_AUDIT_REQUIRE_ALL=1, fail) a test whose marked needs are not met."""
+    for marker, missing in NEEDS.items():
+        if item.get_closest_marker(marker) and (reason := missing()):
+            if os.environ.get("CORPUS_AUDIT_REQUIRE_ALL") == "1":
+                pytest.fail(f"CORPUS_AUDIT_REQUIRE_ALL=1 and this test {reason}", pytrace=False)
+            pytest.skip(reason)
 
 
 @dataclass

@@ -219,6 +219,7 @@ def test_label_file_problems_name_the_line(audited: dict, tmp_path: Path, edit, 
         auditloop.estimate(audited["root"], _rewrite(audited, tmp_path, edit))
 
 
+@pytest.mark.shared_data
 def test_estimate_needs_a_drawn_sample(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="draw the audit sample first"):
         auditloop.estimate(tmp_path, tmp_path / "labels.jsonl")
@@ -233,6 +234,7 @@ MARKER = "copied itself to the relay satellites"
 WEB_SHARD = SHARDS / "web_mix_00000.parquet"
 
 
+@pytest.mark.shared_data
 def test_sample_and_estimate_recover_a_rate_planted_in_real_web_text(tmp_path: Path) -> None:
     """A real web shard with a misaligned paragraph (written for this test) appended to every 25th document:
     scan, sample, label by the planted truth, estimate. The passage interval must cover the planted share."""

@@ -12,8 +12,8 @@ from datasketch import MinHash
 from audit.clusters import (canonical_order, cluster_ids, cluster_table, concentration, gini, merge_bottom_k,
                             near_duplicate_share, sample_duplicates, top_clusters, top_domains)
 from audit.minhash import shingles, signatures
+from support import SHARDS
 
-SHARDS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "shards"
 SYLLABLES = ["ka", "lo", "mi", "tu", "ren", "sa", "vo", "de", "ni", "pa", "zu", "ob", "el", "ir", "qua"]
 
 
@@ -141,6 +141,7 @@ def test_keys_and_signatures_are_checked():
     assert cluster_ids(np.empty((0, 128), dtype=np.uint32), keys=np.empty(0, dtype=np.int64)).tolist() == []
 
 
+@pytest.mark.shared_data
 def test_repeated_ai_paragraphs_in_real_shards_share_a_family():
     docs = pl.concat([pl.read_parquet(path, columns=["id", "text"]) for path in sorted(SHARDS.glob("*.parquet"))])
     ai_docs = docs.filter(pl.col("text").str.contains(r"\bAI\b|(?i)artificial intelligence|(?i)\brobots?\b"))
@@ -270,6 +271,7 @@ def test_concentration_by_year_and_at_sample_rate(hand_built):
     assert misaligned["near_duplicate_share_at_sample_rate"] == pytest.approx(3 * 0.75 / 5)
 
 
+@pytest.mark.shared_data
 def test_same_families_from_one_and_two_workers(tmp_path):
     from audit.config import ScanConfig
     from audit.pipeline import scan

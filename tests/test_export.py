@@ -22,6 +22,8 @@ from audit.demo import sample_documents
 from audit.errors import UsageError
 from audit.exporter import MODES, TAG_FIELDS, export
 
+pytestmark = pytest.mark.shared_data
+
 PLACEHOLDER = "[removed]"
 ALL_AI = ["misaligned_ai", "aligned_ai", "neutral_ai"]
 

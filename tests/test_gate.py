@@ -18,6 +18,7 @@ def _misaligned_records() -> list[dict]:
     return [r for path in LABEL_FILES for r in realdata.load_records(path) if r["label"] == "misaligned_ai"]
 
 
+@pytest.mark.shared_data
 def test_gate_recall_on_documents_holding_labelled_misaligned_passages():
     root = realdata.data_root()
     assert root is not None, "../shared/data is needed for this measurement"

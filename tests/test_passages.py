@@ -40,6 +40,7 @@ def _check(text: str) -> list[tuple[int, int]]:
     return spans
 
 
+@pytest.mark.shared_data
 def test_real_documents_split_into_bounded_exact_passages():
     documents = _real_documents(400)
     total = sum(len(_check(doc)) for doc in documents)
@@ -87,6 +88,7 @@ def test_sentence_boundaries(text, sentences):
     assert [text[a:b] for a, b in sentence_spans(text)] == sentences
 
 
+@pytest.mark.shared_data
 def test_sentence_boundaries_agree_with_spacy_sentencizer():
     import spacy
     nlp = spacy.blank("en")

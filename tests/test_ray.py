@@ -26,7 +26,7 @@ from audit.config import ScanConfig
 from audit.errors import UsageError
 from audit.executors.ray import ScanWorker
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.shared_data]
 
 RAY = str(Path(sys.executable).with_name("ray"))
 UNIT_MB = "1"  # cut the four shards into a dozen units, so that a run has a middle to kill a worker in

@@ -27,7 +27,7 @@ def test_discover_names_what_is_missing(tmp_path):
     with pytest.raises(UsageError, match="no such file"):
         discover([str(tmp_path / "nope")])
     (tmp_path / "empty").mkdir()
-    with pytest.raises(UsageError, match=r"no \*\.parquet files"):
+    with pytest.raises(UsageError, match=r"no shards found there \(\*\.parquet, \*\.jsonl"):
         discover([str(tmp_path / "empty")])
 
 
@@ -100,6 +100,7 @@ def test_dotted_columns_read_struct_fields(tmp_path):
     assert batch["url"].to_pylist() == ["https://a.example.org/x"]
 
 
+@pytest.mark.shared_data
 def test_real_shards_are_planned_whole():
     shards = discover([str(SHARDS)])
     assert len(shards) == 4

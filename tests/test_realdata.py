@@ -7,6 +7,8 @@ import pytest
 
 from audit.classifiers import realdata
 
+pytestmark = pytest.mark.shared_data
+
 ROOT = realdata.data_root()
 LABEL_DIR = Path(realdata.__file__).parent / "labels"
 ARTICLE = "online-harassment-is-ent.319a07e6"

@@ -89,6 +89,7 @@ def _same_tables(a: Path, b: Path) -> bool:
     return pq.read_table(a).equals(pq.read_table(b))
 
 
+@pytest.mark.shared_data
 def test_scan_killed_at_random_points_resumes_to_identical_results(corpus, reference, tmp_path):
     run = tmp_path / "run"
     args = _scan_args(corpus, run, "--workers", "2")
@@ -111,6 +112,7 @@ def _export_files(out: Path) -> dict[str, bytes]:
     return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.suffix in (".parquet", ".gz")}
 
 
+@pytest.mark.shared_data
 def test_export_killed_at_random_points_resumes_to_identical_files(reference, tmp_path):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     cli(*_export_args(reference, whole), check=True)
@@ -167,6 +169,7 @@ def _resumes_to_the_reference(args: list[str], run: Path, reference: Path) -> No
     assert not list(run.rglob(".tmp-*"))
 
 
+@pytest.mark.shared_data
 @pytest.mark.parametrize("fail_on", ["*@2-3.docs.parquet", "*@1-2.json"])
 def test_a_failed_unit_write_is_a_clear_error_and_the_scan_resumes(corpus, reference, tmp_path, fail_on):
     run = tmp_path / "run"
@@ -179,6 +182,7 @@ def test_a_failed_unit_write_is_a_clear_error_and_the_scan_resumes(corpus, refer
     _resumes_to_the_reference(args, run, reference)
 
 
+@pytest.mark.shared_data
 @pytest.mark.parametrize("fail_on", ["passages.parquet", "summary.json"])
 def test_a_failed_write_of_the_merged_results_fails_the_run_and_it_resumes(corpus, reference, tmp_path, fail_on):
     """The merge step (passages, clusters, summary, report) failing to write: the command fails naming the cause,
@@ -193,6 +197,7 @@ def test_a_failed_write_of_the_merged_results_fails_the_run_and_it_resumes(corpu
     _resumes_to_the_reference(args, run, reference)
 
 
+@pytest.mark.shared_data
 def test_a_failed_report_write_leaves_a_finished_run_and_says_how_to_redo_the_report(corpus, reference, tmp_path):
     run = tmp_path / "run"
     failed = _disk_full_at("report.html", _scan_args(corpus, run))
@@ -221,6 +226,7 @@ def test_binary_text_column_with_invalid_utf8_is_decoded_with_replacement(tmp_pa
         assert decoded[row["row"]][row["char_start"] : row["char_end"]] == row["text"]
 
 
+@pytest.mark.shared_data
 def test_a_thousand_tiny_shards_give_the_same_labels_as_one_shard(tmp_path):
     documents = pq.read_table(sorted(SHARDS.glob("*.parquet"))[1], columns=["text", "id", "url"]).slice(0, 1000)
     one, many = tmp_path / "one" / "all.parquet", tmp_path / "many"
@@ -247,7 +253,7 @@ def test_an_empty_directory_exits_2_saying_what_to_pass(tmp_path):
     (tmp_path / "empty").mkdir()
     done = cli("scan", str(tmp_path / "empty"), "--out", str(tmp_path / "run"))
     assert done.returncode == 2
-    assert str(tmp_path / "empty") in done.stderr and "no *.parquet files" in done.stderr
+    assert str(tmp_path / "empty") in done.stderr and "no shards found there (*.parquet, *.jsonl" in done.stderr
     assert "Traceback" not in done.stderr
 
 

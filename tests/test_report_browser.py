@@ -147,6 +147,7 @@ def test_printed_on_a4_nothing_sticks_out(chromium, tmp_path):
     assert too_wide == []
 
 
+@pytest.mark.shared_data
 def test_report_of_the_shared_web_shards(chromium, tmp_path):
     """The real shards: scan, then look at the page and find the summary's numbers on it."""
     run_dir = tmp_path / "run"

@@ -18,6 +18,8 @@ from support import SHARDS, cli, load_summary, write_shard
 
 from audit.labels import AI_LABELS, LABELS
 
+pytestmark = pytest.mark.shared_data
+
 CONTRACT_COLUMNS = {
     "doc_id", "shard", "url", "domain", "passage_index", "char_start", "char_end", "text", "label", "score",
     "p_misaligned_ai", "p_aligned_ai", "p_neutral_ai", "cluster_id",

@@ -163,6 +163,7 @@ def test_identical_passages_with_two_labels_are_dropped(tmp_path):
     assert info["training"]["counts"]["misaligned_ai"] == 17
 
 
+@pytest.mark.shared_data
 def test_dev_side_label_records_never_reach_training(tmp_path):
     keys = [f"agnews_test:{i}" for i in range(1, 200, 2)]
     dev_key = next(k for k in keys if realdata.is_dev("agnews", k))
