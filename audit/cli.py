@@ -294,7 +294,7 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
 
 def _label_parser(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("label", help="label the audit sample on a local page; feeds `estimate`")
-    p.add_argument("run", type=Path)
+    p.add_argument("run", type=Path, help="the run directory whose audit sample to label")
     p.add_argument("--n", type=int, default=400, help="sample size, when the run has no audit sample yet")
     p.add_argument("--labels", type=Path, help="the labels file (default RUN/labels.jsonl); answers go there at once")
     p.add_argument("--labeller", help="your name in the labels file (default: your user name; `adjudicator` "
