@@ -262,4 +262,7 @@ def test_bunched_false_flags_are_measured_and_shrink_the_false_flag_rate_of_docu
     bunched = rogan_gladen(flagged.sum(), 40_000, rates, passages_per_item=passages, bunching=bunching)
     independent = rogan_gladen(flagged.sum(), 40_000, rates, passages_per_item=passages)
     assert bunched.estimate == pytest.approx(positive.mean(), rel=0.1)
-    assert independent.ci95[1] < positive.mean()  # independent errors: the interval misses the truth
+    # Independent errors: the point estimate falls short, but the interval, whose upper limit needs no model of
+    # flags within a document, still covers the truth.
+    assert independent.estimate is None or independent.estimate < 0.8 * positive.mean()
+    assert independent.ci95[0] <= positive.mean() <= independent.ci95[1]
