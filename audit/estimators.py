@@ -406,7 +406,7 @@ def rogan_gladen(
     (`bunching`, see `document_bunching`), the lower limit at its least bunched end with many positive passages.
 
     When the flagged rate is within what false positives alone could produce under some plausible rate (not above
-    the highest 97.5% false-flag limit), no estimate is given: `detectable` is False and `ci95` is [0, upper].
+    the highest 97.5% false-flag limit, or the lower limit is zero), no estimate is given: `detectable` is False and `ci95` is [0, upper].
     `names` name the classified part and the population for the messages ("of documents that name AI", "of
     documents")."""
     if n <= 0:
@@ -425,17 +425,27 @@ def rogan_gladen(
     s, f = rates.sensitivity, rates.false_positive_rate
     (theta,) = _adjusted_share(np.array([rate]), np.array([s]), np.array([f]), exposure)
     n_eff = effective_size(rate, rate_variance, items)
-    if finite_population and 0 < rate < 1:
-        (fp,), (s_item,) = _flag_rates(np.array([s]), np.array([f]), exposure)
-        t = min(max(theta, 0.0), 1.0)
-        noise = t * s_item * (1 - s_item) + (1 - t) * fp * (1 - fp)
-        n_eff /= min(1.0, max(noise, 1e-12) / (rate * (1 - rate)))
-    k_eff = rate * n_eff
+    (fp_point,), _ = _flag_rates(np.array([s]), np.array([f]), exposure)
+
+    def effective(noise: float) -> tuple[float, float]:
+        """(k, n) the flagged rate is worth. With `finite_population` only classification noise counts: the
+        flagged count given the truth varies by T s(1-s) + (n-T) f(1-f) (at the limit's own error rates), not by
+        the binomial n q(1-q)."""
+        size = n_eff
+        if finite_population and 0 < rate < 1:
+            size = n_eff / min(1.0, max(noise, 1e-12) / (rate * (1 - rate)))
+        return rate * size, size
+
+    # The upper limit (no false flags) keeps the binomial: how many positives hide among the unflagged classified
+    # items is the very thing it bounds, and few flags must not make that look certain.
+    k_up, n_up = rate * n_eff, n_eff
+    t_low = min(max((rate - fp_point) / max(1 - fp_point, 1e-12), 0.0), 1.0)  # lower: all found, most false flags
+    k_low, n_low = effective((1 - t_low) * fp_point * (1 - fp_point))
     rng = np.random.default_rng(seed)
 
     def lower(c: ErrorRates) -> float:
         """2.5% point with the most false flags c allows and every positive found (after the gate)."""
-        r_d = beta_draws(rng, k_eff, n_eff - k_eff + 1, draws)
+        r_d = beta_draws(rng, k_low, n_low - k_low + 1, draws)
         g_d = beta_draws(rng, c.tp + c.fn + 1, c.gate_missed, draws)
         f_d = beta_draws(rng, c.fp + 1, c.tn, draws)
         fp_d, _ = _flag_rates(np.ones(draws), f_d, exposure_low)
@@ -446,10 +456,14 @@ def rogan_gladen(
 
     def upper(c: ErrorRates) -> float:
         """97.5% point with no false flag at all, the positives found at c's lowest plausible sensitivity."""
-        r_d = beta_draws(rng, k_eff + 1, n_eff - k_eff, draws)
+        r_d = beta_draws(rng, k_up + 1, n_up - k_up, draws)
         s_d = beta_draws(rng, c.tp, c.fn + 1, draws)
-        g_d = beta_draws(rng, c.tp + c.fn, c.gate_missed + 1, draws)
-        pi_d = np.clip(r_d / np.maximum(s_d, 1e-12), 0.0, 1.0) * share / np.maximum(g_d, 1e-12)
+        g_d = np.maximum(beta_draws(rng, c.tp + c.fn, c.gate_missed + 1, draws), 1e-12)
+        theta_d = np.clip(r_d / np.maximum(s_d, 1e-12), 0.0, 1.0)
+        # Positives the gate stopped: a count, which with few found varies far more than found x (1-g) / g.
+        found = theta_d * items
+        missed = rng.negative_binomial(found + 1.0, g_d)
+        pi_d = theta_d * share * (found + missed) / np.maximum(found, 1e-12)
         pi_d *= 1.0 + population_rel_se * np.abs(rng.standard_normal(draws))
         return float(np.clip(np.quantile(pi_d, 0.975), 0.0, 1.0))
 
@@ -467,7 +481,7 @@ def rogan_gladen(
     fp_lower, fp_upper = min(a for a, _ in limits), max(b for _, b in limits)
     of_classified, of_population = names
     details = {
-        "flagged": float(k), "classified": float(n), "population": float(population), "effective_n": n_eff,
+        "flagged": float(k), "classified": float(n), "population": float(population), "effective_n": [n_low, n_up],
         "sensitivity": s, "false_positive_rate": f, "flagged_rate": rate,
         "false_flag_rate_ci95": [fp_lower, fp_upper], "evaluation": asdict(rates),
         "strata": [asdict(c) for c in strata],
@@ -486,7 +500,7 @@ def rogan_gladen(
     raw = float(theta * share / gate_recall)
     details["estimate_unclipped"] = raw
     details["gate_recall"] = gate_recall
-    if rate <= fp_upper:
+    if rate <= fp_upper or lo <= 0:
         # The flags could all be false, or all true: every plausible error rate has its say, so the bound is the
         # one no false positive would give. Fewer flags than false positives alone would give also means the
         # evaluation's negatives are harder than this corpus's.
