@@ -48,7 +48,7 @@ def _estimate(prev: tables.Prevalence | None) -> tuple[str, str]:
     if prev is None:
         return "–", ""
     if prev.headline is None:
-        return "not detectable", f"below {fmt.pct(prev.upper)}" if prev.upper is not None else ""
+        return prev.verdict, f"at most {fmt.pct(prev.upper)}" if prev.upper is not None else ""
     return fmt.pct_interval(prev.headline.estimate, prev.headline.low, prev.headline.high)
 
 

@@ -266,3 +266,25 @@ def test_bunched_false_flags_are_measured_and_shrink_the_false_flag_rate_of_docu
     # flags within a document, still covers the truth.
     assert independent.estimate is None or independent.estimate < 0.8 * positive.mean()
     assert independent.ci95[0] <= positive.mean() <= independent.ci95[1]
+
+
+def test_the_terminal_says_a_not_detectable_bound_in_plain_words_naming_its_population() -> None:
+    from audit.cli import headline_words
+
+    bound = {"estimate": None, "ci95": [0.0, 0.0542], "detectable": False, "population": "of documents",
+             "message": "at most 5.4% of documents; cannot be told from zero: ..."}
+    assert headline_words(bound) == "at most 5.42% of documents; cannot be told from zero"
+    found = {"estimate": 0.041, "ci95": [0.02, 0.063], "detectable": True, "population": "of documents"}
+    assert headline_words(found) == "4.10% of documents (95% interval 2.00%-6.30%)"
+    few = {**bound, "too_few": True, "message": "too few documents to estimate: only 18 documents ..."}
+    assert headline_words(few).startswith("too few documents to estimate: only 18")
+
+
+def test_too_few_documents_withholds_every_headline_and_names_the_counts() -> None:
+    docs = _docs(np.random.default_rng(2), 20, tokens=False)
+    totals = Totals(documents=60, characters=int(docs["characters"].sum()) * 3, passages=int(docs["passages"].sum()))
+    block = prevalence_block(docs, totals, EVALUATION, LABELS)
+    for label in LABELS:
+        entry = block[label]["documents"]
+        assert entry["estimate"] is None and entry["too_few"] and not entry["detectable"]
+        assert "too few documents to estimate" in entry["message"] and "20 documents that name AI" in entry["message"]
