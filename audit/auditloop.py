@@ -253,7 +253,37 @@ def estimate(run_dir: str | Path, labels_file: str | Path) -> dict:
                    for s in strata],
     }
     write_json_atomic(run.root / ESTIMATE_FILE, result)
+    if run.summary.is_file():  # labels beat the model: the summary leads with them from now on
+        summary = json.loads(run.summary.read_text())
+        write_json_atomic(run.summary, {**summary, "checked": checked_block(result)})
     return result
+
+
+POPULATION_WORDS = {"passages": "of the passages of documents that name AI",
+                    "gate_rejected_documents": "of the documents the gate passed over"}
+
+
+def checked_block(result: dict) -> dict:
+    """summary.json's `checked` block: the design-based (stratified) figures of estimate.json per label and
+    population, which lead the terminal and the report wherever they exist; the model's own figures stay where
+    they were (labels.*.prevalence) and are shown beside them."""
+    labels = {}
+    for label, units in result["labels"].items():
+        labels[label] = {}
+        for unit, entry in units.items():
+            stratified = entry["estimators"]["stratified"]
+            labels[label][unit] = {"estimate": stratified["estimate"], "ci95": stratified["ci95"],
+                                   "method": stratified["method"], "population": POPULATION_WORDS.get(unit, unit)}
+    return {"source": ESTIMATE_FILE, "labels_file": result["labels_file"], "labelled": result["labelled"],
+            "labels": labels}
+
+
+def checked_words(entry: dict) -> str:
+    """One checked figure in plain words, naming its population."""
+    lo, hi = entry["ci95"]
+    if entry["estimate"] is None:
+        return f"no estimate (a stratum has no labelled row); at most {hi:.2%} {entry['population']}"
+    return f"{entry['estimate']:.2%} {entry['population']} (95% interval {lo:.2%}-{hi:.2%})"
 
 
 def read_labels(path: str | Path, plan: dict) -> list[str]:
@@ -418,7 +448,12 @@ def render(result: dict) -> str:
         est = "n/a" if entry["estimate"] is None else f"{entry['estimate']:.4%}"
         return f"{est} [{entry['ci95'][0]:.4%}, {entry['ci95'][1]:.4%}]"
 
-    lines = [f"{result['labelled']} labelled rows"]
+    checked = checked_block(result)["labels"]
+    lines = [f"checked by people ({result['labelled']} labelled rows; design-based, needs no model):"]
+    for L, units in checked.items():
+        if L != "no_ai":
+            lines += [f"  {L:<14} {checked_words(entry)}" for entry in units.values()]
+    lines.append("every estimator:")
     for L, units in result["labels"].items():
         for unit, entry in units.items():
             e = entry["estimators"]

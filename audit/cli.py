@@ -70,6 +70,15 @@ def _print_summary(summary: dict, run_dir: Path) -> None:
     corpus = summary["corpus"]
     print(f"{corpus['documents']:,} documents in {corpus['shards']} shards ({corpus['shards_failed']} failed), "
           f"{corpus['passages']:,} passages, {corpus['passages_classified']:,} naming AI and classified")
+    checked = summary.get("checked")
+    if checked:
+        from .auditloop import checked_words
+
+        print(f"checked by people ({checked['labelled']:,} labelled rows, {checked['source']}); these lead:")
+        for label, units in checked["labels"].items():
+            if label != "no_ai":
+                print("\n".join(f"  {label:<14} {checked_words(entry)}" for entry in units.values()))
+        print("the model's figures beside them:")
     for label, block in summary["labels"].items():
         print(f"  {label:<14} {block['documents']:>8,} documents  {block['passages']:>8,} passages;  "
               f"{headline_words(block.get('prevalence', {}).get('documents', {}))}")

@@ -151,10 +151,11 @@ def _audited(run: RunData) -> Html:
         return fmt.pct_interval(e.estimate, e.low, e.high) if e else ("–", "")
 
     notes = any(r.note for r in rows)
-    body = [(_chip(r.label), r.population.replace("_", " "), *cells(r.stratified), *cells(r.ppi))
+    body = [(_chip(r.label), r.population_words, *cells(r.stratified), *cells(r.ppi))
             + ((r.note or "",) if notes else ()) for r in rows]
     return (el("h3", "Checked by people")
-            + el("p", f"{fmt.count(labelled)} sampled rows labelled by people (estimate.json): the design-based "
+            + el("p", f"{fmt.count(labelled)} sampled rows labelled by people (estimate.json). Labels beat the "
+                      "model: these figures lead, and the model's own estimates follow below them. The design-based "
                       "stratified estimate needs no model; PPI corrects the classifier's scores with the labels.")
             + table(["label", "population", "stratified", "95% interval", "PPI", "95% interval"]
                     + (["note"] if notes else []), body, numeric=(2, 3, 4, 5)))
@@ -166,10 +167,10 @@ def _headline(run: RunData, rows: list[tables.LabelHeadline]) -> Html:
                   "classifier flagged, not corrected for its errors.",
              class_="note-box") if not any(r.prevalence for r in rows) else Html("")
     return el("section",
-              el("h2", "Headline") + cards + raw + _ratio(rows)
+              el("h2", "Headline") + _audited(run) + cards + raw + _ratio(rows)
               + _figure(plots.prevalence(rows, "documents"), "Prevalence of each AI label with 95% intervals",
                         "Share of documents holding at least one passage of each label, with 95% intervals.")
-              + _prevalence_table(rows) + _audited(run),
+              + _prevalence_table(rows),
               id="headline")
 
 

@@ -158,6 +158,13 @@ class Audited:
     ppi: Estimate | None
     note: str | None
 
+    @property
+    def population_words(self) -> str:
+        """The population as a sentence names it ("of the documents the gate passed over")."""
+        from audit.auditloop import POPULATION_WORDS
+
+        return POPULATION_WORDS.get(self.population, self.population.replace("_", " "))
+
 
 def audited(run: RunData) -> tuple[int, list[Audited]] | None:
     """The human-audited estimates (`corpus-audit estimate`), with how many rows people labelled."""

@@ -332,3 +332,24 @@ def test_sample_and_estimate_recover_a_rate_planted_in_real_web_text(tmp_path: P
     for name, est in entry["estimators"].items():
         assert est["ci95"][0] <= true_share <= est["ci95"][1], f"{name}: {est['ci95']} misses {true_share:.4f}"
     assert result["labels"]["misaligned_ai"]["gate_rejected_documents"]["estimate"] == 0.0
+
+
+def test_labels_lead_the_summary_and_the_terminal(audited: dict, capsys: pytest.CaptureFixture) -> None:
+    """estimate writes a `checked` block into summary.json with the design-based figures; the scan's terminal
+    summary prints them first, in words naming their population, and the model's figures after them."""
+    from audit.cli import _print_summary
+
+    summary = json.loads((audited["root"] / "summary.json").read_text())
+    checked = summary["checked"]["labels"]["misaligned_ai"]
+    stratified = audited["result"]["labels"]["misaligned_ai"]["passages"]["estimators"]["stratified"]
+    assert checked["passages"]["estimate"] == stratified["estimate"]
+    assert checked["gate_rejected_documents"]["population"] == "of the documents the gate passed over"
+    assert summary["checked"]["labelled"] == 600
+    model_figures = {"documents": 3, "passages": 4, "prevalence": {"documents": {
+        "estimate": None, "ci95": [0.0, 0.05], "detectable": False, "population": "of documents"}}}
+    _print_summary({**summary, "corpus": {"documents": 10, "shards": 1, "shards_failed": 0, "passages": 40,
+                                          "passages_classified": 20},
+                    "labels": {"misaligned_ai": model_figures}, "failures": []}, audited["root"])
+    out = capsys.readouterr().out
+    assert out.index("checked by people") < out.index("at most 5.00% of documents; cannot be told from zero")
+    assert f"{stratified['estimate']:.2%} of the passages of documents that name AI" in out

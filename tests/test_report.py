@@ -19,6 +19,7 @@ import pytest
 from audit.errors import UsageError
 from audit.labels import AI_LABELS, LABELS
 from audit.reports import fmt, write_reports
+from audit.reports.html import LABEL_NOTES
 from audit.reports.markdown import md_code, md_text
 
 PAYLOADS = (
@@ -418,10 +419,15 @@ def test_human_audited_estimates_are_shown_when_estimate_json_exists(run):
     write_reports(run_dir)
     text = _visible_text((run_dir / "report.html").read_text())
     assert "Checked by people" in text and "240 sampled rows labelled by people" in text
-    section = text.split("Checked by people")[1].split("Where it concentrates")[0]
+    # Labels beat the model: the checked figures come first in the headline, before the model's cards.
+    headline = text.split("Checked by people")[1]
+    assert headline.index("240 sampled rows") < headline.index(LABEL_NOTES["misaligned_ai"])
+    section = headline.split("Where it concentrates")[0]
     for expected in (*fmt.pct_interval(0.0123, 0.008, 0.019), *fmt.pct_interval(0.0131, 0.009, 0.017)):
         assert section.count(expected) == 2 * len(LABELS), expected
-    assert "### Checked by people" in (run_dir / "report.md").read_text()
+    assert "of the documents the gate passed over" in section
+    markdown = (run_dir / "report.md").read_text()
+    assert "## Checked by people" in markdown and markdown.index("## Checked by people") < markdown.index("## Headline")
 
 
 def test_lorenz_curve_agrees_with_the_scan_gini():
