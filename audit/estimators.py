@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from math import lgamma
 
 import numpy as np
 
@@ -259,11 +260,58 @@ def within_document_correlation(flags: np.ndarray, passages: np.ndarray, positiv
 
 @dataclass(frozen=True)
 class Bunching:
-    """Within-document correlation of false flags: the point value and a 95% bootstrap range."""
+    """Within-document correlation of false flags: the point value and a 95% bootstrap range, and the check of
+    the fitted model (`check`: observed and predicted share of documents with two flags or more, and whether
+    they agree; when they do not, `low` is 0, independence, the most falsely flagged documents)."""
 
     correlation: float
     low: float
     high: float
+    check: dict = field(default_factory=dict)
+
+
+_LGAMMA = np.vectorize(lgamma, otypes=[np.float64])
+
+
+def _log_beta(x, y) -> np.ndarray:
+    return _LGAMMA(x) + _LGAMMA(y) - _LGAMMA(np.add(x, y))
+
+
+def _beta_binomial_tail(f: float, m: np.ndarray, rho: float) -> tuple[np.ndarray, np.ndarray]:
+    """P(X >= 1) and P(X >= 2) for X flagged of m passages, each falsely flagged at rate f with within-document
+    correlation rho (beta-binomial; binomial at rho 0)."""
+    m = np.asarray(m, dtype=np.float64)
+    f = min(max(f, 1e-9), 1 - 1e-9)
+    if rho <= 0:
+        zero, one = (1 - f) ** m, m * f * (1 - f) ** np.maximum(m - 1, 0)
+    else:
+        c = 1.0 / rho - 1.0
+        a, b = f * c, (1 - f) * c
+        zero = np.exp(_log_beta(a, m + b) - _log_beta(a, b))
+        one = m * np.exp(_log_beta(1 + a, np.maximum(m - 1, 0) + b) - _log_beta(a, b))
+    one = np.where(m >= 1, one, 0.0)
+    return 1 - zero, np.clip(1 - zero - one, 0.0, 1.0)
+
+
+def check_bunching(flags: np.ndarray, passages: np.ndarray, rho: float, positive_share: float,
+                   sensitivity: float) -> dict:
+    """Hold the fitted within-document model to what it was not fitted on: the moments fix the mean and the
+    pairs of flags, so the share of documents with two flags or more is a fair test. A positive document holds
+    one positive passage (flagged at `sensitivity`) among its m. Agreement: within 3 standard errors, or 10%."""
+    x = np.asarray(flags, dtype=np.float64)
+    m = np.asarray(passages, dtype=np.float64)
+    sums = _document_moments(x, m).sum(axis=1)
+    one, xs, ms = sums[:3] / max(sums[0], 1.0)
+    rate = float((xs - positive_share * sensitivity) / max(ms - positive_share, 1e-12))
+    counts, freq = np.unique(m, return_counts=True)
+    _, neg_two = _beta_binomial_tail(rate, counts, rho)
+    other_one, other_two = _beta_binomial_tail(rate, np.maximum(counts - 1, 0), rho)
+    pos_two = sensitivity * other_one + (1 - sensitivity) * other_two
+    predicted = float((((1 - positive_share) * neg_two + positive_share * pos_two) * freq).sum() / freq.sum())
+    observed = float(np.mean(x >= 2))
+    slack = max(3 * np.sqrt(max(predicted * (1 - predicted), 1e-12) / len(x)), 0.1 * predicted)
+    return {"statistic": "share of classified documents with two flagged passages or more",
+            "observed": observed, "predicted": predicted, "fits": bool(abs(observed - predicted) <= slack)}
 
 
 def document_bunching(flags: np.ndarray, passages: np.ndarray, rates: ErrorRates, rounds: int = 8,
@@ -271,7 +319,8 @@ def document_bunching(flags: np.ndarray, passages: np.ndarray, rates: ErrorRates
     """`within_document_correlation` with the share of positive documents it needs, found together with the
     adjusted estimate that depends on it (fixed-point rounds from "no positives"). The range: a Poisson
     bootstrap of the documents, at the fewest positives (none) for the low end and at the most the error rates
-    allow (Clopper-Pearson lower sensitivity and false-positive rate) for the high end."""
+    allow (Clopper-Pearson lower sensitivity and false-positive rate) for the high end. The fitted model is
+    checked (`check_bunching`); where it does not fit, the low end is independence."""
     flagged = np.array([float(np.mean(np.asarray(flags) > 0))])
     rng = np.random.default_rng(seed)
 
@@ -282,7 +331,8 @@ def document_bunching(flags: np.ndarray, passages: np.ndarray, rates: ErrorRates
             theta = float(np.clip(_adjusted_share(flagged, np.array([s]), np.array([f]), _exposure(passages, rho))[0], 0.0, 1.0))
         return theta, rho
 
-    _, rho = fixed_point(rates.sensitivity, rates.false_positive_rate)
+    theta, rho = fixed_point(rates.sensitivity, rates.false_positive_rate)
+    check = check_bunching(flags, passages, rho, theta, rates.sensitivity)
     s_low = float(np.quantile(beta_draws(rng, rates.tp, rates.fn + 1, DRAWS), 0.025))
     f_low = float(np.quantile(beta_draws(rng, rates.fp, rates.tn + 1, DRAWS), 0.025))
     theta_high, _ = fixed_point(s_low, f_low)
@@ -293,7 +343,7 @@ def document_bunching(flags: np.ndarray, passages: np.ndarray, rates: ErrorRates
     weighted = np.einsum("bk,qk->qb", rng.poisson(1.0, (resamples, block_sums.shape[1])), block_sums)
     low = float(np.quantile(_correlation_from_moments(weighted, 0.0, 0.0), 0.025))
     high = float(np.quantile(_correlation_from_moments(weighted, theta_high, s_low), 0.975))
-    return Bunching(rho, min(low, rho), max(high, rho))
+    return Bunching(rho, min(low, rho) if check["fits"] else 0.0, max(high, rho), check)
 
 
 @dataclass(frozen=True)
@@ -486,12 +536,16 @@ def rogan_gladen(
         "false_flag_rate_ci95": [fp_lower, fp_upper], "evaluation": asdict(rates),
         "strata": [asdict(c) for c in strata],
     }
+    documents_note = ""
     if exposure is not None:
         details["false_flag_bunching"] = asdict(bunching)
+        documents_note = ("; documents: a beta-binomial model of false flags within a document, fitted on this run "
+                          "and checked" + ("" if bunching.check.get("fits", True) else
+                                           " (it did not fit: the lower limit assumes independent false flags)"))
     method = ("rogan_gladen (misclassification-adjusted count at the evaluation's error rates; interval over every "
               "plausible error rate: upper limit with no false positives at the lowest plausible sensitivity, lower "
               "limit with the most false positives" + (", across the evaluation's strata" if strata else "")
-              + ("; positives the passage gate stops added back)" if rates.gate_missed else ")"))
+              + ("; positives the passage gate stops added back" if rates.gate_missed else "") + documents_note + ")")
     if s - f <= 0:
         return Estimate(None, (0.0, hi), method, detectable=False, details=details,
                         message=(f"at most {hi:.1%} {of_population}; cannot be told from zero: the classifier does "

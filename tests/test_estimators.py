@@ -288,3 +288,20 @@ def test_too_few_documents_withholds_every_headline_and_names_the_counts() -> No
         entry = block[label]["documents"]
         assert entry["estimate"] is None and entry["too_few"] and not entry["detectable"]
         assert "too few documents to estimate" in entry["message"] and "20 documents that name AI" in entry["message"]
+
+
+def test_the_within_document_model_is_checked_against_documents_with_two_flags() -> None:
+    """Beta-binomial false flags (correlation 0.2) pass the check; flags that come in pairs (every flagged
+    document has exactly two) have the same mean but not that shape, and fail it, which sends the lower limit to
+    independence."""
+    rng = np.random.default_rng(7)
+    rates = ErrorRates(tp=600, fn=400, fp=50, tn=9950)
+    passages = 1 + rng.poisson(8, 20_000)
+    c = 1 / 0.2 - 1
+    bunched = rng.binomial(passages, rng.beta(0.005 * c, 0.995 * c, 20_000))  # the evaluation's rate
+    good = document_bunching(bunched, passages, rates)
+    assert good.check["fits"], good.check
+    assert good.check["predicted"] == pytest.approx(good.check["observed"], rel=0.1)
+    pairs = np.where(rng.random(20_000) < 0.02, 2, 0)
+    bad = document_bunching(pairs, passages, rates)
+    assert not bad.check["fits"] and bad.low == 0.0, bad.check
