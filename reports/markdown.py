@@ -68,7 +68,7 @@ def _headline(rows: list[tables.LabelHeadline]) -> list[str]:
     methods = sorted({p.method for r in rows for p in r.prevalence if p.method})
     if methods:
         out += ["", "Headline estimator: " + ", ".join(md_code(m) for m in methods)]
-    notes = sorted({f"{md_text(p.message)}" for r in rows for p in r.prevalence if p.message})
+    notes = [f"`{r.label}`, {p.unit}: {md_text(p.message)}" for r in rows for p in r.prevalence if p.message]
     return out + ([""] + [f"- {n}" for n in notes] if notes else [])
 
 

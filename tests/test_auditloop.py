@@ -353,3 +353,11 @@ def test_labels_lead_the_summary_and_the_terminal(audited: dict, capsys: pytest.
     out = capsys.readouterr().out
     assert out.index("checked by people") < out.index("at most 5.00% of documents; cannot be told from zero")
     assert f"{stratified['estimate']:.2%} of the passages of documents that name AI" in out
+
+
+def test_a_new_summary_keeps_the_checked_block_while_estimate_json_exists(audited: dict) -> None:
+    from audit.rundir import RunDir
+    from audit.summary import _checked
+
+    assert _checked(RunDir(audited["root"]))["checked"]["labelled"] == 600
+    assert _checked(RunDir(audited["root"] / "elsewhere")) == {}
