@@ -447,8 +447,9 @@ def rogan_gladen(
     Each limit is a Monte Carlo quantile with the uncertain inputs drawn from their Clopper-Pearson confidence
     distributions (Beta(x, n-x+1) / Beta(x+1, n-x)) on the side that pushes it outward. The flagged rate counts
     `items` independent items, fewer when `rate_variance` (cluster-robust) says so. With `finite_population` (a
-    full scan, the target being the share in this very corpus) only classification noise counts. A population
-    estimated from a sample adds a normal factor with `population_rel_se`.
+    full scan, the target being the share in this very corpus) only classification noise counts for the lower
+    limit (the upper limit keeps the binomial). A population estimated from a sample adds a normal factor with
+    `population_rel_se`.
 
     Documents (`passages_per_item`): the upper limit needs no model of flags within a document (with no false
     flags, a positive document is flagged at least as often as its one positive passage). The point estimate and
@@ -475,22 +476,20 @@ def rogan_gladen(
     s, f = rates.sensitivity, rates.false_positive_rate
     (theta,) = _adjusted_share(np.array([rate]), np.array([s]), np.array([f]), exposure)
     n_eff = effective_size(rate, rate_variance, items)
-    (fp_point,), _ = _flag_rates(np.array([s]), np.array([f]), exposure)
-
-    def effective(noise: float) -> tuple[float, float]:
-        """(k, n) the flagged rate is worth. With `finite_population` only classification noise counts: the
-        flagged count given the truth varies by T s(1-s) + (n-T) f(1-f) (at the limit's own error rates), not by
-        the binomial n q(1-q)."""
-        size = n_eff
-        if finite_population and 0 < rate < 1:
-            size = n_eff / min(1.0, max(noise, 1e-12) / (rate * (1 - rate)))
-        return rate * size, size
+    (fp_point,), (s_point,) = _flag_rates(np.array([s]), np.array([f]), exposure)
 
     # The upper limit (no false flags) keeps the binomial: how many positives hide among the unflagged classified
     # items is the very thing it bounds, and few flags must not make that look certain.
     k_up, n_up = rate * n_eff, n_eff
-    t_low = min(max((rate - fp_point) / max(1 - fp_point, 1e-12), 0.0), 1.0)  # lower: all found, most false flags
-    k_low, n_low = effective((1 - t_low) * fp_point * (1 - fp_point))
+    # The lower limit: with `finite_population` (the target is the share in this very corpus) only classification
+    # noise counts, T s(1-s) + (n-T) f(1-f) at the evaluation's rates and the point estimate, not the binomial
+    # n q(1-q).
+    n_low = n_eff
+    if finite_population and 0 < rate < 1:
+        t = min(max(float(theta), 0.0), 1.0)
+        noise = t * s_point * (1 - s_point) + (1 - t) * fp_point * (1 - fp_point)
+        n_low = n_eff / min(1.0, max(noise, 1e-12) / (rate * (1 - rate)))
+    k_low = rate * n_low
     rng = np.random.default_rng(seed)
 
     def lower(c: ErrorRates) -> float:

@@ -24,8 +24,8 @@ from audit import auditloop
 from audit.classifiers import realdata
 from audit.gate import gate
 from audit.passages import split_passages
+from support import SHARDS
 
-SHARDS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "shards"
 DEV = Path(__file__).resolve().parents[1] / "classifiers" / "labels" / "dev.jsonl"
 
 
