@@ -305,3 +305,22 @@ def test_the_within_document_model_is_checked_against_documents_with_two_flags()
     pairs = np.where(rng.random(20_000) < 0.02, 2, 0)
     bad = document_bunching(pairs, passages, rates)
     assert not bad.check["fits"] and bad.low == 0.0, bad.check
+
+
+def test_evaluation_strata_add_their_error_rates_and_widen_the_interval_where_they_disagree() -> None:
+    """A web stratum of negatives only (a uniform sample: false positives on web text) borrows the pooled
+    sensitivity; an enriched stratum of positives only borrows the pooled false-positive rate. A web stratum
+    that flags more than the pooled rate lowers the lower limit: its rate is plausible too."""
+    labels = list(LABELS)
+    web = {"confusion": {"labels": labels, "matrix": [[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [30, 0, 0, 970]]}}
+    enriched = {"confusion": {"labels": labels, "matrix": [[40, 0, 10, 10], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]}}
+    evaluation = {**EVALUATION, "strata": {"web": web, "enriched": enriched}}
+    pooled = ErrorRates.from_evaluation(evaluation, ["misaligned_ai"])
+    web_rates, enriched_rates = ErrorRates.strata(evaluation, ["misaligned_ai"])
+    assert (web_rates.tp, web_rates.fn, web_rates.fp, web_rates.tn) == (pooled.tp, pooled.fn, 30, 970)
+    assert (enriched_rates.tp, enriched_rates.fn, enriched_rates.fp, enriched_rates.tn) == (40, 20, pooled.fp, pooled.tn)
+    alone = rogan_gladen(800, 10_000, pooled)
+    both = rogan_gladen(800, 10_000, pooled, strata=[web_rates, enriched_rates])
+    assert both.estimate == alone.estimate
+    assert both.ci95[0] < alone.ci95[0] and both.ci95[1] > alone.ci95[1]
+    assert ErrorRates.strata(EVALUATION, ["misaligned_ai"]) == []
