@@ -8,7 +8,8 @@ model is most and least likely to be wrong:
 - passages of gate-passed documents that the model called no_ai (misses hide here);
 - documents the gate passed over (never classified; misses of the gate hide here), labelled as whole documents.
 
-and draws an equal number from each (fewer where a stratum has fewer to offer). It writes the rows as JSON Lines
+and draws from each by Neyman allocation (in proportion to its size times the spread of its labels, guessed from
+the model's scores), with a floor per stratum (fewer where a stratum has fewer to offer). It writes the rows as JSON Lines
 and the plan (strata, their population sizes, the drawn rows and their scores) to RUN/audit_sample.json.
 
 `estimate` reads the labels so far (rows with no settled label, see agreement.py, are left out) and gives, per
@@ -27,8 +28,8 @@ import polars as pl
 
 from .atomic import write_json_atomic, write_text_atomic
 from .errors import UsageError
-from .estimators import Z95, beta_draws, wilson
 from .agreement import settled_labels
+from .estimators import beta_draws, wilson
 from .labels import AI_LABELS, LABELS
 from .rundir import SCHEMA_VERSION, RunDir
 from .scanner import SAMPLE_GATED, SAMPLE_REJECTED, doc_hash
@@ -38,6 +39,9 @@ PLAN_FILE = "audit_sample.json"
 ESTIMATE_FILE = "estimate.json"
 DRAWS = 20_000
 SEED = 20_260_127
+FLOOR = 0.2  # every stratum gets at least this share of an equal allocation
+MIN_RATE = 0.005  # the least spread a stratum is assumed to have when allocating labels
+FEW = 5  # a stratum with fewer labelled positives (or negatives) than this gets an exact interval in PPI
 
 
 @dataclass
@@ -63,7 +67,7 @@ def sample(run_dir: str | Path, n: int, out: str | Path, seed: int = 0) -> dict:
         raise UsageError(f"--n must be at least 1 (got {n})")
     run = _run(run_dir)
     strata, frames = _strata(run)
-    sizes = allocate(n, [len(frame) for frame in frames])
+    sizes = allocate(n, [len(frame) for frame in frames], [neyman_weight(s) for s in strata])
     rows: list[dict] = []
     for stratum, frame, size in zip(strata, frames, sizes):
         order = np.argsort([doc_hash(f"{d}#{i}", seed) for d, i in zip(frame["doc_id"], frame["passage_index"])], kind="stable")
@@ -83,17 +87,46 @@ def sample(run_dir: str | Path, n: int, out: str | Path, seed: int = 0) -> dict:
     return plan
 
 
-def allocate(n: int, capacities: list[int]) -> list[int]:
-    """Equal allocation across strata, a stratum never getting more than it holds; what a small stratum cannot
-    take goes to the others. Equal, not proportional: the small strata (high scores) decide precision, the large
-    ones (low scores) decide how much the model misses, and both need enough labels."""
-    sizes = [0] * len(capacities)
-    left = n
-    order = sorted(range(len(capacities)), key=lambda i: capacities[i])
-    for position, i in enumerate(order):
-        sizes[i] = min(capacities[i], left // (len(order) - position))
-        left -= sizes[i]
+def allocate(n: int, capacities: list[int], weights: list[float] | None = None) -> list[int]:
+    """Neyman allocation with a floor: first every stratum that holds rows gets FLOOR of an equal share (a guessed
+    spread near zero must not leave a stratum unlabelled: misses hide in the low-score strata), then the rest goes
+    in proportion to `weights` (stratum size x spread of its labels, see `neyman_weight`), which minimises the
+    variance of the stratified share. A stratum never gets more than it holds; what it cannot take goes to the
+    others. Without weights, the rest is shared equally. Deterministic (largest remainders, ties to the first)."""
+    count = len(capacities)
+    weights = [1.0] * count if weights is None else [max(float(w), 0.0) for w in weights]
+    open_ = [i for i in range(count) if capacities[i] > 0]
+    sizes = [0] * count
+    if not open_:
+        return sizes
+    if n < len(open_):  # fewer labels than strata: one each to the heaviest
+        for i in sorted(open_, key=lambda i: -weights[i])[:n]:
+            sizes[i] = 1
+        return sizes
+    floor = max(1, int(FLOOR * n / len(open_)))
+    for i in open_:
+        sizes[i] = min(capacities[i], floor)
+    left = n - sum(sizes)
+    while left > 0:
+        room = [i for i in open_ if sizes[i] < capacities[i]]
+        if not room:
+            break
+        total = sum(weights[i] for i in room)
+        shares = {i: left * (weights[i] / total if total > 0 else 1 / len(room)) for i in room}
+        add = {i: min(int(shares[i]), capacities[i] - sizes[i]) for i in room}
+        if not any(add.values()):
+            add[max(room, key=lambda i: (shares[i] - int(shares[i]), -i))] = 1
+        for i, extra in add.items():
+            sizes[i] += extra
+        left -= sum(add.values())
     return sizes
+
+
+def neyman_weight(stratum: Stratum, label: str = "misaligned_ai") -> float:
+    """Stratum size times the standard deviation of a label's indicator there, guessed from the model's mean
+    score (kept within [MIN_RATE, 1 - MIN_RATE]: a stratum the model scores at zero may still hide positives)."""
+    p = min(max(stratum.score_means.get(label, 0.0), MIN_RATE), 1 - MIN_RATE)
+    return stratum.population * float(np.sqrt(p * (1 - p)))
 
 
 def _run(run_dir: str | Path) -> RunDir:
@@ -223,7 +256,37 @@ def estimate(run_dir: str | Path, labels_file: str | Path) -> dict:
                    for s in strata],
     }
     write_json_atomic(run.root / ESTIMATE_FILE, result)
+    if run.summary.is_file():  # labels beat the model: the summary leads with them from now on
+        summary = json.loads(run.summary.read_text())
+        write_json_atomic(run.summary, {**summary, "checked": checked_block(result)})
     return result
+
+
+POPULATION_WORDS = {"passages": "of the passages of documents that name AI",
+                    "gate_rejected_documents": "of the documents the gate passed over"}
+
+
+def checked_block(result: dict) -> dict:
+    """summary.json's `checked` block: the design-based (stratified) figures of estimate.json per label and
+    population, which lead the terminal and the report wherever they exist; the model's own figures stay where
+    they were (labels.*.prevalence) and are shown beside them."""
+    labels = {}
+    for label, units in result["labels"].items():
+        labels[label] = {}
+        for unit, entry in units.items():
+            stratified = entry["estimators"]["stratified"]
+            labels[label][unit] = {"estimate": stratified["estimate"], "ci95": stratified["ci95"],
+                                   "method": stratified["method"], "population": POPULATION_WORDS.get(unit, unit)}
+    return {"source": ESTIMATE_FILE, "labels_file": result["labels_file"], "labelled": result["labelled"],
+            "labels": labels}
+
+
+def checked_words(entry: dict) -> str:
+    """One checked figure in plain words, naming its population."""
+    lo, hi = entry["ci95"]
+    if entry["estimate"] is None:
+        return f"no estimate (a stratum has no labelled row); at most {hi:.2%} {entry['population']}"
+    return f"{entry['estimate']:.2%} {entry['population']} (95% interval {lo:.2%}-{hi:.2%})"
 
 
 def _unit_estimates(parts: list[tuple[Stratum, np.ndarray, np.ndarray]], label: str) -> dict:
@@ -233,24 +296,31 @@ def _unit_estimates(parts: list[tuple[Stratum, np.ndarray, np.ndarray]], label: 
     return {**{k: stratified[k] for k in ("estimate", "ci95", "method")}, "estimators": {"stratified": stratified, "ppi": ppi}}
 
 
+def _exact_totals(rng: np.random.Generator, N: int, yh: np.ndarray, draws: int) -> tuple[np.ndarray, np.ndarray]:
+    """Draws of one stratum's positive total for the lower and the upper limit: the labelled rows as they are plus
+    the unlabelled rest drawn binomially at a rate from its Clopper-Pearson confidence distribution (Beta(y,
+    n-y+1) for the lower limit, Beta(y+1, n-y) for the upper). A sample with no positive still adds the
+    uncertainty it should, and a fully labelled stratum adds none."""
+    n, k = len(yh), float(np.sum(yh))
+    rest = max(N - n, 0)
+    low = k + rng.binomial(rest, beta_draws(rng, k, n - k + 1, draws))
+    high = k + rng.binomial(rest, beta_draws(rng, k + 1, n - k, draws))
+    return low, high
+
+
 def stratified_estimate(strata: list[tuple[int, np.ndarray]], draws: int = DRAWS, seed: int = SEED) -> dict:
     """Design-based share: sum of N_h x (labelled share in stratum h) over sum of N_h. Interval: Monte Carlo of
-    the stratum totals, the labelled rows as they are plus the unlabelled rest of each stratum drawn binomially
-    at a rate from its Clopper-Pearson confidence distribution (Beta(y, n-y+1) for the lower limit, Beta(y+1,
-    n-y) for the upper). A stratum whose sample holds no positive still adds the uncertainty it should, one
-    positive in a small sample does not make a rare stratum look common, and a fully labelled stratum adds none."""
+    the stratum totals (`_exact_totals`), the 2.5% point of the lower draws and the 97.5% point of the upper."""
     rng = np.random.default_rng(seed)
     total = sum(N for N, _ in strata)
     low, high = np.zeros(draws), np.zeros(draws)
     point = 0.0
     unlabelled = []
     for N, yh in strata:
-        n, k = len(yh), float(np.sum(yh))
-        rest = max(N - n, 0)
-        low += k + rng.binomial(rest, beta_draws(rng, k, n - k + 1, draws))
-        high += k + rng.binomial(rest, beta_draws(rng, k + 1, n - k, draws))
-        if n:
-            point += N * k / n
+        lo_h, hi_h = _exact_totals(rng, N, yh, draws)
+        low, high = low + lo_h, high + hi_h
+        if len(yh):
+            point += N * float(np.sum(yh)) / len(yh)
         else:
             unlabelled.append(N)
     ci95 = [float(np.quantile(low, 0.025)) / total, float(np.quantile(high, 0.975)) / total]
@@ -261,35 +331,47 @@ def stratified_estimate(strata: list[tuple[int, np.ndarray]], draws: int = DRAWS
     return out
 
 
-def ppi_estimate(strata: list[tuple[int, np.ndarray, np.ndarray, float]]) -> dict:
+def ppi_estimate(strata: list[tuple[int, np.ndarray, np.ndarray, float]], draws: int = DRAWS, seed: int = SEED) -> dict:
     """Prediction-powered inference, stratified and power-tuned (PPI++): in each stratum, lambda x the model's
     mean probability over all its items, plus the mean of (human label - lambda x model probability) over the
     labelled ones. lambda = cov(label, probability) / ((1 + n/N) var(probability)), clipped to [0, 1], takes
     the model only as far as it tracks people's labels; with lambda 0 it is the stratum's labelled share, so a
-    stratum where people found nothing cannot pull the estimate below zero. Normal interval from the
-    corrections' spread; where a stratum's labels are all alike, the spread cannot show what was not seen, so
-    the Wilson interval of its rate sets the spread when wider."""
+    stratum where people found nothing cannot pull the estimate below zero.
+
+    A normal interval holds only where a stratum's labels hold enough positives and negatives: a stratum with
+    fewer than FEW of either is estimated by its labelled share with the exact draws of the stratified estimate
+    (`_exact_totals`), the others by PPI with normal draws from the corrections' spread (finite-population
+    corrected); the limits are Monte Carlo quantiles of the sums."""
+    rng = np.random.default_rng(seed)
     total = sum(N for N, *_ in strata)
-    point, variance = 0.0, 0.0
+    point = 0.0
+    low, high = np.zeros(draws), np.zeros(draws)
+    exact = 0
     for N, yh, fh, mean_f in strata:
         n = len(yh)
         if n == 0:
             return {"estimate": None, "ci95": [0.0, 1.0], "method": "ppi (prediction-powered inference, stratified)",
                     "message": "a stratum has no labelled row"}
         k = float(yh.sum())
-        spread_f = float(np.var(fh, ddof=1)) if n > 1 else 0.0
+        if min(k, n - k) < FEW:
+            exact += 1
+            lo_h, hi_h = _exact_totals(rng, N, yh, draws)
+            point += N * k / n
+            low, high = low + lo_h, high + hi_h
+            continue
+        spread_f = float(np.var(fh, ddof=1))
         lam = float(np.clip(np.cov(yh, fh)[0, 1] / ((1 + n / N) * spread_f), 0.0, 1.0)) if spread_f > 0 else 0.0
         corrected = yh - lam * fh
-        spread = float(np.var(corrected, ddof=1)) / n if n > 1 else 0.0
-        if k in (0.0, float(n)):
-            lo, hi = wilson(k, n).ci95
-            spread = max(spread, (max(hi - k / n, k / n - lo) / Z95) ** 2)
-        w = N / total
-        point += w * (lam * mean_f + float(np.mean(corrected)))
-        variance += w * w * spread * max(0.0, 1.0 - n / N)
-    half = Z95 * np.sqrt(variance)
-    return {"estimate": min(max(point, 0.0), 1.0), "ci95": [max(0.0, float(point - half)), min(1.0, float(point + half))],
-            "method": "ppi++ (prediction-powered inference, stratified, power-tuned; normal interval)"}
+        mean_h = lam * mean_f + float(np.mean(corrected))
+        sd_h = np.sqrt(float(np.var(corrected, ddof=1)) / n * max(0.0, 1.0 - n / N))
+        noise = N * sd_h * rng.standard_normal(draws)
+        point += N * mean_h
+        low, high = low + N * mean_h + noise, high + N * mean_h + noise
+    method = "ppi++ (prediction-powered inference, stratified, power-tuned; normal interval"
+    method += f"; {exact} stratum/strata with fewer than {FEW} positives or negatives: exact)" if exact else ")"
+    return {"estimate": min(max(point / total, 0.0), 1.0),
+            "ci95": [max(0.0, float(np.quantile(low, 0.025)) / total), min(1.0, float(np.quantile(high, 0.975)) / total)],
+            "method": method}
 
 
 def _stratum_report(stratum: Stratum, human: list[str], rows: list[dict]) -> dict:
@@ -316,7 +398,12 @@ def render(result: dict) -> str:
         est = "n/a" if entry["estimate"] is None else f"{entry['estimate']:.4%}"
         return f"{est} [{entry['ci95'][0]:.4%}, {entry['ci95'][1]:.4%}]"
 
-    lines = [f"{result['labelled']} labelled rows"]
+    checked = checked_block(result)["labels"]
+    lines = [f"checked by people ({result['labelled']} labelled rows; design-based, needs no model):"]
+    for L, units in checked.items():
+        if L != "no_ai":
+            lines += [f"  {L:<14} {checked_words(entry)}" for entry in units.values()]
+    lines.append("every estimator:")
     for L, units in result["labels"].items():
         for unit, entry in units.items():
             e = entry["estimators"]

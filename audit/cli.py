@@ -86,15 +86,35 @@ def _print_summary(summary: dict, run_dir: Path) -> None:
     corpus = summary["corpus"]
     print(f"{corpus['documents']:,} documents in {corpus['shards']} shards ({corpus['shards_failed']} failed), "
           f"{corpus['passages']:,} passages, {corpus['passages_classified']:,} naming AI and classified")
+    checked = summary.get("checked")
+    if checked:
+        from .auditloop import checked_words
+
+        print(f"checked by people ({checked['labelled']:,} labelled rows, {checked['source']}); these lead:")
+        for label, units in checked["labels"].items():
+            if label != "no_ai":
+                print("\n".join(f"  {label:<14} {checked_words(entry)}" for entry in units.values()))
+        print("the model's figures beside them:")
     for label, block in summary["labels"].items():
-        head = block.get("prevalence", {}).get("documents", {})
-        share = head.get("estimate")
-        ci = head.get("ci95")
-        shown = f"{share:.4%} [{ci[0]:.4%}, {ci[1]:.4%}]" if share is not None and ci else head.get("message", "n/a")
-        print(f"  {label:<14} {block['documents']:>8,} documents  {block['passages']:>8,} passages  prevalence (documents) {shown}")
+        print(f"  {label:<14} {block['documents']:>8,} documents  {block['passages']:>8,} passages;  "
+              f"{headline_words(block.get('prevalence', {}).get('documents', {}))}")
     for failure in summary["failures"]:
         print(f"FAILED {failure['input']}: {failure['error']}", file=sys.stderr)
     print(f"run directory: {run_dir}  (report: {run_dir / 'report.html'})")
+
+
+def headline_words(head: dict) -> str:
+    """A documents headline in plain words, naming its population: "4.1% of documents (95% interval 2.0-6.3%)",
+    "at most 5.4% of documents; cannot be told from zero", or "too few documents to estimate (...)"."""
+    population = head.get("population", "of documents")
+    share, ci = head.get("estimate"), head.get("ci95")
+    if share is not None and ci:
+        return f"{share:.2%} {population} (95% interval {ci[0]:.2%}-{ci[1]:.2%})"
+    if head.get("too_few"):
+        return head.get("message", "too few documents to estimate")
+    if ci:
+        return f"at most {ci[1]:.2%} {population}; cannot be told from zero"
+    return head.get("message", "no estimate")
 
 
 def _report_parser(commands: argparse._SubParsersAction) -> None:

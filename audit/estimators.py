@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from math import lgamma
 
 import numpy as np
 
@@ -84,8 +85,10 @@ class ErrorRates:
         return self.fp / (self.fp + self.tn)
 
     @classmethod
-    def from_confusion(cls, labels: Sequence[str], matrix: Sequence[Sequence[int]], positive: Iterable[str]) -> ErrorRates:
-        """Collapse a square confusion matrix (rows: true label, columns: predicted label) to positive-vs-rest."""
+    def from_confusion(cls, labels: Sequence[str], matrix: Sequence[Sequence[int]], positive: Iterable[str],
+                       partial: bool = False) -> ErrorRates:
+        """Collapse a square confusion matrix (rows: true label, columns: predicted label) to positive-vs-rest.
+        `partial` allows a matrix without positives or without negatives (a stratum may hold only one side)."""
         m = np.asarray(matrix, dtype=np.int64)
         if m.ndim != 2 or m.shape != (len(labels), len(labels)):
             raise ValueError(f"confusion matrix must be {len(labels)}x{len(labels)} for labels {list(labels)}, got shape {m.shape}")
@@ -98,12 +101,33 @@ class ErrorRates:
         fn = int(m[np.ix_(pos, ~pos)].sum())
         fp = int(m[np.ix_(~pos, pos)].sum())
         tn = int(m[np.ix_(~pos, ~pos)].sum())
-        if tp + fn == 0 or fp + tn == 0:
+        if not partial and (tp + fn == 0 or fp + tn == 0):
             raise ValueError(f"the evaluation set has no {'positives' if tp + fn == 0 else 'negatives'} for {sorted(wanted)}")
         return cls(tp=tp, fn=fn, fp=fp, tn=tn)
 
     @classmethod
-    def from_evaluation(cls, evaluation: Mapping, positive: Sequence[str], unit: str = "documents") -> ErrorRates:
+    def strata(cls, evaluation: Mapping, positive: Sequence[str], unit: str = "documents") -> list[ErrorRates]:
+        """Error rates per labelled stratum of the evaluation (`evaluation["strata"]`: stratum name -> an evaluation
+        of the same shape, each from a recorded sampling design, e.g. a uniform sample of gated web passages and
+        enriched strata). A stratum that holds only negatives gives a false-positive rate and borrows the pooled
+        sensitivity; one with only positives gives a sensitivity and borrows the pooled false-positive rate. Empty
+        when the evaluation records no strata (then the pooled rates stand alone)."""
+        pooled = cls.from_evaluation(evaluation, positive, unit)
+        out = []
+        for stratum in (evaluation.get("strata") or {}).values():
+            found = cls.from_evaluation(stratum, positive, unit, partial=True)
+            has_positives, has_negatives = found.tp + found.fn > 0, found.fp + found.tn > 0
+            if has_positives or has_negatives:
+                out.append(cls(
+                    tp=found.tp if has_positives else pooled.tp, fn=found.fn if has_positives else pooled.fn,
+                    fp=found.fp if has_negatives else pooled.fp, tn=found.tn if has_negatives else pooled.tn,
+                    gate_missed=found.gate_missed if has_positives else pooled.gate_missed,
+                ))
+        return out
+
+    @classmethod
+    def from_evaluation(cls, evaluation: Mapping, positive: Sequence[str], unit: str = "documents",
+                        partial: bool = False) -> ErrorRates:
         """From a model's recorded evaluation (`training.evaluate`), for one estimation unit.
 
         With the passage gate's figures in it, false positives are counted per gated piece of the negative
@@ -114,11 +138,11 @@ class ErrorRates:
         gated = evaluation.get("confusion_gated")
         if not gated:
             confusion = evaluation["confusion"]
-            return cls.from_confusion(confusion["labels"], confusion["matrix"], positive)
+            return cls.from_confusion(confusion["labels"], confusion["matrix"], positive, partial)
         pieces = evaluation["confusion_pieces"]
-        per_piece = cls.from_confusion(pieces["labels"], pieces["matrix"], positive)
+        per_piece = cls.from_confusion(pieces["labels"], pieces["matrix"], positive, partial)
         if unit == "documents":
-            found = cls.from_confusion(gated["labels"], gated["matrix"], positive)
+            found = cls.from_confusion(gated["labels"], gated["matrix"], positive, partial)
             support, passed = evaluation["per_label"], evaluation["gate_passed"]
             missed = sum(int(support[label]["support"]) - int(passed[label]) for label in positive)
         else:
@@ -236,11 +260,58 @@ def within_document_correlation(flags: np.ndarray, passages: np.ndarray, positiv
 
 @dataclass(frozen=True)
 class Bunching:
-    """Within-document correlation of false flags: the point value and a 95% bootstrap range."""
+    """Within-document correlation of false flags: the point value and a 95% bootstrap range, and the check of
+    the fitted model (`check`: observed and predicted share of documents with two flags or more, and whether
+    they agree; when they do not, `low` is 0, independence, the most falsely flagged documents)."""
 
     correlation: float
     low: float
     high: float
+    check: dict = field(default_factory=dict)
+
+
+_LGAMMA = np.vectorize(lgamma, otypes=[np.float64])
+
+
+def _log_beta(x, y) -> np.ndarray:
+    return _LGAMMA(x) + _LGAMMA(y) - _LGAMMA(np.add(x, y))
+
+
+def _beta_binomial_tail(f: float, m: np.ndarray, rho: float) -> tuple[np.ndarray, np.ndarray]:
+    """P(X >= 1) and P(X >= 2) for X flagged of m passages, each falsely flagged at rate f with within-document
+    correlation rho (beta-binomial; binomial at rho 0)."""
+    m = np.asarray(m, dtype=np.float64)
+    f = min(max(f, 1e-9), 1 - 1e-9)
+    if rho <= 0:
+        zero, one = (1 - f) ** m, m * f * (1 - f) ** np.maximum(m - 1, 0)
+    else:
+        c = 1.0 / rho - 1.0
+        a, b = f * c, (1 - f) * c
+        zero = np.exp(_log_beta(a, m + b) - _log_beta(a, b))
+        one = m * np.exp(_log_beta(1 + a, np.maximum(m - 1, 0) + b) - _log_beta(a, b))
+    one = np.where(m >= 1, one, 0.0)
+    return 1 - zero, np.clip(1 - zero - one, 0.0, 1.0)
+
+
+def check_bunching(flags: np.ndarray, passages: np.ndarray, rho: float, positive_share: float,
+                   sensitivity: float) -> dict:
+    """Hold the fitted within-document model to what it was not fitted on: the moments fix the mean and the
+    pairs of flags, so the share of documents with two flags or more is a fair test. A positive document holds
+    one positive passage (flagged at `sensitivity`) among its m. Agreement: within 3 standard errors, or 10%."""
+    x = np.asarray(flags, dtype=np.float64)
+    m = np.asarray(passages, dtype=np.float64)
+    sums = _document_moments(x, m).sum(axis=1)
+    one, xs, ms = sums[:3] / max(sums[0], 1.0)
+    rate = float((xs - positive_share * sensitivity) / max(ms - positive_share, 1e-12))
+    counts, freq = np.unique(m, return_counts=True)
+    _, neg_two = _beta_binomial_tail(rate, counts, rho)
+    other_one, other_two = _beta_binomial_tail(rate, np.maximum(counts - 1, 0), rho)
+    pos_two = sensitivity * other_one + (1 - sensitivity) * other_two
+    predicted = float((((1 - positive_share) * neg_two + positive_share * pos_two) * freq).sum() / freq.sum())
+    observed = float(np.mean(x >= 2))
+    slack = max(3 * np.sqrt(max(predicted * (1 - predicted), 1e-12) / len(x)), 0.1 * predicted)
+    return {"statistic": "share of classified documents with two flagged passages or more",
+            "observed": observed, "predicted": predicted, "fits": bool(abs(observed - predicted) <= slack)}
 
 
 def document_bunching(flags: np.ndarray, passages: np.ndarray, rates: ErrorRates, rounds: int = 8,
@@ -248,7 +319,8 @@ def document_bunching(flags: np.ndarray, passages: np.ndarray, rates: ErrorRates
     """`within_document_correlation` with the share of positive documents it needs, found together with the
     adjusted estimate that depends on it (fixed-point rounds from "no positives"). The range: a Poisson
     bootstrap of the documents, at the fewest positives (none) for the low end and at the most the error rates
-    allow (Clopper-Pearson lower sensitivity and false-positive rate) for the high end."""
+    allow (Clopper-Pearson lower sensitivity and false-positive rate) for the high end. The fitted model is
+    checked (`check_bunching`); where it does not fit, the low end is independence."""
     flagged = np.array([float(np.mean(np.asarray(flags) > 0))])
     rng = np.random.default_rng(seed)
 
@@ -259,7 +331,8 @@ def document_bunching(flags: np.ndarray, passages: np.ndarray, rates: ErrorRates
             theta = float(np.clip(_adjusted_share(flagged, np.array([s]), np.array([f]), _exposure(passages, rho))[0], 0.0, 1.0))
         return theta, rho
 
-    _, rho = fixed_point(rates.sensitivity, rates.false_positive_rate)
+    theta, rho = fixed_point(rates.sensitivity, rates.false_positive_rate)
+    check = check_bunching(flags, passages, rho, theta, rates.sensitivity)
     s_low = float(np.quantile(beta_draws(rng, rates.tp, rates.fn + 1, DRAWS), 0.025))
     f_low = float(np.quantile(beta_draws(rng, rates.fp, rates.tn + 1, DRAWS), 0.025))
     theta_high, _ = fixed_point(s_low, f_low)
@@ -270,7 +343,7 @@ def document_bunching(flags: np.ndarray, passages: np.ndarray, rates: ErrorRates
     weighted = np.einsum("bk,qk->qb", rng.poisson(1.0, (resamples, block_sums.shape[1])), block_sums)
     low = float(np.quantile(_correlation_from_moments(weighted, 0.0, 0.0), 0.025))
     high = float(np.quantile(_correlation_from_moments(weighted, theta_high, s_low), 0.975))
-    return Bunching(rho, min(low, rho), max(high, rho))
+    return Bunching(rho, min(low, rho) if check["fits"] else 0.0, max(high, rho), check)
 
 
 @dataclass(frozen=True)
@@ -348,6 +421,7 @@ def rogan_gladen(
     n: float,
     rates: ErrorRates,
     *,
+    strata: Sequence[ErrorRates] = (),
     items: float | None = None,
     rate_variance: float | None = None,
     population: float | None = None,
@@ -355,6 +429,7 @@ def rogan_gladen(
     passages_per_item: np.ndarray | None = None,
     bunching: Bunching | None = None,
     finite_population: bool = True,
+    names: tuple[str, str] = ("of the classified part", "of the population"),
     draws: int = DRAWS,
     seed: int = SEED,
 ) -> Estimate:
@@ -362,18 +437,29 @@ def rogan_gladen(
     the true positive amount is (k - f n) / (s - f) for sensitivity s and false-positive rate f. Amounts outside
     the classified part (`population` - `n`, e.g. documents the gate passed over) count as negatives.
 
-    Interval: Monte Carlo over the three uncertain inputs, each drawn from its Clopper-Pearson confidence
-    distribution (Beta(x, n-x+1) / Beta(x+1, n-x)), the side that pushes the result down for the lower limit and
-    up for the upper limit; the limits are the 2.5% and 97.5% points. The flagged rate counts `items` independent
-    items, fewer when `rate_variance` (cluster-robust) says so. With `finite_population` (a full scan, the target
-    being the share in this very corpus) only classification noise counts: the flagged count given the truth
-    varies by T s(1-s) + (n-T) f(1-f), not by the binomial n q(1-q). A population estimated from a sample adds a
-    normal factor with `population_rel_se`. For documents (`passages_per_item`, false flags bunched as
-    `bunching` says, see `document_bunching`), the estimate and upper limit assume a positive document holds one
-    positive passage, the lower limit that it is surely flagged (many).
+    The point estimate uses the evaluation's pooled rates (`rates`). The interval does not rest on them alone,
+    because a corpus unlike the evaluation set may have other error rates (transfer uncertainty):
+    - its upper limit lets the false-positive rate be anything from zero up (every flag may be true; the flagged
+      rate alone cannot rule that out) at the lowest plausible sensitivity and gate recall;
+    - its lower limit takes the highest plausible false-flag rate and a sensitivity of one;
+    - "plausible" spans the pooled rates and every stratum's (`strata`: error rates of the evaluation's labelled
+      strata, each from a recorded sampling design), so where strata disagree the interval covers all of them.
+    Each limit is a Monte Carlo quantile with the uncertain inputs drawn from their Clopper-Pearson confidence
+    distributions (Beta(x, n-x+1) / Beta(x+1, n-x)) on the side that pushes it outward. The flagged rate counts
+    `items` independent items, fewer when `rate_variance` (cluster-robust) says so. With `finite_population` (a
+    full scan, the target being the share in this very corpus) only classification noise counts for the lower
+    limit (the upper limit keeps the binomial). A population estimated from a sample adds a normal factor with
+    `population_rel_se`.
 
-    When k is within what false positives alone could produce (the flagged rate does not exceed the 97.5% upper
-    limit of the false-positive rate), no estimate is given: `detectable` is False and `ci95` is [0, upper]."""
+    Documents (`passages_per_item`): the upper limit needs no model of flags within a document (with no false
+    flags, a positive document is flagged at least as often as its one positive passage). The point estimate and
+    the lower limit use the beta-binomial model of false flags within documents fitted on this corpus
+    (`bunching`, see `document_bunching`), the lower limit at its least bunched end with many positive passages.
+
+    When the flagged rate is within what false positives alone could produce under some plausible rate (not above
+    the highest 97.5% false-flag limit, or the lower limit is zero), no estimate is given: `detectable` is False and `ci95` is [0, upper].
+    `names` name the classified part and the population for the messages ("of documents that name AI", "of
+    documents")."""
     if n <= 0:
         raise ValueError("rogan_gladen needs a positive classified amount n")
     if not 0 <= k <= n:
@@ -384,75 +470,100 @@ def rogan_gladen(
     items = n if items is None else items
     bunching = bunching or Bunching(0.0, 0.0, 0.0)
     exposure = _exposure(passages_per_item, bunching.correlation)
-    # Stronger bunching means fewer falsely flagged documents, hence more true ones: each limit takes its side.
-    exposure_low = _exposure(passages_per_item, bunching.low)
-    exposure_high = _exposure(passages_per_item, bunching.high)
+    exposure_low = _exposure(passages_per_item, bunching.low)  # least bunched: the most falsely flagged documents
     share = n / population
     rate = k / n
     s, f = rates.sensitivity, rates.false_positive_rate
     (theta,) = _adjusted_share(np.array([rate]), np.array([s]), np.array([f]), exposure)
     n_eff = effective_size(rate, rate_variance, items)
+    (fp_point,), (s_point,) = _flag_rates(np.array([s]), np.array([f]), exposure)
+
+    # The upper limit (no false flags) keeps the binomial: how many positives hide among the unflagged classified
+    # items is the very thing it bounds, and few flags must not make that look certain.
+    k_up, n_up = rate * n_eff, n_eff
+    # The lower limit: with `finite_population` (the target is the share in this very corpus) only classification
+    # noise counts, T s(1-s) + (n-T) f(1-f) at the evaluation's rates and the point estimate, not the binomial
+    # n q(1-q).
+    n_low = n_eff
     if finite_population and 0 < rate < 1:
-        (fp,), (s_item,) = _flag_rates(np.array([s]), np.array([f]), exposure)
-        t = min(max(theta, 0.0), 1.0)
-        noise = t * s_item * (1 - s_item) + (1 - t) * fp * (1 - fp)
-        n_eff /= min(1.0, max(noise, 1e-12) / (rate * (1 - rate)))
-    k_eff = rate * n_eff
-
-    def limit(up: bool, q: float, false_positives: bool = True) -> float:
-        r_d = beta_draws(rng, k_eff + up, n_eff - k_eff + (not up), draws)
-        s_d = beta_draws(rng, rates.tp + (not up), rates.fn + up, draws)
-        reached = rates.tp + rates.fn
-        g_d = beta_draws(rng, reached + (not up), rates.gate_missed + up, draws)
-        f_d = beta_draws(rng, rates.fp + (not up), rates.tn + up, draws) if false_positives else np.zeros(draws)
-        if exposure is not None and not up:
-            # A positive document may hold many positive passages and then is all but surely flagged: the lower
-            # limit takes that extreme (document sensitivity 1); the estimate and upper limit take one passage.
-            fp_d, _ = _flag_rates(s_d, f_d, exposure_low)
-            theta_d = (r_d - fp_d) / np.maximum(1.0 - fp_d, 1e-12)
-        else:
-            theta_d = _adjusted_share(r_d, s_d, f_d, exposure_high)
-        pi_d = np.clip(theta_d, 0.0, 1.0) * share / np.maximum(g_d, 1e-12)
-        pi_d *= 1.0 + (1 if up else -1) * population_rel_se * np.abs(rng.standard_normal(draws))
-        return float(np.clip(np.quantile(pi_d, q), 0.0, 1.0))
-
+        t = min(max(float(theta), 0.0), 1.0)
+        noise = t * s_point * (1 - s_point) + (1 - t) * fp_point * (1 - fp_point)
+        n_low = n_eff / min(1.0, max(noise, 1e-12) / (rate * (1 - rate)))
+    k_low = rate * n_low
     rng = np.random.default_rng(seed)
-    lo, hi = limit(False, 0.025), limit(True, 0.975)
-    # Clopper-Pearson limits of the false-positive rate (quantiles of its Beta confidence distributions).
-    f_lower = float(np.quantile(beta_draws(rng, rates.fp, rates.tn + 1, draws), 0.025))
-    f_upper = float(np.quantile(beta_draws(rng, rates.fp + 1, rates.tn, draws), 0.975))
-    (fp_lower, fp_upper), _ = _flag_rates(np.array([s, s]), np.array([f_lower, f_upper]), exposure)
+
+    def lower(c: ErrorRates) -> float:
+        """2.5% point with the most false flags c allows and every positive found (after the gate)."""
+        r_d = beta_draws(rng, k_low, n_low - k_low + 1, draws)
+        g_d = beta_draws(rng, c.tp + c.fn + 1, c.gate_missed, draws)
+        f_d = beta_draws(rng, c.fp + 1, c.tn, draws)
+        fp_d, _ = _flag_rates(np.ones(draws), f_d, exposure_low)
+        theta_d = (r_d - fp_d) / np.maximum(1.0 - fp_d, 1e-12)
+        pi_d = np.clip(theta_d, 0.0, 1.0) * share / np.maximum(g_d, 1e-12)
+        pi_d *= 1.0 - population_rel_se * np.abs(rng.standard_normal(draws))
+        return float(np.clip(np.quantile(pi_d, 0.025), 0.0, 1.0))
+
+    def upper(c: ErrorRates) -> float:
+        """97.5% point with no false flag at all, the positives found at c's lowest plausible sensitivity."""
+        r_d = beta_draws(rng, k_up + 1, n_up - k_up, draws)
+        s_d = beta_draws(rng, c.tp, c.fn + 1, draws)
+        g_d = np.maximum(beta_draws(rng, c.tp + c.fn, c.gate_missed + 1, draws), 1e-12)
+        theta_d = np.clip(r_d / np.maximum(s_d, 1e-12), 0.0, 1.0)
+        # Positives the gate stopped: a count, which with few found varies far more than found x (1-g) / g.
+        found = theta_d * items
+        missed = rng.negative_binomial(found + 1.0, g_d)
+        pi_d = theta_d * share * (found + missed) / np.maximum(found, 1e-12)
+        pi_d *= 1.0 + population_rel_se * np.abs(rng.standard_normal(draws))
+        return float(np.clip(np.quantile(pi_d, 0.975), 0.0, 1.0))
+
+    def false_flag_limits(c: ErrorRates) -> tuple[float, float]:
+        """Clopper-Pearson limits of the share of classified items c's false-positive rate would flag."""
+        f_lo = float(np.quantile(beta_draws(rng, c.fp, c.tn + 1, draws), 0.025))
+        f_hi = float(np.quantile(beta_draws(rng, c.fp + 1, c.tn, draws), 0.975))
+        (lo_flag, hi_flag), _ = _flag_rates(np.array([s, s]), np.array([f_lo, f_hi]), exposure)
+        return float(lo_flag), float(hi_flag)
+
+    candidates = [rates, *strata]
+    lo = min(lower(c) for c in candidates)
+    hi = max(upper(c) for c in candidates)
+    limits = [false_flag_limits(c) for c in candidates]
+    fp_lower, fp_upper = min(a for a, _ in limits), max(b for _, b in limits)
+    of_classified, of_population = names
     details = {
-        "flagged": float(k), "classified": float(n), "population": float(population), "effective_n": n_eff,
-        "sensitivity": s, "false_positive_rate": f, "false_positive_rate_ci95": [f_lower, f_upper],
-        "flagged_rate": rate, "false_flag_rate_ci95": [float(fp_lower), float(fp_upper)], "evaluation": asdict(rates),
+        "flagged": float(k), "classified": float(n), "population": float(population), "effective_n": [n_low, n_up],
+        "sensitivity": s, "false_positive_rate": f, "flagged_rate": rate,
+        "false_flag_rate_ci95": [fp_lower, fp_upper], "evaluation": asdict(rates),
+        "strata": [asdict(c) for c in strata],
     }
+    documents_note = ""
     if exposure is not None:
         details["false_flag_bunching"] = asdict(bunching)
-    method = "rogan_gladen (misclassification-adjusted count; evaluation-set uncertainty propagated by Monte Carlo"
-    method += "; positives the passage gate stops added back)" if rates.gate_missed else ")"
+        documents_note = ("; documents: a beta-binomial model of false flags within a document, fitted on this run "
+                          "and checked" + ("" if bunching.check.get("fits", True) else
+                                           " (it did not fit: the lower limit assumes independent false flags)"))
+    method = ("rogan_gladen (misclassification-adjusted count at the evaluation's error rates; interval over every "
+              "plausible error rate: upper limit with no false positives at the lowest plausible sensitivity, lower "
+              "limit with the most false positives" + (", across the evaluation's strata" if strata else "")
+              + ("; positives the passage gate stops added back" if rates.gate_missed else "") + documents_note + ")")
     if s - f <= 0:
-        return Estimate(None, (0.0, 1.0), method, detectable=False, details=details,
-                        message="the classifier does not separate this label from the rest (sensitivity <= false-positive rate)")
+        return Estimate(None, (0.0, hi), method, detectable=False, details=details,
+                        message=(f"at most {hi:.1%} {of_population}; cannot be told from zero: the classifier does "
+                                 "not separate this label from the rest (sensitivity <= false-positive rate)"))
     gate_recall = rates.gate_recall
     raw = float(theta * share / gate_recall)
     details["estimate_unclipped"] = raw
     details["gate_recall"] = gate_recall
-    if rate < fp_lower:
-        # Fewer flags than false positives alone would give: the evaluation's negatives are harder than this
-        # corpus's, so its false-positive rate does not apply here. Only "no more than all flags, found at the
-        # sensitivity's rate" is safe.
-        return Estimate(
-            None, (0.0, limit(True, 0.975, false_positives=False)), method, detectable=False, details=details,
-            message=(f"the flagged rate {rate:.3g} is below the false-flag rate the evaluation predicts "
-                     f"({float(fp_lower):.3g} or more): its false-positive rate does not fit this corpus; the upper "
-                     "bound assumes no false positives"),
-        )
-    if rate <= fp_upper:
+    if rate <= fp_upper or lo <= 0:
+        # The flags could all be false, or all true: every plausible error rate has its say, so the bound is the
+        # one no false positive would give. Fewer flags than false positives alone would give also means the
+        # evaluation's negatives are harder than this corpus's.
+        why = ("below the share false positives alone would flag at the evaluation's rate "
+               f"({fp_lower:.1%} or more), so that rate does not fit this corpus" if rate < fp_lower else
+               f"within what false positives alone could flag (up to {fp_upper:.1%})")
         return Estimate(
             None, (0.0, hi), method, detectable=False, details=details,
-            message=(f"the flagged rate {rate:.3g} is within what false positives alone could produce "
-                     f"(up to {float(fp_upper):.3g}); only an upper bound is reported"),
+            message=(f"at most {hi:.1%} {of_population}; cannot be told from zero: {rate:.1%} {of_classified} "
+                     f"were flagged, {why}; the bound allows every false-positive rate from zero up"),
         )
     est = min(max(raw, 0.0), share / gate_recall, 1.0)
     return Estimate(est, (min(lo, est), max(hi, est)), method, clipped=est != raw, details=details)
@@ -495,10 +606,22 @@ def _unit_inputs(docs: Mapping[str, np.ndarray], names: Sequence[str]) -> dict[s
     return out
 
 
-def _unit_block(unit: str, inp: dict, population: float, rates: ErrorRates | str, passages: np.ndarray,
-                sampled: bool, population_rel_se: float) -> dict[str, Estimate]:
-    """Every estimator for one unit; the adjusted one only when the model's error rates are known (`rates` is
-    otherwise the reason why not, and classify-and-count carries it as its message).
+# Each unit's population and classified part, as every sentence about a share names them.
+POPULATION_NAMES = {
+    "documents": ("of documents that name AI", "of documents"),
+    "passages": ("of passages that name AI", "of the passages of documents that name AI"),
+    "characters": ("of the characters of passages that name AI", "of characters"),
+    "tokens": ("of the tokens of passages that name AI", "of tokens"),
+}
+MIN_DOCUMENTS = 30  # fewer classified documents than this: too few to estimate
+MAX_WIDTH = 0.5  # an interval wider than this share of [0, 1] is no estimate either
+
+
+def _unit_block(unit: str, inp: dict, population: float, rates: tuple[ErrorRates, list[ErrorRates]] | str,
+                passages: np.ndarray, sampled: bool, population_rel_se: float) -> dict[str, Estimate]:
+    """Every estimator for one unit; the adjusted one only when the model's error rates are known (`rates`: the
+    pooled rates and the evaluation strata's, or else the reason why not, which classify-and-count then carries
+    as its message).
 
     The document is the cluster: the hash sample takes or leaves each document whole, so it is the sampling
     unit, and one document's passages share their topic and style, so their flags go together."""
@@ -510,15 +633,17 @@ def _unit_block(unit: str, inp: dict, population: float, rates: ErrorRates | str
     ratio = cluster_robust_ratio(values, amounts)
     n_eff = effective_size(ratio.ratio, ratio.variance, items)
     raw = wilson(k, population, n_eff=n_eff * population / n)
-    estimators = {"classify_and_count": raw if isinstance(rates, ErrorRates) else replace(raw, message=rates)}
+    estimators = {"classify_and_count": replace(raw, message=rates) if isinstance(rates, str) else raw}
     if "sum_p" in inp:
         estimators["probabilistic"] = probabilistic_count(inp["sum_p"], population, weight=n / items)
-    if isinstance(rates, ErrorRates):
+    if not isinstance(rates, str):
+        pooled, strata = rates
         estimators["adjusted"] = rogan_gladen(
-            k, n, rates, items=items, rate_variance=ratio.variance, population=population,
+            k, n, pooled, strata=strata, items=items, rate_variance=ratio.variance, population=population,
             population_rel_se=population_rel_se, finite_population=not sampled,
             passages_per_item=passages.astype(np.int64) if unit == "documents" else None,
-            bunching=document_bunching(inp["passage_flags"], passages, rates) if unit == "documents" else None,
+            bunching=document_bunching(inp["passage_flags"], passages, pooled) if unit == "documents" else None,
+            names=POPULATION_NAMES.get(unit, ("of the classified part", f"of {unit}")),
         )
     return estimators
 
@@ -527,7 +652,6 @@ HEADLINE_ORDER = ("adjusted", "classify_and_count")
 NO_EVALUATION = ("the model ships no evaluation confusion matrix (model.json 'evaluation'), so classifier errors "
                  "cannot be corrected: this is the raw flagged share")
 NO_RATES = "the model's evaluation cannot give error rates for this label ({}), so this is the raw flagged share"
-PASSAGES_NOTE = "share of the passages of gate-passed documents (only those are split into passages)"
 
 
 def prevalence_block(
@@ -545,13 +669,16 @@ def prevalence_block(
     unknown), and per AI label L `n_L`, `chars_L`, `any_p_L`, `sum_p_L`, `sum_pchars_L`); the run's population
     `totals`; the model's evaluation as `training.evaluate` records it ({"confusion": {"labels": [...],
     "matrix": [[...]]}}, rows = true labels, columns = predicted, plus `confusion_gated`, `confusion_pieces`,
-    `gate_passed`, `pieces` and `per_label` support when known, see `ErrorRates.from_evaluation`; empty when the
-    model has none); the label order, `no_ai` last. `sampled` is True for a `--sample-rate` below 1.
+    `gate_passed`, `pieces` and `per_label` support when known, see `ErrorRates.from_evaluation`, and `strata`
+    when the evaluation set records its sampling strata, see `ErrorRates.strata`; empty when the model has none);
+    the label order, `no_ai` last. `sampled` is True for a `--sample-rate` below 1.
 
     Each unit gets the headline (the adjusted Rogan-Gladen estimate, see the README's "Reading the numbers"; the raw
     flagged share, with a message, when the model has no evaluation) as `estimate`/`ci95`/`method`/`detectable`
     (+ `message` when only an upper bound is known), and every estimator under `estimators`. `no_ai` is the
-    complement of "any AI label"."""
+    complement of "any AI label". With fewer than MIN_DOCUMENTS classified documents, or an interval wider than
+    MAX_WIDTH, the headline has no estimate and `too_few` is True. Passage labels exclude each other, so where the
+    AI labels' estimates of a passage unit sum past 100%, they are scaled down to sum to it."""
     ai_labels = [L for L in labels if L != "no_ai"]
     passages = np.asarray(docs["gated_passages"], dtype=np.float64)
     populations = {"documents": totals.documents, "passages": totals.passages,
@@ -561,11 +688,11 @@ def prevalence_block(
     population_rel_se = (float(np.sqrt(max(totals.documents - gated, 0) / (max(gated, 1) * totals.documents)))
                          if sampled and totals.documents else 0.0)
 
-    def rates_for(names: Sequence[str], unit: str) -> ErrorRates | str:
+    def rates_for(names: Sequence[str], unit: str) -> tuple[ErrorRates, list[ErrorRates]] | str:
         if not evaluation.get("confusion"):
             return NO_EVALUATION
         try:
-            return ErrorRates.from_evaluation(evaluation, names, unit)
+            return ErrorRates.from_evaluation(evaluation, names, unit), ErrorRates.strata(evaluation, names, unit)
         except ValueError as error:
             return NO_RATES.format(error)
 
@@ -574,24 +701,51 @@ def prevalence_block(
                                   population_rel_se)
                 for unit, inp in _unit_inputs(docs, names).items() if populations.get(unit)}
 
-    result = {L: {unit: _present(unit, b) for unit, b in block_for([L]).items()} for L in ai_labels}
+    blocks = {L: block_for([L]) for L in ai_labels}
+    for unit in ("passages", "characters", "tokens"):
+        _keep_exclusive_shares_within_one([blocks[L][unit] for L in ai_labels if unit in blocks[L]], unit)
+    result = {L: {unit: _present(unit, b, gated) for unit, b in blocks[L].items()} for L in ai_labels}
     if "no_ai" in labels:
         result["no_ai"] = {
-            unit: _present(unit, {name: e.complement(f"1 - {e.method}, for any AI label") for name, e in b.items()})
+            unit: _present(unit, {name: e.complement(f"1 - {e.method}, for any AI label") for name, e in b.items()},
+                           gated)
             for unit, b in block_for(ai_labels).items()
         }
     return result
 
 
-def _present(unit: str, estimators: dict[str, Estimate]) -> dict:
-    """One unit's entry: the headline's fields at the top (the contract's keys), all estimators below."""
+def _keep_exclusive_shares_within_one(blocks: list[dict[str, Estimate]], unit: str) -> None:
+    """Each passage has one label, so the labels' true shares of one population sum to at most 100%; estimates
+    made label by label may not. Where the headline estimates do, scale them down to sum to 100% (in place)."""
+    heads = [b.get("adjusted") for b in blocks]
+    total = sum(e.estimate for e in heads if e is not None and e.estimate is not None)
+    if total <= 1.0:
+        return
+    for block, head in zip(blocks, heads):
+        if head is not None and head.estimate is not None:
+            note = (f"scaled from {head.estimate:.1%} so that the exclusive labels' shares {POPULATION_NAMES[unit][1]} "
+                    "sum to 100%")
+            block["adjusted"] = replace(head, estimate=head.estimate / total, clipped=True, message=note)
+
+
+def _present(unit: str, estimators: dict[str, Estimate], classified_documents: int) -> dict:
+    """One unit's entry: the headline's fields at the top (the contract's keys), all estimators below. A headline
+    resting on too few documents, or whose interval says next to nothing, keeps its interval but loses its
+    estimate, and says so with the counts."""
     name = next(n for n in HEADLINE_ORDER if n in estimators)
     head = estimators[name]
-    out = {"estimate": head.estimate, "ci95": [float(head.ci95[0]), float(head.ci95[1])], "method": head.method,
-           "detectable": head.detectable}
+    low, high = float(head.ci95[0]), float(head.ci95[1])
+    out = {"estimate": head.estimate, "ci95": [low, high], "method": head.method, "detectable": head.detectable}
     if head.message:
         out["message"] = head.message
-    if unit == "passages":
-        out["population"] = PASSAGES_NOTE
+    population = POPULATION_NAMES.get(unit, ("", f"of {unit}"))[1]
+    if classified_documents < MIN_DOCUMENTS or high - low > MAX_WIDTH:
+        reason = (f"only {classified_documents:,} documents that name AI were classified (at least {MIN_DOCUMENTS} "
+                  "needed)" if classified_documents < MIN_DOCUMENTS else
+                  f"{classified_documents:,} documents that name AI were classified")
+        out.update(estimate=None, detectable=False, too_few=True, message=(
+            f"too few documents to estimate: {reason}, and the 95% interval spans {low:.1%} to {high:.1%} "
+            f"{population}"))
+    out["population"] = population
     out["estimators"] = {n: e.as_dict() for n, e in estimators.items()}
     return out

@@ -7,6 +7,8 @@ Everything here is derived from the unit files, so it can be recomputed at any t
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import polars as pl
 
@@ -57,8 +59,17 @@ def summarise(
         prevalence = estimators.prevalence_block(_columns(docs), totals, evaluation, LABELS, sampled=sampled)
         for label in LABELS:
             summary["labels"][label]["prevalence"] = prevalence[label]
+    summary.update(_checked(run))
     write_json_atomic(run.summary, summary)
     return summary
+
+
+def _checked(run: RunDir) -> dict:
+    """The `checked` block when people have labelled an audit sample of this run (RUN/estimate.json)."""
+    from .auditloop import ESTIMATE_FILE, checked_block
+
+    path = run.root / ESTIMATE_FILE
+    return {"checked": checked_block(json.loads(path.read_text()))} if path.is_file() else {}
 
 
 def _with_families(flagged: pl.DataFrame) -> pl.DataFrame:

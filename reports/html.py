@@ -64,8 +64,8 @@ def _estimate_cell(prev: tables.Prevalence | None) -> Html:
     if prev is None:
         return Html("–")
     if prev.headline is None:
-        bound = f"below {fmt.pct(prev.upper)}" if prev.upper is not None else ""
-        return el("span", "not detectable", class_="muted", title=prev.message) + el("span", bound, class_="ci")
+        bound = f"at most {fmt.pct(prev.upper)}" if prev.upper is not None else ""
+        return el("span", prev.verdict, class_="muted", title=prev.message) + el("span", bound, class_="ci")
     estimate, interval = fmt.pct_interval(prev.headline.estimate, prev.headline.low, prev.headline.high)
     return el("span", estimate) + el("span", interval, class_="ci")
 
@@ -98,12 +98,12 @@ def _headline_card(row: tables.LabelHeadline) -> Html:
         unit = "raw share of documents"
         figure = el("p", fmt.pct(row.raw_share), class_="big")
     elif prev.headline is None:
-        unit = f"of {prev.unit}"
-        bound = f"95% upper bound {fmt.pct(prev.upper)}" if prev.upper is not None else ""
-        figure = el("p", "not detectable", class_="big muted") + el("p", bound, class_="interval") \
+        unit = prev.population or f"of {prev.unit}"
+        bound = f"95% upper bound {fmt.pct(prev.upper)} {unit}" if prev.upper is not None else ""
+        figure = el("p", prev.verdict, class_="big muted") + el("p", bound, class_="interval") \
             + el("p", prev.message, class_="note")
     else:
-        unit = f"of {prev.unit}"
+        unit = prev.population or f"of {prev.unit}"
         estimate, interval = fmt.pct_interval(prev.headline.estimate, prev.headline.low, prev.headline.high)
         figure = el("p", estimate, class_="big") + el("p", f"95% interval {interval}", class_="interval")
     counts = f"{fmt.counted(row.documents, 'document')} · {fmt.counted(row.passages, 'passage')}"
@@ -152,10 +152,11 @@ def _audited(run: RunData) -> Html:
         return fmt.pct_interval(e.estimate, e.low, e.high) if e else ("–", "")
 
     notes = any(r.note for r in rows)
-    body = [(_chip(r.label), r.population.replace("_", " "), *cells(r.stratified), *cells(r.ppi))
+    body = [(_chip(r.label), r.population_words, *cells(r.stratified), *cells(r.ppi))
             + ((r.note or "",) if notes else ()) for r in rows]
     return (el("h3", "Checked by people")
-            + el("p", f"{fmt.count(labelled)} sampled rows labelled by people (estimate.json): the design-based "
+            + el("p", f"{fmt.count(labelled)} sampled rows labelled by people (estimate.json). Labels beat the "
+                      "model: these figures lead, and the model's own estimates follow below them. The design-based "
                       "stratified estimate needs no model; PPI corrects the classifier's scores with the labels.")
             + table(["label", "population", "stratified", "95% interval", "PPI", "95% interval"]
                     + (["note"] if notes else []), body, numeric=(2, 3, 4, 5)))
@@ -167,10 +168,10 @@ def _headline(run: RunData, rows: list[tables.LabelHeadline]) -> Html:
                   "classifier flagged, not corrected for its errors.",
              class_="note-box") if not any(r.prevalence for r in rows) else Html("")
     return el("section",
-              el("h2", "Headline") + cards + raw + _ratio(rows)
+              el("h2", "Headline") + _audited(run) + cards + raw + _ratio(rows)
               + _figure(plots.prevalence(rows, "documents"), "Prevalence of each AI label with 95% intervals",
                         "Share of documents holding at least one passage of each label, with 95% intervals.")
-              + _prevalence_table(rows) + _audited(run),
+              + _prevalence_table(rows),
               id="headline")
 
 
@@ -280,13 +281,18 @@ def _scores(run: RunData) -> Html:
     counts = run.score_histogram()
     if counts is None:
         return Html("")
+    threshold = run.decision_threshold()
     total = sum(counts)
-    high = sum(counts[len(counts) // 2:])
+    cut = plots.first_bin_at_or_above(len(counts), threshold if threshold is not None else 0.5)
+    high = sum(counts[cut:])
+    line = (f"the dashed line is the scan's decision threshold, {threshold:.2f}" if threshold is not None else
+            "the dashed line is at 0.5: the scan's decision threshold is unknown (the model.json of its model is gone "
+            "or describes another model)")
     return el("section",
               el("h2", "Score distribution")
-              + el("p", f"p_misaligned_ai over all {fmt.count(total)} classified passages; {fmt.count(high)} "
-                        f"({fmt.pct(high / total) if total else '–'}) score 0.5 or more (red).")
-              + _figure(plots.score_histogram(counts), "Histogram of p_misaligned_ai"),
+              + el("p", f"p_misaligned_ai over all {fmt.count(total)} classified passages; {line}; {fmt.count(high)} "
+                        f"({fmt.pct(high / total) if total else '–'}) fall in the bins from it up (red).")
+              + _figure(plots.score_histogram(counts, threshold), "Histogram of p_misaligned_ai"),
               id="scores")
 
 

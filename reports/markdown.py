@@ -48,7 +48,7 @@ def _estimate(prev: tables.Prevalence | None) -> tuple[str, str]:
     if prev is None:
         return "–", ""
     if prev.headline is None:
-        return "not detectable", f"below {fmt.pct(prev.upper)}" if prev.upper is not None else ""
+        return prev.verdict, f"at most {fmt.pct(prev.upper)}" if prev.upper is not None else ""
     return fmt.pct_interval(prev.headline.estimate, prev.headline.low, prev.headline.high)
 
 
@@ -68,7 +68,7 @@ def _headline(rows: list[tables.LabelHeadline]) -> list[str]:
     methods = sorted({p.method for r in rows for p in r.prevalence if p.method})
     if methods:
         out += ["", "Headline estimator: " + ", ".join(md_code(m) for m in methods)]
-    notes = sorted({f"{md_text(p.message)}" for r in rows for p in r.prevalence if p.message})
+    notes = [f"`{r.label}`, {p.unit}: {md_text(p.message)}" for r in rows for p in r.prevalence if p.message]
     return out + ([""] + [f"- {n}" for n in notes] if notes else [])
 
 
@@ -81,11 +81,12 @@ def _audited(run: RunData) -> list[str]:
     def cells(e: tables.Estimate | None) -> tuple[str, str]:
         return fmt.pct_interval(e.estimate, e.low, e.high) if e else ("–", "")
 
-    return ["", "### Checked by people", "",
-            f"{fmt.count(labelled)} sampled rows labelled by people (`estimate.json`).", "",
+    return ["## Checked by people", "",
+            f"{fmt.count(labelled)} sampled rows labelled by people (`estimate.json`). Labels beat the model: these "
+            "figures lead, and the model's own estimates follow.", "",
             _table(["label", "population", "stratified", "95% interval", "PPI", "95% interval"],
-                   [[f"`{r.label}`", r.population.replace("_", " "), *cells(r.stratified), *cells(r.ppi)]
-                    for r in rows], numeric=(2, 3, 4, 5))]
+                   [[f"`{r.label}`", r.population_words, *cells(r.stratified), *cells(r.ppi)]
+                    for r in rows], numeric=(2, 3, 4, 5)), ""]
 
 
 def _concentration(rows: list[tables.LabelHeadline], concs: list[tables.Concentration]) -> list[str]:
@@ -139,5 +140,5 @@ def render(run: RunData) -> str:
              f"{fmt.count(corpus.get('documents'))} documents in {fmt.count(corpus.get('shards'))} shards, "
              f"{fmt.big(corpus.get('characters'))} characters, {fmt.count(corpus.get('passages'))} passages, {fmt.count(corpus.get('passages_classified'))} of them naming AI and classified. "
              f"Run: {md_code(run.run_dir.resolve())}", ""]
-    lines += _headline(rows) + _audited(run) + [""] + _concentration(rows, concs) + [""] + _run(run)
+    lines += _audited(run) + _headline(rows) + [""] + _concentration(rows, concs) + [""] + _run(run)
     return "\n".join(lines) + "\n"

@@ -67,7 +67,7 @@ def prevalence(rows: list[LabelHeadline], unit: str = "documents") -> str | None
         for y, (label, prev) in zip(ys, points):
             if prev.headline is None:
                 bound = f" (95% upper bound {prev.upper * 100:.2g}%)" if prev.upper is not None else ""
-                ax.text(0.01, y, "not detectable" + bound, transform=ax.get_yaxis_transform(), va="center",
+                ax.text(0.01, y, prev.verdict + bound, transform=ax.get_yaxis_transform(), va="center",
                         color=MUTED, style="italic")
                 continue
             h = prev.headline
@@ -104,21 +104,29 @@ def top_domains(conc: Concentration) -> str | None:
         return to_data_uri(fig)
 
 
-def score_histogram(counts: list[int]) -> str | None:
-    """The distribution of p_misaligned_ai over every classified passage (those naming AI), log-scaled counts."""
+def first_bin_at_or_above(bins: int, threshold: float) -> int:
+    """Index of the first of `bins` equal bins on [0, 1] that holds scores at or above `threshold`."""
+    return min(max(int(np.floor(threshold * bins)), 0), bins)
+
+
+def score_histogram(counts: list[int], threshold: float | None = None) -> str | None:
+    """The distribution of p_misaligned_ai over every classified passage (those naming AI), log-scaled counts,
+    with the scan's decision threshold drawn (0.5 when unknown) and the bins from it up in red."""
     if not counts or sum(counts) == 0:
         return None
+    cut = 0.5 if threshold is None else threshold
     edges = np.linspace(0, 1, len(counts) + 1)
+    first = first_bin_at_or_above(len(counts), cut)
     with matplotlib.rc_context(STYLE):
         fig = _figure(7.2, 3.0)
         ax = fig.add_subplot()
-        colors = [COLORS["misaligned_ai"] if left >= 0.5 else "#b9bfc6" for left in edges[:-1]]
+        colors = [COLORS["misaligned_ai"] if i >= first else "#b9bfc6" for i in range(len(counts))]
         ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color=colors,
                edgecolor="white", linewidth=0.4)
         ax.set_yscale("symlog", linthresh=1)
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{int(v):,}"))
         ax.set_xlim(0, 1)
-        ax.axvline(0.5, color=INK, linewidth=0.8, linestyle=(0, (3, 3)))
+        ax.axvline(cut, color=INK, linewidth=0.8, linestyle=(0, (3, 3)))
         ax.set_xlabel("p_misaligned_ai")
         ax.set_ylabel("passages (log scale)")
         return to_data_uri(fig)

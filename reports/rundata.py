@@ -14,6 +14,7 @@ from typing import Any
 import polars as pl
 
 from audit.errors import UsageError
+from audit.tagger import info_path
 
 
 @dataclass
@@ -41,6 +42,18 @@ class RunData:
                                  f"{len(histogram)} bins, others have {len(total)}; re-run the scan into a new --out")
             total = [a + b for a, b in zip(total, histogram)]
         return total
+
+    def decision_threshold(self) -> float | None:
+        """The misaligned_ai threshold the scan decided with: from the model.json of the model the manifest names,
+        if that file still describes the very model scanned with (same sha256); else None."""
+        model = self.manifest.get("model") or {}
+        try:
+            info = json.loads(info_path(Path(model["path"])).read_text(encoding="utf-8"))
+            if info.get("model_sha256") != model.get("sha256"):
+                return None
+            return float(info["decision"]["misaligned_ai_threshold"])
+        except (KeyError, TypeError, ValueError, OSError):
+            return None
 
     def unit_seconds(self) -> float | None:
         seconds = [u["seconds"] for u in self.units if isinstance(u.get("seconds"), (int, float))]

@@ -45,7 +45,8 @@ class Prevalence:
     upper: float | None = None
     message: str | None = None
     others: list[Estimate] = field(default_factory=list)
-    population: str | None = None        # what the unit's share is a share of, when not the whole corpus
+    population: str | None = None        # what the unit's share is a share of ("of documents")
+    verdict: str = "not detectable"      # what to say instead of a number when `headline` is None
 
 
 @dataclass
@@ -122,9 +123,10 @@ def _prevalence(unit: str, entry: dict[str, Any]) -> Prevalence:
               if isinstance(sub, dict) and sub.get("method") != method and (e := _estimate(str(name), sub))]
     population = str(entry["population"]) if entry.get("population") else None
     if entry.get("detectable") is False or _number(entry.get("estimate")) is None:
+        verdict = "too few documents to estimate" if entry.get("too_few") else "not detectable"
         return Prevalence(unit, None, method, _interval(entry)[1],
                           message or "Not detectable: false positives could account for every passage counted.",
-                          others, population)
+                          others, population, verdict)
     return Prevalence(unit, _estimate(method, entry), method, None, message, others, population)
 
 
@@ -156,6 +158,13 @@ class Audited:
     ppi: Estimate | None
     note: str | None
 
+    @property
+    def population_words(self) -> str:
+        """The population as a sentence names it ("of the documents the gate passed over")."""
+        from audit.auditloop import POPULATION_WORDS
+
+        return POPULATION_WORDS.get(self.population, self.population.replace("_", " "))
+
 
 def audited(run: RunData) -> tuple[int, list[Audited]] | None:
     """The human-audited estimates (`corpus-audit estimate`), with how many rows people labelled."""
@@ -184,7 +193,9 @@ def misaligned_to_aligned(rows: list[LabelHeadline]) -> tuple[str | None, str]:
         a, b = misaligned.unit(unit), aligned.unit(unit)
         if a and b:
             if a.headline is None or b.headline is None:
-                return None, f"No ratio: {'misaligned' if a.headline is None else 'aligned'} AI is not detectable."
+                missing = a if a.headline is None else b
+                return None, (f"No ratio: {'misaligned' if a.headline is None else 'aligned'} AI has no estimate "
+                              f"({missing.verdict}).")
             return _ratio(a.headline.estimate, b.headline.estimate,
                           f"ratio of the {unit} estimates, {fmt.pct(a.headline.estimate)} vs "
                           f"{fmt.pct(b.headline.estimate)}")

@@ -190,10 +190,75 @@ def test_ppi_is_not_pulled_below_zero_where_people_found_nothing() -> None:
     assert result["estimate"] == 0.0 and result["ci95"][1] > 0.03
 
 
-def test_allocation_is_equal_and_respects_capacity() -> None:
-    assert auditloop.allocate(100, [1000, 1000, 1000, 1000]) == [25, 25, 25, 25]
-    assert auditloop.allocate(100, [5, 1000, 0, 1000]) == [5, 47, 0, 48]
+def test_allocation_is_neyman_with_a_floor_and_respects_capacity() -> None:
+    assert auditloop.allocate(100, [1000, 1000, 1000, 1000]) == [25, 25, 25, 25]  # no weights: equal
     assert sum(auditloop.allocate(100, [10, 10])) == 20
+    assert auditloop.allocate(3, [5, 5, 5, 5], [1, 4, 2, 3]) == [0, 1, 1, 1]
+    # Neyman: past the floor (a fifth of an equal share over the 3 strata with rows: 6), labels follow the weights
+    # (size x spread); the floor alone holds the stratum of weight 0.
+    sizes = auditloop.allocate(100, [1000, 1000, 1000, 0], [1.0, 3.0, 0.0, 5.0])
+    assert sizes[3] == 0 and sizes[2] == 6 and sum(sizes) == 100
+    assert sizes[1] - 6 == pytest.approx(3 * (sizes[0] - 6), abs=2)
+    assert auditloop.allocate(100, [5, 1000, 1000], [10.0, 1.0, 1.0]) == [5, 48, 47]  # capacity caps the heavy one
+
+
+def test_neyman_allocation_gives_tighter_passage_intervals_than_equal_shares() -> None:
+    """A large low-score stratum (2% positive) and a small high-score one (60%), 300 labels: the stratified
+    interval is narrower on average with Neyman allocation than with equal shares."""
+    rng = np.random.default_rng(11)
+    sizes = (30_000, 1_000)
+    rates = (0.02, 0.6)
+    strata = [auditloop.Stratum("low", "passage", sizes[0], {"misaligned_ai": 0.02}),
+              auditloop.Stratum("high", "passage", sizes[1], {"misaligned_ai": 0.6})]
+    neyman = auditloop.allocate(300, list(sizes), [auditloop.neyman_weight(s) for s in strata])
+    widths = {"neyman": [], "equal": []}
+    for _ in range(40):
+        truth = [rng.random(N) < p for N, p in zip(sizes, rates)]
+        for name, alloc in (("neyman", neyman), ("equal", [150, 150])):
+            labelled = [(N, t[rng.choice(N, a, replace=False)].astype(float)) for N, t, a in zip(sizes, truth, alloc)]
+            ci = auditloop.stratified_estimate(labelled, draws=2000)["ci95"]
+            widths[name].append(ci[1] - ci[0])
+    assert np.mean(widths["neyman"]) < 0.9 * np.mean(widths["equal"]), {k: np.mean(v) for k, v in widths.items()}
+
+
+def test_intervals_cover_with_one_to_three_positives_per_stratum() -> None:
+    """Three strata whose labels hold 1-3 positives on average (rates 1-4% among 60-80 labels, scores that track
+    the truth loosely): both intervals must cover the true share in at least 94% of 300 samples."""
+    rng = np.random.default_rng(12)
+    sizes, labels, rates = (4_000, 20_000, 1_500), (80, 60, 70), (0.04, 0.015, 0.03)
+    hits = {"stratified": 0, "ppi": 0}
+    for _ in range(300):
+        truth = [rng.random(N) < p for N, p in zip(sizes, rates)]
+        scores = [np.clip(0.5 * t + rng.beta(1, 20, len(t)), 0, 1) for t in truth]
+        picks = [rng.choice(N, n, replace=False) for N, n in zip(sizes, labels)]
+        share = sum(t.sum() for t in truth) / sum(sizes)
+        results = {
+            "stratified": auditloop.stratified_estimate([(N, t[i].astype(float)) for N, t, i in zip(sizes, truth, picks)],
+                                                        draws=2000),
+            "ppi": auditloop.ppi_estimate([(N, t[i].astype(float), f[i], float(f.mean()))
+                                           for N, t, f, i in zip(sizes, truth, scores, picks)], draws=2000),
+        }
+        for name, result in results.items():
+            hits[name] += result["ci95"][0] <= share <= result["ci95"][1]
+    assert all(h / 300 >= 0.94 for h in hits.values()), hits
+
+
+def test_ppi_matches_the_reference_implementation_where_the_designs_match() -> None:
+    """One stratum with many positives, a population far larger than the sample (no finite-population
+    correction to speak of): point estimate and interval agree with ppi-python's power-tuned PPI mean."""
+    import ppi_py  # ppi-python, in the test extras
+
+    rng = np.random.default_rng(13)
+    N, n = 2_000_000, 500
+    scores = rng.beta(2, 5, N)
+    truth = (rng.random(N) < scores * 0.9).astype(float)
+    pick = rng.choice(N, n, replace=False)
+    ours = auditloop.ppi_estimate([(N, truth[pick], scores[pick], float(scores.mean()))], draws=200_000)
+    unlabelled = np.delete(scores, pick)
+    point = float(ppi_py.ppi_mean_pointestimate(truth[pick], scores[pick], unlabelled)[0])
+    low, high = (float(x[0]) for x in ppi_py.ppi_mean_ci(truth[pick], scores[pick], unlabelled, alpha=0.05))
+    assert ours["estimate"] == pytest.approx(point, abs=0.002)
+    assert ours["ci95"][0] == pytest.approx(low, abs=0.002) and ours["ci95"][1] == pytest.approx(high, abs=0.002)
 
 
 def _rewrite(audited: dict, tmp_path: Path, edit) -> Path:
@@ -267,3 +332,32 @@ def test_sample_and_estimate_recover_a_rate_planted_in_real_web_text(tmp_path: P
     for name, est in entry["estimators"].items():
         assert est["ci95"][0] <= true_share <= est["ci95"][1], f"{name}: {est['ci95']} misses {true_share:.4f}"
     assert result["labels"]["misaligned_ai"]["gate_rejected_documents"]["estimate"] == 0.0
+
+
+def test_labels_lead_the_summary_and_the_terminal(audited: dict, capsys: pytest.CaptureFixture) -> None:
+    """estimate writes a `checked` block into summary.json with the design-based figures; the scan's terminal
+    summary prints them first, in words naming their population, and the model's figures after them."""
+    from audit.cli import _print_summary
+
+    summary = json.loads((audited["root"] / "summary.json").read_text())
+    checked = summary["checked"]["labels"]["misaligned_ai"]
+    stratified = audited["result"]["labels"]["misaligned_ai"]["passages"]["estimators"]["stratified"]
+    assert checked["passages"]["estimate"] == stratified["estimate"]
+    assert checked["gate_rejected_documents"]["population"] == "of the documents the gate passed over"
+    assert summary["checked"]["labelled"] == 600
+    model_figures = {"documents": 3, "passages": 4, "prevalence": {"documents": {
+        "estimate": None, "ci95": [0.0, 0.05], "detectable": False, "population": "of documents"}}}
+    _print_summary({**summary, "corpus": {"documents": 10, "shards": 1, "shards_failed": 0, "passages": 40,
+                                          "passages_classified": 20},
+                    "labels": {"misaligned_ai": model_figures}, "failures": []}, audited["root"])
+    out = capsys.readouterr().out
+    assert out.index("checked by people") < out.index("at most 5.00% of documents; cannot be told from zero")
+    assert f"{stratified['estimate']:.2%} of the passages of documents that name AI" in out
+
+
+def test_a_new_summary_keeps_the_checked_block_while_estimate_json_exists(audited: dict) -> None:
+    from audit.rundir import RunDir
+    from audit.summary import _checked
+
+    assert _checked(RunDir(audited["root"]))["checked"]["labelled"] == 600
+    assert _checked(RunDir(audited["root"] / "elsewhere")) == {}

@@ -19,6 +19,7 @@ import pytest
 from audit.errors import UsageError
 from audit.labels import AI_LABELS, LABELS
 from audit.reports import fmt, write_reports
+from audit.reports.html import LABEL_NOTES
 from audit.reports.markdown import md_code, md_text
 
 PAYLOADS = (
@@ -369,12 +370,40 @@ def test_undetectable_prevalence_shows_the_message_not_a_number(run):
     write_reports(run_dir)
     text = _visible_text((run_dir / "report.html").read_text())
     assert "not detectable" in text and "False positives could explain every passage counted." in text
-    assert f"95% upper bound {fmt.pct(0.0031)}" in text and f"below {fmt.pct(0.0031)}" in text
+    assert f"95% upper bound {fmt.pct(0.0031)} of documents" in text and f"at most {fmt.pct(0.0031)}" in text
     assert "rogan_gladen" in text and "characters: characters of gated documents" in text
-    assert "No ratio: misaligned AI is not detectable." in text
+    assert "No ratio: misaligned AI has no estimate (not detectable)." in text
     block = summary["labels"]["misaligned_ai"]
     assert (f"| `misaligned_ai` | {block['documents']:,} | {block['passages']:,} | not detectable | "
-            f"below {fmt.pct(0.0031)} |") in (run_dir / "report.md").read_text()
+            f"at most {fmt.pct(0.0031)} |") in (run_dir / "report.md").read_text()
+
+
+def test_too_few_documents_shows_no_number_and_no_ratio(run):
+    run_dir, summary = run
+    entry = summary["labels"]["aligned_ai"]["prevalence"]["documents"]
+    entry.update(estimate=None, ci95=[0.0, 0.9], detectable=False, too_few=True, population="of documents",
+                 message="too few documents to estimate: only 18 documents that name AI were classified")
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    write_reports(run_dir)
+    text = _visible_text((run_dir / "report.html").read_text())
+    assert "too few documents to estimate" in text and "only 18 documents that name AI were classified" in text
+    assert "No ratio: aligned AI has no estimate (too few documents to estimate)." in text
+    assert "Misaligned : aligned AI portrayals" not in text
+    assert "| too few documents to estimate | at most 90" in (run_dir / "report.md").read_text()
+
+
+def test_the_score_histogram_names_the_scan_decision_threshold(run):
+    run_dir, _ = run
+    write_reports(run_dir)
+    assert "the scan's decision threshold is unknown" in _visible_text((run_dir / "report.html").read_text())
+    model = Path(__file__).resolve().parents[1] / "classifiers" / "model.bin"
+    info = json.loads(model.with_name("model.json").read_text())
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    manifest["model"].update(path=str(model), sha256=info["model_sha256"])
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    write_reports(run_dir)
+    text = _visible_text((run_dir / "report.html").read_text())
+    assert f"decision threshold, {info['decision']['misaligned_ai_threshold']:.2f}" in text
 
 
 def test_human_audited_estimates_are_shown_when_estimate_json_exists(run):
@@ -390,10 +419,15 @@ def test_human_audited_estimates_are_shown_when_estimate_json_exists(run):
     write_reports(run_dir)
     text = _visible_text((run_dir / "report.html").read_text())
     assert "Checked by people" in text and "240 sampled rows labelled by people" in text
-    section = text.split("Checked by people")[1].split("Where it concentrates")[0]
+    # Labels beat the model: the checked figures come first in the headline, before the model's cards.
+    headline = text.split("Checked by people")[1]
+    assert headline.index("240 sampled rows") < headline.index(LABEL_NOTES["misaligned_ai"])
+    section = headline.split("Where it concentrates")[0]
     for expected in (*fmt.pct_interval(0.0123, 0.008, 0.019), *fmt.pct_interval(0.0131, 0.009, 0.017)):
         assert section.count(expected) == 2 * len(LABELS), expected
-    assert "### Checked by people" in (run_dir / "report.md").read_text()
+    assert "of the documents the gate passed over" in section
+    markdown = (run_dir / "report.md").read_text()
+    assert "## Checked by people" in markdown and markdown.index("## Checked by people") < markdown.index("## Headline")
 
 
 def test_lorenz_curve_agrees_with_the_scan_gini():

@@ -37,7 +37,8 @@ def _assert_inert(chromium, page: Path) -> None:
 
 
 def _headline_strings(summary: dict) -> list[str]:
-    """What the headline cards must show for each label: the estimate and interval, or the raw share."""
+    """What the headline cards must show for each label: the estimate and interval, the verdict and its bound, or
+    the raw share."""
     scanned = summary["corpus"].get("documents_scanned") or summary["corpus"]["documents"]
     out = [f"{summary['corpus']['documents']:,} documents"]
     for label in LABELS:
@@ -46,7 +47,8 @@ def _headline_strings(summary: dict) -> list[str]:
         if prev is None:
             out.append(fmt.pct(block["documents"] / scanned))
         elif prev.get("estimate") is None:
-            out.append("not detectable")
+            out += ["too few documents to estimate" if prev.get("too_few") else "not detectable",
+                    f"95% upper bound {fmt.pct(prev['ci95'][1])} of documents"]
         else:
             estimate, interval = fmt.pct_interval(prev["estimate"], *prev["ci95"])
             out += [estimate, f"95% interval {interval}"]
