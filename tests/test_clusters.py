@@ -1,7 +1,6 @@
 """Near-duplicate families and concentration figures."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import polars as pl

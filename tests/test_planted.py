@@ -25,7 +25,6 @@ from audit import auditloop
 from audit.classifiers import realdata
 from audit.gate import gate
 from audit.passages import split_passages
-from support import SHARDS
 
 pytestmark = pytest.mark.shared_data
 
