@@ -113,6 +113,30 @@ def cluster_ids(
     return ids
 
 
+def document_signatures(signatures: np.ndarray, documents: np.ndarray | Sequence | pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """One signature per document from its passages' signatures, and the documents (sorted) they belong to.
+
+    The elementwise minimum of MinHash signatures is the MinHash of the union of their shingle sets, so a
+    document's signature is that of its passages' text taken together, whatever the passage boundaries: only the
+    few shingles that straddle a boundary are missing. No text is hashed again.
+
+    Example:
+        >>> from audit.minhash import signatures
+        >>> parts = signatures(["the robot would not let the engineers", "switch it off that night at all"])
+        >>> whole = signatures(["the robot would not let the engineers switch it off that night at all"])
+        >>> sig, docs = document_signatures(parts, ["d", "d"])
+        >>> docs.tolist(), round(float((sig[0] == whole[0]).mean()), 1)
+        (['d'], 0.6)
+    """
+    documents = np.asarray(documents)
+    order = np.argsort(documents, kind="stable")
+    ordered = documents[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if len(ordered) else np.empty(0, np.intp)
+    if not len(starts):
+        return np.empty((0, signatures.shape[1]), dtype=signatures.dtype), ordered
+    return np.minimum.reduceat(signatures[order], starts, axis=0), ordered[starts]
+
+
 def _band_hash(signatures: np.ndarray, start: int, rows: int) -> np.ndarray:
     """One 64-bit hash per signature of its values in columns [start, start + rows): equal bands, equal hash."""
     h = np.full(len(signatures), 0xCBF29CE484222325, dtype=np.uint64)
