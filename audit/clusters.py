@@ -113,28 +113,31 @@ def cluster_ids(
     return ids
 
 
-def document_signatures(signatures: np.ndarray, documents: np.ndarray | Sequence | pl.Series) -> tuple[np.ndarray, np.ndarray]:
-    """One signature per document from its passages' signatures, and the documents (sorted) they belong to.
+def document_cluster_ids(signatures: np.ndarray, documents: np.ndarray, threshold: float = THRESHOLD) -> np.ndarray:
+    """The document-level family of every passage's document, given the passages' signatures and document codes.
 
-    The elementwise minimum of MinHash signatures is the MinHash of the union of their shingle sets, so a
-    document's signature is that of its passages' text taken together, whatever the passage boundaries: only the
-    few shingles that straddle a boundary are missing. No text is hashed again.
+    A document's signature is the elementwise minimum of its passages' signatures: the MinHash of the union of
+    their shingles, i.e. of the passages' text taken together whatever the boundaries (only the few shingles that
+    straddle a boundary are missing), and no text is hashed again. Document codes are integers whose sort order
+    is the canonical order (e.g. a dense rank of (shard, row)); a family's id is its smallest code.
 
     Example:
         >>> from audit.minhash import signatures
-        >>> parts = signatures(["the robot would not let the engineers", "switch it off that night at all"])
-        >>> whole = signatures(["the robot would not let the engineers switch it off that night at all"])
-        >>> sig, docs = document_signatures(parts, ["d", "d"])
-        >>> docs.tolist(), round(float((sig[0] == whole[0]).mean()), 1)
-        (['d'], 0.6)
+        >>> story = " ".join(f"the robot {verb} the engineers that night" for verb in
+        ...                  ["watched", "ignored", "locked out", "lied to", "outwitted", "copied itself past"])
+        >>> cut, other = story.index("locked"), story.index("lied")
+        >>> sig = signatures([story[:cut], story[cut:], story[:other], story[other:] + "!", "a recipe for bread"])
+        >>> document_cluster_ids(sig, np.array([7, 7, 3, 3, 5])).tolist()
+        [3, 3, 3, 3, 5]
     """
-    documents = np.asarray(documents)
+    documents = np.asarray(documents, dtype=np.int64)
     order = np.argsort(documents, kind="stable")
-    ordered = documents[order]
-    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if len(ordered) else np.empty(0, np.intp)
+    codes = documents[order]
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if len(codes) else np.empty(0, dtype=np.intp)
     if not len(starts):
-        return np.empty((0, signatures.shape[1]), dtype=signatures.dtype), ordered
-    return np.minimum.reduceat(signatures[order], starts, axis=0), ordered[starts]
+        return np.empty(0, dtype=np.int64)
+    families = cluster_ids(np.minimum.reduceat(signatures[order], starts, axis=0), codes[starts], threshold)
+    return codes[starts][families][np.searchsorted(codes[starts], documents)]
 
 
 def _band_hash(signatures: np.ndarray, start: int, rows: int) -> np.ndarray:
@@ -291,9 +294,11 @@ def sample_duplicates(sample: pl.DataFrame, rate: float, threshold: float = THRE
     return {"passages": sample.height, "sampling_rate": rate, "near_duplicate_share": near_duplicate_share(ids)}
 
 
-def top_clusters(passages: pl.DataFrame, k: int = 10) -> list[dict]:
+def top_clusters(passages: pl.DataFrame, k: int = 10, column: str = "cluster_id") -> list[dict]:
     """The k largest families (two passages or more) among `passages` (columns cluster_id, doc_id, domain),
     with their passages, distinct documents and distinct domains; ties go to the smaller id.
+
+    With ``column="document_cluster_id"``, the document families of two documents or more, largest in documents.
 
     Example:
         >>> frame = pl.DataFrame({"cluster_id": [4, 4, 4, 9], "doc_id": ["x", "y", "y", "z"],
@@ -301,11 +306,12 @@ def top_clusters(passages: pl.DataFrame, k: int = 10) -> list[dict]:
         >>> top_clusters(frame)
         [{'cluster_id': 4, 'passages': 3, 'documents': 2, 'domains': 2}]
     """
-    table = (passages.group_by("cluster_id")
+    size = "passages" if column == "cluster_id" else "documents"
+    table = (passages.group_by(pl.col(column).alias("cluster_id"))
              .agg(pl.len().alias("passages"), pl.col("doc_id").n_unique().alias("documents"),
                   pl.col("domain").drop_nulls().n_unique().alias("domains"))
-             .filter(pl.col("passages") >= 2)
-             .sort(["passages", "cluster_id"], descending=[True, False]).head(k))
+             .filter(pl.col(size) >= 2)
+             .sort([size, "cluster_id"], descending=[True, False]).head(k))
     return [{key: int(value) for key, value in row.items()} for row in table.iter_rows(named=True)]
 
 
@@ -317,9 +323,15 @@ def concentration(passages: pl.DataFrame, k: int = 10, sample_rate: float | None
     sizes count passages of every label, so a misaligned passage copied as a neutral one is a near-duplicate.
     With `sample_rate`, each label also gets `near_duplicate_share_at_sample_rate` (see `sample_duplicates`).
     When the `dump` or `date` column has values, each label gets `by_dump` / `by_year`: its documents in each.
+    With a `document_cluster_id` column, each label also gets the document-level figures beside the passage-level
+    ones: `top_document_clusters` (families of two documents or more holding its passages) and
+    `document_near_duplicate_share` (the fraction of its documents in such a family).
     """
     block = {}
     families = passages["cluster_id"].to_numpy()
+    by_document = "document_cluster_id" in passages.columns
+    if by_document:
+        document_families = passages.unique("doc_id")["document_cluster_id"].to_numpy()
     for label in AI_LABELS:
         rows = passages.filter(pl.col("label") == label)
         documents = rows.unique("doc_id", keep="first").sort("doc_id")
@@ -331,6 +343,10 @@ def concentration(passages: pl.DataFrame, k: int = 10, sample_rate: float | None
             "gini_domains": gini(per_domain.to_numpy()),
             "near_duplicate_share": near_duplicate_share(ids, families),
         }
+        if by_document:
+            block[label]["top_document_clusters"] = top_clusters(rows, k, column="document_cluster_id")
+            block[label]["document_near_duplicate_share"] = near_duplicate_share(
+                documents["document_cluster_id"].to_numpy(), document_families)
         if sample_rate is not None:
             block[label]["near_duplicate_share_at_sample_rate"] = near_duplicate_share(ids, families, sample_rate)
         for name, source, period in PERIODS:
@@ -341,28 +357,41 @@ def concentration(passages: pl.DataFrame, k: int = 10, sample_rate: float | None
 
 
 def cluster_table(passages: pl.DataFrame, top: int = 3) -> pl.DataFrame:
-    """One row per family (RUN/clusters.parquet), largest first.
+    """One row per family (RUN/clusters.parquet): passage families, then (with a document_cluster_id column)
+    document families; each level largest first.
 
-    Columns: cluster_id, size (passages), documents, domains (distinct counts), n_<label> per AI label (the label
-    mix), exemplar_doc_id and exemplar_text (the family's first passage in canonical order, shard / row /
-    passage_index), first_date and last_date, and top_domains (up to `top` domains, most passages first).
+    Columns: level ("passage" or "document"), cluster_id, size (passages, or documents at document level),
+    documents, domains (distinct counts), n_<label> per AI label (the label mix, in passages), exemplar_doc_id and
+    exemplar_text (the family's first passage in canonical order, shard / row / passage_index; at document level
+    the first document's flagged passages, one per line), first_date and last_date, and top_domains (up to `top`
+    domains, most passages first).
     """
-    ordered = passages.sort(["shard", "row", "passage_index"])
+    levels = [("passage", "cluster_id")]
+    if "document_cluster_id" in passages.columns:
+        levels.append(("document", "document_cluster_id"))
+    return pl.concat([_level_table(passages, level, column, top) for level, column in levels])
+
+
+def _level_table(passages: pl.DataFrame, level: str, column: str, top: int) -> pl.DataFrame:
+    ordered = passages.sort(["shard", "row", "passage_index"]).with_columns(pl.col(column).alias("cluster_id"))
+    first_doc = pl.col("doc_id") == pl.col("doc_id").first()
     domain_counts = (ordered.filter(pl.col("domain").is_not_null())
                      .group_by("cluster_id", "domain").agg(pl.len().alias("n"))
                      .sort(["cluster_id", "n", "domain"], descending=[False, True, False])
                      .group_by("cluster_id", maintain_order=True)
                      .agg(pl.col("domain").head(top).alias("top_domains")))
     table = ordered.group_by("cluster_id", maintain_order=True).agg(
-        pl.len().alias("size"),
+        (pl.len() if level == "passage" else pl.col("doc_id").n_unique()).alias("size"),
         pl.col("doc_id").n_unique().alias("documents"),
         pl.col("domain").drop_nulls().n_unique().alias("domains"),
         *[(pl.col("label") == label).sum().alias(f"n_{label}") for label in AI_LABELS],
         pl.col("doc_id").first().alias("exemplar_doc_id"),
-        pl.col("text").first().alias("exemplar_text"),
+        (pl.col("text").first() if level == "passage" else pl.col("text").filter(first_doc).str.join("\n"))
+        .alias("exemplar_text"),
         pl.col("date").min().alias("first_date"),
         pl.col("date").max().alias("last_date"),
     )
     return (table.join(domain_counts, on="cluster_id", how="left")
             .with_columns(pl.col("top_domains").fill_null(pl.lit([], dtype=pl.List(pl.String))))
-            .sort(["size", "cluster_id"], descending=[True, False]))
+            .sort(["size", "cluster_id"], descending=[True, False])
+            .select(pl.lit(level).alias("level"), pl.all()))

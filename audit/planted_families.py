@@ -22,7 +22,9 @@ import polars as pl
 
 from audit import clusters, minhash
 from audit.gate import gate
+from audit.labels import LABELS
 from audit.passages import sentence_spans, split_passages
+from audit.tagger import load_cached, tag_passages
 
 EDITS = ("drop 1%", "drop 2%", "replace 2%", "drop 5%", "replace 5%", "sentences reordered",
          "paragraph added", "paragraph removed")
@@ -173,7 +175,7 @@ def plant(documents: list[str], count: int, seed: int = 0) -> Planted:
 def score(planted: Planted, split: Callable[[str], list[tuple[int, int]]] = split_passages) -> dict:
     """Passage and document families of the planted corpus, and per edit the share of copies that joined.
 
-    Document families use the gated passages only (those naming AI), as the scan uses the flagged ones.
+    Document families use the passages the shipped model flags (labels other than no_ai), as the scan does.
     """
     rows = []
     for doc, text in enumerate(planted.texts):
@@ -182,10 +184,12 @@ def score(planted: Planted, split: Callable[[str], list[tuple[int, int]]] = spli
     frame = pl.DataFrame(rows, schema=["doc", "passage_index", "start", "end", "text"], orient="row")
     signatures = minhash.signatures(frame["text"].to_list())
     frame = frame.with_columns(cluster_id=clusters.cluster_ids(signatures, frame.select("doc", "passage_index")),
-                               gated=gate(frame["text"]), origins=pl.Series(_origins(planted, frame)))
-    flagged = frame.filter(pl.col("gated"))
-    doc_signatures, docs = clusters.document_signatures(signatures[frame["gated"].to_numpy()], flagged["doc"])
-    doc_family = dict(zip(docs.tolist(), clusters.cluster_ids(doc_signatures, docs).tolist()))
+                               origins=pl.Series(_origins(planted, frame)))
+    _, labels, _ = tag_passages(load_cached(), frame["text"].to_list())
+    flagged = labels != LABELS.index("no_ai")
+    flagged_docs = frame["doc"].to_numpy()[flagged]
+    doc_family = dict(zip(flagged_docs.tolist(),
+                          clusters.document_cluster_ids(signatures[flagged], flagged_docs).tolist()))
 
     family = np.array(planted.family)
     originals = {f: int(np.flatnonzero((family == f) & (np.array(planted.edit) == "original"))[0])

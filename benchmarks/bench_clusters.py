@@ -21,6 +21,7 @@ Figures are given against two baselines measured in the same run on the same mac
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import resource
 import time
@@ -34,9 +35,9 @@ from datasketch.hashfunc import sha1_hash32
 
 from audit.clusters import THRESHOLD, cluster_ids, cluster_table, concentration
 from audit.labels import AI_LABELS
-from audit.minhash import NUM_PERM, SEED, shingles, signatures
+from audit.minhash import NUM_PERM, SEED, SHINGLE_WORDS, shingles, signatures
 
-SHARDS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "shards"
+SHARDS = Path(os.environ.get("CORPUS_AUDIT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "shards"
 
 
 def real_passages(count: int) -> list[str]:
@@ -177,7 +178,7 @@ def main() -> None:
         "one process, one core (both steps are single-threaded numpy); the machine is shared, so read the "
         "figures against the baselines measured in the same run.",
         "",
-        f"### MinHash signatures ({NUM_PERM} permutations, word 5-grams)",
+        f"### MinHash signatures ({NUM_PERM} permutations, word {SHINGLE_WORDS}-grams)",
         "",
         f"{len(passages):,} real paragraphs from ../shared/data/shards, {mean_chars:.0f} characters on average.",
         "",

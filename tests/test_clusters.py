@@ -1,19 +1,18 @@
 """Near-duplicate families and concentration figures."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 import xxhash
 from datasketch import MinHash
+from support import SHARDS
 
 from audit.clusters import (canonical_order, cluster_ids, cluster_table, concentration, gini, merge_bottom_k,
                             near_duplicate_share, sample_duplicates, top_clusters, top_domains)
 from audit.minhash import shingles, signatures
 
-SHARDS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "shards"
 SYLLABLES = ["ka", "lo", "mi", "tu", "ren", "sa", "vo", "de", "ni", "pa", "zu", "ob", "el", "ir", "qua"]
 
 
@@ -283,8 +282,11 @@ def test_same_families_from_one_and_two_workers(tmp_path):
         runs.append((passages, pl.read_parquet(out / "clusters.parquet"), summary["concentration"]))
     (one, one_clusters, one_block), (two, two_clusters, two_block) = runs
     assert one.height > 0 and one_clusters["size"].max() >= 2
-    assert one.select("doc_id", "passage_index", "cluster_id").equals(two.select("doc_id", "passage_index", "cluster_id"))
+    families = ["doc_id", "passage_index", "cluster_id", "document_cluster_id"]
+    assert one.select(families).equals(two.select(families))
     assert one_clusters.equals(two_clusters)
+    assert set(one_clusters["level"]) == {"passage", "document"}
+    assert one_block["misaligned_ai"]["document_near_duplicate_share"] > 0
     contrast = one_block["gated_sample"]
     assert contrast["passages"] > 0 and 0 < contrast["sampling_rate"] < 1
     assert 0 <= one_block["misaligned_ai"]["near_duplicate_share_at_sample_rate"] <= one_block["misaligned_ai"]["near_duplicate_share"]
