@@ -4,10 +4,11 @@ being embedded at the start, middle or end of another document.
 
 The planted texts and their hosts are real documents read at run time (``shards``); nothing is stored. Each
 planted text stands alone once (the original) and is copied, edited, into fresh hosts. A copy *joins* its family
-at passage level when passages holding at least half of its characters share a family with a passage of the
-original, and at document level when its host's document family is the original's. Every host also carries a
+at passage level when one of its passages (one made mostly of copied text) shares a family with a passage of the
+original, and at document level when its host's document family is the original's; ``covered`` adds up the share
+of each copy's characters that sit in such passages. Every host also carries a
 shared boilerplate line and every other host a common quote (text written here), so hosts that share only those
-must stay apart. Used by ``tests/test_clusters.py`` and ``benchmarks/bench_clusters.py --families``.
+must stay apart. Used by ``tests/test_clusters.py`` and ``benchmarks/bench_clusters.py``.
 """
 
 from __future__ import annotations
@@ -132,7 +133,8 @@ def edit(paragraphs: list[str], kind: str, filler: str, rng: np.random.Generator
 
 
 def plant(documents: list[str], count: int, seed: int = 0) -> Planted:
-    """`count` planted texts, each standing alone once and copied with every edit at every position."""
+    """`count` planted texts, each standing alone once and copied once with every edit, the position (start,
+    middle or end of the host) taking turns. Each copy and each added paragraph uses up a host document."""
     rng = np.random.default_rng(seed)
     texts, sources = choose_texts(documents, count, rng)
     hosts = iter([documents[i] for i in rng.permutation(len(documents))
@@ -162,12 +164,12 @@ def plant(documents: list[str], count: int, seed: int = 0) -> Planted:
         out.position.append("alone")
         out.span.append((0, len(out.texts[-1])))
         out.shared.append([])
-        for kind in EDITS:
-            for position in POSITIONS:
-                host = _paragraphs(next(hosts))
-                filler = _paragraphs(next(hosts))[0]
-                add(host, family, kind, position, edit(paragraphs, kind, filler, rng))
-    for _ in range(len(texts) * 4):  # hosts without a copy, carrying only the shared lines
+        for number, kind in enumerate(EDITS):
+            host = _paragraphs(next(hosts))
+            filler = _paragraphs(next(hosts))[0]
+            position = POSITIONS[(family + number) % len(POSITIONS)]
+            add(host, family, kind, position, edit(paragraphs, kind, filler, rng))
+    for _ in range(len(texts)):  # hosts without a copy, carrying only the shared lines
         add(_paragraphs(next(hosts)), -1, "host", "end", None)
     return out
 
@@ -195,21 +197,22 @@ def score(planted: Planted, split: Callable[[str], list[tuple[int, int]]] = spli
     originals = {f: int(np.flatnonzero((family == f) & (np.array(planted.edit) == "original"))[0])
                  for f in set(planted.family) if f >= 0}
     original_families = {f: set(frame.filter(pl.col("doc") == d)["cluster_id"].to_list()) for f, d in originals.items()}
-    table = {kind: {"copies": 0, "passage": 0, "document": 0, "either": 0} for kind in EDITS}
+    table = {kind: {"copies": 0, "passage": 0, "document": 0, "either": 0, "covered": 0.0} for kind in EDITS}
     for doc, kind in enumerate(planted.edit):
         if kind not in table:
             continue
         a, b = planted.span[doc]
-        mine = frame.filter((pl.col("doc") == doc) & (pl.col("end") > a) & (pl.col("start") < b))
-        overlap = (pl.min_horizontal("end", pl.lit(b)) - pl.max_horizontal("start", pl.lit(a)))
-        joined_chars = mine.filter(pl.col("cluster_id").is_in(list(original_families[planted.family[doc]])))
-        passage = joined_chars.select(overlap.sum()).item() * 2 >= b - a
+        overlap = pl.min_horizontal("end", pl.lit(b)) - pl.max_horizontal("start", pl.lit(a))
+        copied = (frame.filter((pl.col("doc") == doc) & (pl.col("end") > a) & (pl.col("start") < b))
+                  .filter(overlap * 2 >= pl.col("end") - pl.col("start")))  # passages mostly of copied text
+        joined = copied.filter(pl.col("cluster_id").is_in(list(original_families[planted.family[doc]])))
         document = doc_family.get(doc, -1) == doc_family.get(originals[planted.family[doc]], -2)
         row = table[kind]
         row["copies"] += 1
-        row["passage"] += passage
+        row["passage"] += joined.height > 0
         row["document"] += document
-        row["either"] += passage or document
+        row["either"] += joined.height > 0 or document
+        row["covered"] += joined.select(overlap.sum()).item() / (b - a)
     return {"recall": table, "false_merges": _false_merges(frame), "families": _family_count(frame)}
 
 
