@@ -153,11 +153,16 @@ def _band_hash(signatures: np.ndarray, start: int, rows: int) -> np.ndarray:
 def _bucket_pairs(band_keys: np.ndarray) -> np.ndarray:
     """Candidate pairs (encoded lo * n + hi, canonical positions) from one band, given its keys in canonical order.
 
-    A stable sort keeps bucket members in canonical order, so a bucket's first member is its smallest position.
+    Each key's low bits give way to its position and the packed values are sorted: the same order as a stable
+    sort of the keys (bucket members in canonical order, so a bucket's first member is its smallest position),
+    about twice as fast. Two bands that differ only in those low bits share a bucket; verification rejects the
+    pair they make.
     """
     n = len(band_keys)
-    members = np.argsort(band_keys, kind="stable")
-    sorted_keys = band_keys[members]
+    bits = np.uint64(max(1, (n - 1).bit_length()))
+    packed = np.sort((band_keys >> bits << bits) | np.arange(n, dtype=np.uint64))
+    members = (packed & ((np.uint64(1) << bits) - np.uint64(1))).astype(np.int64)
+    sorted_keys = packed >> bits
     same = np.empty(n, dtype=bool)
     same[:1] = False
     same[1:] = sorted_keys[1:] == sorted_keys[:-1]

@@ -49,7 +49,8 @@ class Planted:
 
 
 def real_documents(shards: Path) -> list[str]:
-    """Texts of the shards' documents that share no paragraph with another document, in file and row order.
+    """Texts of the shards' documents that share no paragraph or long sentence (near-duplicates by MinHash) with
+    another document, in file and row order.
 
     The shards hold real copies of their own (syndicated stories, site boilerplate); leaving those documents out
     means every family of the planted corpus has a known truth: a planted text's copies, or the shared lines.
@@ -137,8 +138,15 @@ def plant(documents: list[str], count: int, seed: int = 0) -> Planted:
     middle or end of the host) taking turns. Each copy and each added paragraph uses up a host document."""
     rng = np.random.default_rng(seed)
     texts, sources = choose_texts(documents, count, rng)
-    hosts = iter([documents[i] for i in rng.permutation(len(documents))
-                  if i not in sources and len(_paragraphs(documents[i])) >= 2])
+    pool = iter([documents[i] for i in rng.permutation(len(documents))
+                 if i not in sources and len(_paragraphs(documents[i])) >= 2])
+
+    def host() -> list[str]:
+        paragraphs = next(pool, None)
+        if paragraphs is None:
+            raise ValueError(f"{len(documents)} documents are too few hosts for {count} planted texts "
+                             f"(each takes {2 * len(EDITS) + 1}); plant fewer texts")
+        return _paragraphs(paragraphs)
     out = Planted([], [], [], [], [], [])
 
     def add(paragraphs: list[str], family: int, kind: str, position: str, copy: list[str] | None) -> None:
@@ -155,7 +163,8 @@ def plant(documents: list[str], count: int, seed: int = 0) -> Planted:
         out.edit.append(kind)
         out.position.append(position)
         out.span.append((start, start + len(block)) if block else (0, 0))
-        out.shared.append([(m.start(), m.end()) for s in (QUOTE, BOILERPLATE) for m in re.finditer(re.escape(s), document)])
+        out.shared.append([(m.start(), m.end()) for line in (QUOTE, BOILERPLATE)
+                           for m in re.finditer(re.escape(line), document)])
 
     for family, paragraphs in enumerate(texts):
         out.texts.append("\n".join(paragraphs))
@@ -165,12 +174,11 @@ def plant(documents: list[str], count: int, seed: int = 0) -> Planted:
         out.span.append((0, len(out.texts[-1])))
         out.shared.append([])
         for number, kind in enumerate(EDITS):
-            host = _paragraphs(next(hosts))
-            filler = _paragraphs(next(hosts))[0]
+            host_paragraphs, filler = host(), host()[0]
             position = POSITIONS[(family + number) % len(POSITIONS)]
-            add(host, family, kind, position, edit(paragraphs, kind, filler, rng))
+            add(host_paragraphs, family, kind, position, edit(paragraphs, kind, filler, rng))
     for _ in range(len(texts)):  # hosts without a copy, carrying only the shared lines
-        add(_paragraphs(next(hosts)), -1, "host", "end", None)
+        add(host(), -1, "host", "end", None)
     return out
 
 
@@ -228,7 +236,8 @@ def _origins(planted: Planted, frame: pl.DataFrame) -> list[list[str]]:
         parts = {f"planted {planted.family[doc]}": planted_chars, "shared": shared_chars,
                  f"host {doc}": end - start - planted_chars - shared_chars}
         mostly_shared = shared_chars * 2 >= end - start
-        out.append(["shared"] if mostly_shared else sorted(tag for tag, chars in parts.items() if chars * 5 >= end - start))
+        tags = sorted(tag for tag, chars in parts.items() if chars * 5 >= end - start)
+        out.append(["shared"] if mostly_shared else tags)
     return out
 
 
