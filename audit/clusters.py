@@ -136,7 +136,13 @@ def document_cluster_ids(signatures: np.ndarray, documents: np.ndarray, threshol
     starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if len(codes) else np.empty(0, dtype=np.intp)
     if not len(starts):
         return np.empty(0, dtype=np.int64)
-    families = cluster_ids(np.minimum.reduceat(signatures[order], starts, axis=0), codes[starts], threshold)
+    passages = np.diff(np.r_[starts, len(order)])
+    merged = signatures[order[starts]]  # each document's first passage, then the minimum with its k-th passage
+    for k in range(1, int(passages.max())):
+        longer = np.flatnonzero(passages > k)
+        for chunk in np.array_split(longer, len(longer) // _VERIFY_CHUNK + 1):
+            merged[chunk] = np.minimum(merged[chunk], signatures[order[starts[chunk] + k]])
+    families = cluster_ids(merged, codes[starts], threshold)
     return codes[starts][families][np.searchsorted(codes[starts], documents)]
 
 

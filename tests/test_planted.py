@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from support import SHARDS
 
 import audit
 from audit import auditloop
@@ -25,7 +26,6 @@ from audit.classifiers import realdata
 from audit.gate import gate
 from audit.passages import split_passages
 
-SHARDS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "shards"
 DEV = Path(__file__).resolve().parents[1] / "classifiers" / "labels" / "dev.jsonl"
 
 
