@@ -312,3 +312,42 @@ def test_planted_copies_join_their_families_and_text_sharing_only_shared_lines_s
     # Most of each copy's text, not just one passage of it, sits in the original's families.
     assert all(row["covered"] / row["copies"] >= 0.8 for row in two_percent), table
     assert result["false_merges"] == []
+
+
+def test_document_families_in_the_table_and_the_concentration_block(hand_built):
+    # d1, d2 and d3 are one story (d3 with a launch passage besides); d6's two passages are one document.
+    frame = hand_built.with_columns(document_cluster_id=pl.Series([0, 0, 0, 0, 4, 5, 6, 6]))
+    table = cluster_table(frame)
+    assert table["level"].to_list() == ["passage"] * 5 + ["document"] * 4
+    documents = table.filter(pl.col("level") == "document")
+    story = documents.row(0, named=True)
+    assert (story["cluster_id"], story["size"], story["documents"], story["n_misaligned_ai"]) == (0, 3, 3, 3)
+    assert story["exemplar_text"] == "story v1"
+    assert documents.filter(pl.col("cluster_id") == 6)["exemplar_text"].to_list() == ["helper\ndoom"]
+    block = concentration(frame, k=2)["misaligned_ai"]
+    assert block["top_clusters"] == concentration(hand_built, k=2)["misaligned_ai"]["top_clusters"]
+    assert block["top_document_clusters"] == [{"cluster_id": 0, "passages": 3, "documents": 3, "domains": 2}]
+    # Misaligned documents d1, d2, d3 (family of three), d4 and d6 (alone): 3 of 5.
+    assert block["document_near_duplicate_share"] == pytest.approx(3 / 5)
+
+
+def test_a_story_republished_with_a_new_intro_is_one_document_family():
+    from audit.clusters import document_cluster_ids
+    from audit.passages import split_passages
+
+    rng = np.random.default_rng(1)
+    story = "\n".join(" ".join(made_up_text(rng, 25)) + "." for _ in range(10))
+    republished = " ".join(made_up_text(rng, 20)) + ".\n" + story
+    unrelated = " ".join(made_up_text(rng, 200))
+    texts, documents = [], []
+    for number, document in enumerate([story, republished, unrelated]):
+        spans = split_passages(document)
+        texts += [document[a:b] for a, b in spans]
+        documents += [number] * len(spans)
+    sig, documents = signatures(texts), np.array(documents)
+    passages = cluster_ids(sig, np.arange(len(texts)))
+    # The new intro joins the story's first paragraph: that passage has no family in the original ...
+    assert not set(passages[documents == 1]) >= set(passages[documents == 0])
+    # ... but the two documents are one family.
+    expected = np.where(documents <= 1, 0, 2)
+    assert document_cluster_ids(sig, documents).tolist() == expected.tolist()
