@@ -78,17 +78,19 @@ def _paragraphs(text: str) -> list[str]:
 
 
 def choose_texts(documents: list[str], count: int, rng: np.random.Generator) -> tuple[list[list[str]], set[int]]:
-    """`count` planted texts: runs of 2 to 5 consecutive paragraphs (120 to 600 words) that name AI; and the
+    """`count` planted texts that name AI, every other one a single long paragraph (260 to 800 words, the kind a
+    splitter must cut inside) and the rest runs of 2 to 5 consecutive paragraphs (120 to 600 words); and the
     documents they come from (which then host no copy)."""
     chosen, sources = [], set()
     for index in rng.permutation(len(documents)):
         paragraphs = [p for p in _paragraphs(documents[index]) if len(p.split()) >= 15]
-        if len(paragraphs) < 2:
-            continue
-        start = int(rng.integers(0, max(len(paragraphs) - 1, 1)))
-        run = paragraphs[start: start + int(rng.integers(2, 6))]
-        words = sum(len(p.split()) for p in run)
-        if len(run) >= 2 and 120 <= words <= 600 and gate(pl.Series(["\n".join(run)]))[0]:
+        if len(chosen) % 2:
+            run = [p for p in paragraphs if 260 <= len(p.split()) <= 800][:1]
+        else:
+            start = int(rng.integers(0, max(len(paragraphs) - 1, 1)))
+            run = paragraphs[start: start + int(rng.integers(2, 6))]
+            run = run if len(run) >= 2 and 120 <= sum(len(p.split()) for p in run) <= 600 else []
+        if run and gate(pl.Series(["\n".join(run)]))[0]:
             chosen.append(run)
             sources.add(int(index))
         if len(chosen) == count:
@@ -110,7 +112,9 @@ def _edit_words(paragraph: str, share: float, replace: bool, rng: np.random.Gene
 
 
 def edit(paragraphs: list[str], kind: str, filler: str, rng: np.random.Generator) -> list[str]:
-    """An edited copy of a planted text (a list of paragraphs); word edits spread over the whole text."""
+    """An edited copy of a planted text (a list of paragraphs); word edits spread over the whole text. A
+    one-paragraph text gets the added paragraph after it, and loses its first quarter of sentences instead of a
+    paragraph."""
     paragraphs = list(paragraphs)
     if kind.startswith(("drop", "replace")):
         share = float(kind.split()[1].rstrip("%")) / 100
@@ -125,8 +129,11 @@ def edit(paragraphs: list[str], kind: str, filler: str, rng: np.random.Generator
         paragraphs[longest] = " ".join(sentences)
         return paragraphs
     if kind == "paragraph added":
-        paragraphs.insert(int(rng.integers(1, len(paragraphs))), filler)
+        paragraphs.insert(int(rng.integers(1, max(len(paragraphs), 2))), filler)
         return paragraphs
+    if kind == "paragraph removed" and len(paragraphs) == 1:  # a quote trimmed: its first quarter of sentences goes
+        sentences = sentence_spans(paragraphs[0])
+        return [paragraphs[0][sentences[len(sentences) // 4][0]:]]
     if kind == "paragraph removed":
         shortest = min(range(len(paragraphs)), key=lambda i: len(paragraphs[i]))
         return paragraphs[:shortest] + paragraphs[shortest + 1:]

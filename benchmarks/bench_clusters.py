@@ -18,7 +18,7 @@ Figures are given against two baselines measured in the same run on the same mac
   * datasketch `MinHashLSH` (insert + query of every signature) on a subset, extrapolated linearly.
 
     .venv/bin/python benchmarks/bench_clusters.py [--n 1000000] [--subset 50000] [--passages 5000]
-        [--out benchmarks/clusters.md]
+        [--baseline-ref COMMIT] [--per-document 3] [--families 100] [--seeds 0,1,2] [--out benchmarks/clusters.md]
 """
 
 from __future__ import annotations
@@ -170,7 +170,8 @@ def family_recall(count: int, seeds: list[int]) -> list[str]:
                 pooled.setdefault(kind, {}).setdefault(key, 0)
                 pooled[kind][key] += value
     return [
-        f"{count} real AI texts (2 to 5 paragraphs, 120 to 600 words) per seed, seeds {seeds}; each copied once per "
+        f"{count} real AI texts per seed (every other one a single paragraph of 260 to 800 words, the rest 2 to 5 "
+        f"paragraphs of 120 to 600 words), seeds {seeds}; each copied once per "
         "edit into a fresh real host (start, middle or end in turn); hosts carry a shared footer and every other "
         "one a common quote. Joined: one of the copy's passages (mostly copied text) is in a family with a passage "
         "of the original; covered: share of the copy's characters in such passages; document: the host document "
@@ -192,8 +193,10 @@ def main() -> None:
     parser.add_argument("--subset", type=int, default=50_000)
     parser.add_argument("--family-share", type=float, default=0.05)
     parser.add_argument("--passages", type=int, default=5000, help="real passages for the signature throughput")
+    parser.add_argument("--per-document", type=int, default=3, help="passages per document for the document level")
     parser.add_argument("--baseline-ref", default=None, help="git ref whose audit/clusters.py is timed as the baseline")
-    parser.add_argument("--families", type=int, default=100, help="planted texts per seed for the family recall table")
+    parser.add_argument("--families", type=int, default=100,
+                        help="planted texts per seed for the family recall table (0: skip it)")
     parser.add_argument("--seeds", default="0,1,2", help="seeds of the family recall table (comma-separated)")
     parser.add_argument("--out", default=None, help="write the figures as Markdown to this file")
     args = parser.parse_args()
@@ -206,12 +209,13 @@ def main() -> None:
     sigs, originals, loose = synthetic_signatures(args.n, args.family_share, rng)
     planted = len(originals)
     keys = rng.permutation(args.n)
-    documents = np.arange(args.n) // 3  # three passages per document, in row order as in passages_frame
+    documents = np.arange(args.n) // args.per_document  # in row order, as the scan writes them
     rss_before = rss_mib()
 
     ids, cluster_seconds, cluster_mib = timed(cluster_ids, sigs, keys, THRESHOLD)
     rss_peak = rss_mib()
     document_ids, document_seconds, document_mib = timed(document_cluster_ids, sigs, documents, THRESHOLD)
+    rss_both = rss_mib()
     before = None
     if args.baseline_ref:
         old = module_at(args.baseline_ref, "audit/clusters.py")
@@ -242,7 +246,8 @@ def main() -> None:
         "",
         f"Command: `.venv/bin/python benchmarks/bench_clusters.py --n {args.n} --subset {args.subset}"
         f" --family-share {args.family_share} --passages {args.passages}"
-        f"{f' --baseline-ref {args.baseline_ref}' if args.baseline_ref else ''} --families {args.families}"
+        f"{f' --baseline-ref {args.baseline_ref}' if args.baseline_ref else ''} --per-document {args.per_document}"
+        f" --families {args.families}"
         f" --seeds {args.seeds}`",
         f"Machine: {platform.machine()}, Python {platform.python_version()}, numpy {np.__version__}; "
         "one process, one core (both steps are single-threaded numpy); the machine is shared, so read the "
@@ -271,14 +276,16 @@ def main() -> None:
            f"{cluster_mib / before[1]:.2f}x the memory; same families: {before[2]} |",
            f"| both levels now (passages + documents) against passage families before | "
            f"{(cluster_seconds + document_seconds) / before[0]:.2f}x the time, "
-           f"{max(cluster_mib, document_mib) / before[1]:.2f}x the peak memory |"] if before else []),
-        f"| document_cluster_ids ({args.n // 3:,} documents of three passages) | {document_seconds:.1f} s, "
-        f"{document_mib:,.0f} MiB allocated at peak |",
+           f"{rss_both / rss_peak:.2f}x the process's peak RSS |"] if before else []),
+        f"| document_cluster_ids ({len(np.unique(documents)):,} documents of {args.per_document} passages) | "
+        f"{document_seconds:.1f} s, {document_mib:,.0f} MiB allocated at peak (its signatures included); "
+        f"peak RSS then {rss_both:,.0f} MiB |",
         f"| baseline: np.sort(signatures, axis=0) | {sort_seconds:.1f} s (cluster_ids = {cluster_seconds / sort_seconds:.2f}x) |",
         f"| baseline: datasketch MinHashLSH insert+query, {args.subset:,} extrapolated to {args.n:,} | "
         f"{datasketch_extrapolated:.1f} s (cluster_ids is {datasketch_extrapolated / cluster_seconds:.1f}x faster) |",
         f"| peak RSS before clustering (signatures generated) | {rss_before:,.0f} MiB |",
-        f"| peak RSS during clustering | {rss_peak:,.0f} MiB (+{rss_peak - rss_before:,.0f} MiB, "
+        f"| peak RSS during passage clustering (the same before and now: same working arrays) | "
+        f"{rss_peak:,.0f} MiB (+{rss_peak - rss_before:,.0f} MiB, "
         f"{rss_peak / rss_before:.2f}x the input's process) |",
         f"| cluster_table + concentration on {args.n:,} passages (short texts) | {tables_seconds:.1f} s, "
         f"peak RSS {rss_tables:,.0f} MiB |",
@@ -293,10 +300,8 @@ def main() -> None:
         "hash), candidate pairs are verified where their two signatures meet, and families come from a distributed "
         "connected-components pass; ids stay the smallest canonical position, so they do not change.",
         "",
-        "### Family recall on planted copies (`audit.planted_families`)",
-        "",
-        *family_recall(args.families, [int(seed) for seed in args.seeds.split(",")]),
-        "",
+        *(["### Family recall on planted copies (`audit.planted_families`)", "",
+           *family_recall(args.families, [int(seed) for seed in args.seeds.split(",")]), ""] if args.families else []),
     ]
     text = "\n".join(lines)
     print(text)
