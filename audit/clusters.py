@@ -113,6 +113,39 @@ def cluster_ids(
     return ids
 
 
+def document_cluster_ids(signatures: np.ndarray, documents: np.ndarray, threshold: float = THRESHOLD) -> np.ndarray:
+    """The document-level family of every passage's document, given the passages' signatures and document codes.
+
+    A document's signature is the elementwise minimum of its passages' signatures: the MinHash of the union of
+    their shingles, i.e. of the passages' text taken together whatever the boundaries (only the few shingles that
+    straddle a boundary are missing), and no text is hashed again. Document codes are integers whose sort order
+    is the canonical order (e.g. a dense rank of (shard, row)); a family's id is its smallest code.
+
+    Example:
+        >>> from audit.minhash import signatures
+        >>> story = " ".join(f"the robot {verb} the engineers that night" for verb in
+        ...                  ["watched", "ignored", "locked out", "lied to", "outwitted", "copied itself past"])
+        >>> cut, other = story.index("locked"), story.index("lied")
+        >>> sig = signatures([story[:cut], story[cut:], story[:other], story[other:] + "!", "a recipe for bread"])
+        >>> document_cluster_ids(sig, np.array([7, 7, 3, 3, 5])).tolist()
+        [3, 3, 3, 3, 5]
+    """
+    documents = np.asarray(documents, dtype=np.int64)
+    order = np.argsort(documents, kind="stable")
+    codes = documents[order]
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if len(codes) else np.empty(0, dtype=np.intp)
+    if not len(starts):
+        return np.empty(0, dtype=np.int64)
+    passages = np.diff(np.r_[starts, len(order)])
+    merged = signatures[order[starts]]  # each document's first passage, then the minimum with its k-th passage
+    for k in range(1, int(passages.max())):
+        longer = np.flatnonzero(passages > k)
+        for chunk in np.array_split(longer, len(longer) // _VERIFY_CHUNK + 1):
+            merged[chunk] = np.minimum(merged[chunk], signatures[order[starts[chunk] + k]])
+    families = cluster_ids(merged, codes[starts], threshold)
+    return codes[starts][families][np.searchsorted(codes[starts], documents)]
+
+
 def _band_hash(signatures: np.ndarray, start: int, rows: int) -> np.ndarray:
     """One 64-bit hash per signature of its values in columns [start, start + rows): equal bands, equal hash."""
     h = np.full(len(signatures), 0xCBF29CE484222325, dtype=np.uint64)
@@ -126,11 +159,16 @@ def _band_hash(signatures: np.ndarray, start: int, rows: int) -> np.ndarray:
 def _bucket_pairs(band_keys: np.ndarray) -> np.ndarray:
     """Candidate pairs (encoded lo * n + hi, canonical positions) from one band, given its keys in canonical order.
 
-    A stable sort keeps bucket members in canonical order, so a bucket's first member is its smallest position.
+    Each key's low bits give way to its position and the packed values are sorted: the same order as a stable
+    sort of the keys (bucket members in canonical order, so a bucket's first member is its smallest position),
+    about twice as fast. Two bands that differ only in those low bits share a bucket; verification rejects the
+    pair they make.
     """
     n = len(band_keys)
-    members = np.argsort(band_keys, kind="stable")
-    sorted_keys = band_keys[members]
+    bits = np.uint64(max(1, (n - 1).bit_length()))
+    packed = np.sort((band_keys >> bits << bits) | np.arange(n, dtype=np.uint64))
+    members = (packed & ((np.uint64(1) << bits) - np.uint64(1))).astype(np.int64)
+    sorted_keys = packed >> bits
     same = np.empty(n, dtype=bool)
     same[:1] = False
     same[1:] = sorted_keys[1:] == sorted_keys[:-1]
@@ -267,9 +305,11 @@ def sample_duplicates(sample: pl.DataFrame, rate: float, threshold: float = THRE
     return {"passages": sample.height, "sampling_rate": rate, "near_duplicate_share": near_duplicate_share(ids)}
 
 
-def top_clusters(passages: pl.DataFrame, k: int = 10) -> list[dict]:
+def top_clusters(passages: pl.DataFrame, k: int = 10, column: str = "cluster_id") -> list[dict]:
     """The k largest families (two passages or more) among `passages` (columns cluster_id, doc_id, domain),
     with their passages, distinct documents and distinct domains; ties go to the smaller id.
+
+    With ``column="document_cluster_id"``, the document families of two documents or more, largest in documents.
 
     Example:
         >>> frame = pl.DataFrame({"cluster_id": [4, 4, 4, 9], "doc_id": ["x", "y", "y", "z"],
@@ -277,11 +317,12 @@ def top_clusters(passages: pl.DataFrame, k: int = 10) -> list[dict]:
         >>> top_clusters(frame)
         [{'cluster_id': 4, 'passages': 3, 'documents': 2, 'domains': 2}]
     """
-    table = (passages.group_by("cluster_id")
+    size = "passages" if column == "cluster_id" else "documents"
+    table = (passages.group_by(pl.col(column).alias("cluster_id"))
              .agg(pl.len().alias("passages"), pl.col("doc_id").n_unique().alias("documents"),
                   pl.col("domain").drop_nulls().n_unique().alias("domains"))
-             .filter(pl.col("passages") >= 2)
-             .sort(["passages", "cluster_id"], descending=[True, False]).head(k))
+             .filter(pl.col(size) >= 2)
+             .sort([size, "cluster_id"], descending=[True, False]).head(k))
     return [{key: int(value) for key, value in row.items()} for row in table.iter_rows(named=True)]
 
 
@@ -293,9 +334,15 @@ def concentration(passages: pl.DataFrame, k: int = 10, sample_rate: float | None
     sizes count passages of every label, so a misaligned passage copied as a neutral one is a near-duplicate.
     With `sample_rate`, each label also gets `near_duplicate_share_at_sample_rate` (see `sample_duplicates`).
     When the `dump` or `date` column has values, each label gets `by_dump` / `by_year`: its documents in each.
+    With a `document_cluster_id` column, each label also gets the document-level figures beside the passage-level
+    ones: `top_document_clusters` (families of two documents or more holding its passages) and
+    `document_near_duplicate_share` (the fraction of its documents in such a family).
     """
     block = {}
     families = passages["cluster_id"].to_numpy()
+    by_document = "document_cluster_id" in passages.columns
+    if by_document:
+        document_families = passages.unique("doc_id")["document_cluster_id"].to_numpy()
     for label in AI_LABELS:
         rows = passages.filter(pl.col("label") == label)
         documents = rows.unique("doc_id", keep="first").sort("doc_id")
@@ -307,6 +354,10 @@ def concentration(passages: pl.DataFrame, k: int = 10, sample_rate: float | None
             "gini_domains": gini(per_domain.to_numpy()),
             "near_duplicate_share": near_duplicate_share(ids, families),
         }
+        if by_document:
+            block[label]["top_document_clusters"] = top_clusters(rows, k, column="document_cluster_id")
+            block[label]["document_near_duplicate_share"] = near_duplicate_share(
+                documents["document_cluster_id"].to_numpy(), document_families)
         if sample_rate is not None:
             block[label]["near_duplicate_share_at_sample_rate"] = near_duplicate_share(ids, families, sample_rate)
         for name, source, period in PERIODS:
@@ -317,28 +368,41 @@ def concentration(passages: pl.DataFrame, k: int = 10, sample_rate: float | None
 
 
 def cluster_table(passages: pl.DataFrame, top: int = 3) -> pl.DataFrame:
-    """One row per family (RUN/clusters.parquet), largest first.
+    """One row per family (RUN/clusters.parquet): passage families, then (with a document_cluster_id column)
+    document families; each level largest first.
 
-    Columns: cluster_id, size (passages), documents, domains (distinct counts), n_<label> per AI label (the label
-    mix), exemplar_doc_id and exemplar_text (the family's first passage in canonical order, shard / row /
-    passage_index), first_date and last_date, and top_domains (up to `top` domains, most passages first).
+    Columns: level ("passage" or "document"), cluster_id, size (passages, or documents at document level),
+    documents, domains (distinct counts), n_<label> per AI label (the label mix, in passages), exemplar_doc_id and
+    exemplar_text (the family's first passage in canonical order, shard / row / passage_index; at document level
+    the first document's flagged passages, one per line), first_date and last_date, and top_domains (up to `top`
+    domains, most passages first).
     """
-    ordered = passages.sort(["shard", "row", "passage_index"])
+    levels = [("passage", "cluster_id")]
+    if "document_cluster_id" in passages.columns:
+        levels.append(("document", "document_cluster_id"))
+    return pl.concat([_level_table(passages, level, column, top) for level, column in levels])
+
+
+def _level_table(passages: pl.DataFrame, level: str, column: str, top: int) -> pl.DataFrame:
+    ordered = passages.sort(["shard", "row", "passage_index"]).with_columns(pl.col(column).alias("cluster_id"))
+    first_doc = pl.col("doc_id") == pl.col("doc_id").first()
     domain_counts = (ordered.filter(pl.col("domain").is_not_null())
                      .group_by("cluster_id", "domain").agg(pl.len().alias("n"))
                      .sort(["cluster_id", "n", "domain"], descending=[False, True, False])
                      .group_by("cluster_id", maintain_order=True)
                      .agg(pl.col("domain").head(top).alias("top_domains")))
     table = ordered.group_by("cluster_id", maintain_order=True).agg(
-        pl.len().alias("size"),
+        (pl.len() if level == "passage" else pl.col("doc_id").n_unique()).alias("size"),
         pl.col("doc_id").n_unique().alias("documents"),
         pl.col("domain").drop_nulls().n_unique().alias("domains"),
         *[(pl.col("label") == label).sum().alias(f"n_{label}") for label in AI_LABELS],
         pl.col("doc_id").first().alias("exemplar_doc_id"),
-        pl.col("text").first().alias("exemplar_text"),
+        (pl.col("text").first() if level == "passage" else pl.col("text").filter(first_doc).str.join("\n"))
+        .alias("exemplar_text"),
         pl.col("date").min().alias("first_date"),
         pl.col("date").max().alias("last_date"),
     )
     return (table.join(domain_counts, on="cluster_id", how="left")
             .with_columns(pl.col("top_domains").fill_null(pl.lit([], dtype=pl.List(pl.String))))
-            .sort(["size", "cluster_id"], descending=[True, False]))
+            .sort(["size", "cluster_id"], descending=[True, False])
+            .select(pl.lit(level).alias("level"), pl.all()))

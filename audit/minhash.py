@@ -1,7 +1,10 @@
 """MinHash signatures of passages, numpy-vectorised, equal to datasketch's.
 
-A passage is normalised (lowercase, punctuation removed, whitespace collapsed), cut into word 5-gram
-shingles, and each shingle (UTF-8 bytes) is hashed to 32 bits. The signature is exactly what
+A passage is normalised (lowercase, punctuation removed, whitespace collapsed), cut into word 3-gram
+shingles, and each shingle (UTF-8 bytes) is hashed to 32 bits. Three words, not five: a word dropped or changed
+spoils n shingles, so a 70-word passage with three words changed keeps a Jaccard of 0.63 to its original with
+5-grams, below the 0.7 threshold, and 0.77 with 3-grams (``audit/planted_families.py`` measures copies of real
+text). The signature is exactly what
 
     datasketch.MinHash(num_perm=128, seed=1, hashfunc=xxhash.xxh32_intdigest).update_batch(shingles)
 
@@ -23,7 +26,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import xxhash
 
-SHINGLE_WORDS = 5
+SHINGLE_WORDS = 3
 NUM_PERM = 128
 SEED = 1
 
@@ -69,7 +72,8 @@ def signatures(
     UTF-8; ``MinHash.jaccard`` of two such sketches is ``(sig[i] == sig[j]).mean()``.
 
     Example:
-        >>>         >>> sig = signatures(["The machine decided to hide its plans from the engineers."])
+        >>> from datasketch import MinHash
+        >>> sig = signatures(["The machine decided to hide its plans from the engineers."])
         >>> m = MinHash(num_perm=128, seed=1, hashfunc=xxhash.xxh32_intdigest)
         >>> m.update_batch(s.encode("utf-8") for s in shingles("The machine decided to hide its plans from the engineers."))
         >>> bool((sig[0] == m.hashvalues).all())

@@ -73,12 +73,16 @@ def _checked(run: RunDir) -> dict:
 
 
 def _with_families(flagged: pl.DataFrame) -> pl.DataFrame:
-    """Fill cluster_id from the MinHash signatures the scan stored with each flagged passage."""
+    """Fill cluster_id (passage families) and document_cluster_id (families of documents by their flagged text)
+    from the MinHash signatures the scan stored with each flagged passage."""
     if not len(flagged):
-        return flagged
+        return flagged.with_columns(document_cluster_id=pl.lit(None, dtype=pl.Int64))
     signatures = flagged["minhash"].to_numpy()  # fixed-size list column -> (n, 128) array, no Python lists
     ids = clusters.cluster_ids(signatures, flagged.select("shard", "row", "passage_index"))
-    return flagged.with_columns(cluster_id=pl.Series(ids, dtype=pl.Int64))
+    documents = flagged.select(pl.struct("shard", "row").rank("dense") - 1).to_series().to_numpy()
+    return flagged.with_columns(cluster_id=pl.Series(ids, dtype=pl.Int64),
+                                document_cluster_id=pl.Series(clusters.document_cluster_ids(signatures, documents),
+                                                              dtype=pl.Int64))
 
 
 def _concentration(run: RunDir, unit_ids: list[str], passages: pl.DataFrame) -> dict:

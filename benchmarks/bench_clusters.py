@@ -3,7 +3,10 @@
 Signatures: `audit.minhash.signatures` on 5,000 real paragraphs (> 150 characters) of ../shared/data/shards,
 against datasketch MinHash (its default sha1_hash32, and xxh32 as we use) updated passage by passage.
 
-Clustering: time and peak memory of `audit.clusters.cluster_ids`.
+Clustering: time and peak memory of `audit.clusters.cluster_ids` (passage families) and `document_cluster_ids`
+(document families), and with --baseline-ref the cluster_ids of an earlier commit on the same signatures.
+
+Family recall: `audit.planted_families` (real AI texts copied with small edits into real host documents).
 
 Synthetic signatures with a realistic family structure: most passages are unique, a share of them belong to
 families of near-copies (a few signature values changed, estimated Jaccard 0.75-1.0 to the family's original;
@@ -15,15 +18,19 @@ Figures are given against two baselines measured in the same run on the same mac
   * datasketch `MinHashLSH` (insert + query of every signature) on a subset, extrapolated linearly.
 
     .venv/bin/python benchmarks/bench_clusters.py [--n 1000000] [--subset 50000] [--passages 5000]
-        [--out benchmarks/clusters.md]
+        [--baseline-ref COMMIT] [--per-document 3] [--families 100] [--seeds 0,1,2] [--out benchmarks/clusters.md]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import resource
+import subprocess
 import time
+import tracemalloc
+import types
 from pathlib import Path
 
 import numpy as np
@@ -32,11 +39,13 @@ import xxhash
 from datasketch import MinHash, MinHashLSH
 from datasketch.hashfunc import sha1_hash32
 
-from audit.clusters import THRESHOLD, cluster_ids, cluster_table, concentration
+from audit import planted_families
+from audit.clusters import THRESHOLD, cluster_ids, cluster_table, concentration, document_cluster_ids
 from audit.labels import AI_LABELS
-from audit.minhash import NUM_PERM, SEED, shingles, signatures
+from audit.minhash import NUM_PERM, SEED, SHINGLE_WORDS, shingles, signatures
 
-SHARDS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "shards"
+SHARED_DATA = Path(os.environ.get("CORPUS_AUDIT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+SHARDS = SHARED_DATA / "shards"
 
 
 def real_passages(count: int) -> list[str]:
@@ -126,12 +135,69 @@ def datasketch_seconds(sigs: np.ndarray, threshold: float) -> float:
     return time.perf_counter() - start
 
 
+def timed(function, *args):
+    """(result, seconds, peak MiB that numpy allocated during the call, on top of what was held before)."""
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    held = tracemalloc.get_traced_memory()[0]
+    start = time.perf_counter()
+    result = function(*args)
+    seconds = time.perf_counter() - start
+    peak = tracemalloc.get_traced_memory()[1] - held
+    tracemalloc.stop()
+    return result, seconds, peak / 2**20
+
+
+def module_at(ref: str, path: str):
+    """A module of this repository as it was at git `ref`: the baseline, measured in the same run."""
+    source = subprocess.run(["git", "show", f"{ref}:{path}"], capture_output=True, text=True, check=True,
+                            cwd=Path(__file__).resolve().parents[1]).stdout
+    module = types.ModuleType(f"baseline_{Path(path).stem}")
+    exec(compile(source, f"{ref}:{path}", "exec"), module.__dict__)
+    return module
+
+
+def family_recall(count: int, seeds: list[int]) -> list[str]:
+    """The recall table of audit.planted_families (real texts copied with edits into real hosts), seeds pooled."""
+    documents = planted_families.real_documents(SHARDS)
+    pooled: dict[str, dict[str, float]] = {}
+    false_merges = 0
+    for seed in seeds:
+        result = planted_families.score(planted_families.plant(documents, count, seed))
+        false_merges += len(result["false_merges"])
+        for kind, row in result["recall"].items():
+            for key, value in row.items():
+                pooled.setdefault(kind, {}).setdefault(key, 0)
+                pooled[kind][key] += value
+    return [
+        f"{count} real AI texts per seed (every other one a single paragraph of 260 to 800 words, the rest 2 to 5 "
+        f"paragraphs of 120 to 600 words), seeds {seeds}; each copied once per "
+        "edit into a fresh real host (start, middle or end in turn); hosts carry a shared footer and every other "
+        "one a common quote. Joined: one of the copy's passages (mostly copied text) is in a family with a passage "
+        "of the original; covered: share of the copy's characters in such passages; document: the host document "
+        "is in the original's document family (flagged passages only, as the scan).",
+        "",
+        "| edit | copies | joined (passage) | covered | joined (document) | joined (either) |",
+        "|---|---|---|---|---|---|",
+        *[f"| {kind} | {row['copies']:.0f} | {row['passage'] / row['copies']:.1%} | "
+          f"{row['covered'] / row['copies']:.1%} | {row['document'] / row['copies']:.1%} | "
+          f"{row['either'] / row['copies']:.1%} |" for kind, row in pooled.items()],
+        "",
+        f"False merges (a family member sharing no planted text or host with any other member): {false_merges}.",
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--subset", type=int, default=50_000)
     parser.add_argument("--family-share", type=float, default=0.05)
     parser.add_argument("--passages", type=int, default=5000, help="real passages for the signature throughput")
+    parser.add_argument("--per-document", type=int, default=3, help="passages per document for the document level")
+    parser.add_argument("--baseline-ref", default=None, help="git ref whose audit/clusters.py is timed as the baseline")
+    parser.add_argument("--families", type=int, default=100,
+                        help="planted texts per seed for the family recall table (0: skip it)")
+    parser.add_argument("--seeds", default="0,1,2", help="seeds of the family recall table (comma-separated)")
     parser.add_argument("--out", default=None, help="write the figures as Markdown to this file")
     args = parser.parse_args()
 
@@ -143,14 +209,21 @@ def main() -> None:
     sigs, originals, loose = synthetic_signatures(args.n, args.family_share, rng)
     planted = len(originals)
     keys = rng.permutation(args.n)
+    documents = np.arange(args.n) // args.per_document  # in row order, as the scan writes them
     rss_before = rss_mib()
 
-    start = time.perf_counter()
-    ids = cluster_ids(sigs, keys, threshold=THRESHOLD)
-    cluster_seconds = time.perf_counter() - start
+    ids, cluster_seconds, cluster_mib = timed(cluster_ids, sigs, keys, THRESHOLD)
     rss_peak = rss_mib()
+    document_ids, document_seconds, document_mib = timed(document_cluster_ids, sigs, documents, THRESHOLD)
+    rss_both = rss_mib()
+    before = None
+    if args.baseline_ref:
+        old = module_at(args.baseline_ref, "audit/clusters.py")
+        before_ids, before_seconds, before_mib = timed(old.cluster_ids, sigs, keys, THRESHOLD)
+        before = (before_seconds, before_mib, bool(np.array_equal(before_ids, ids)))
+        del before_ids
 
-    flagged = passages_frame(ids, rng)
+    flagged = passages_frame(ids, rng).with_columns(document_cluster_id=document_ids)
     start = time.perf_counter()
     cluster_table(flagged)
     concentration(flagged)
@@ -172,12 +245,15 @@ def main() -> None:
         "## Near-duplicate families (`audit.minhash`, `audit.clusters`)",
         "",
         f"Command: `.venv/bin/python benchmarks/bench_clusters.py --n {args.n} --subset {args.subset}"
-        f" --family-share {args.family_share} --passages {args.passages}`",
+        f" --family-share {args.family_share} --passages {args.passages}"
+        f"{f' --baseline-ref {args.baseline_ref}' if args.baseline_ref else ''} --per-document {args.per_document}"
+        f" --families {args.families}"
+        f" --seeds {args.seeds}`",
         f"Machine: {platform.machine()}, Python {platform.python_version()}, numpy {np.__version__}; "
         "one process, one core (both steps are single-threaded numpy); the machine is shared, so read the "
         "figures against the baselines measured in the same run.",
         "",
-        f"### MinHash signatures ({NUM_PERM} permutations, word 5-grams)",
+        f"### MinHash signatures ({NUM_PERM} permutations, word {SHINGLE_WORDS}-grams)",
         "",
         f"{len(passages):,} real paragraphs from ../shared/data/shards, {mean_chars:.0f} characters on average.",
         "",
@@ -193,12 +269,23 @@ def main() -> None:
         "",
         "| figure | value |",
         "|---|---|",
-        f"| cluster_ids wall time | {cluster_seconds:.1f} s |",
+        f"| cluster_ids wall time (passage families) | {cluster_seconds:.1f} s, "
+        f"{cluster_mib:,.0f} MiB allocated at peak |",
+        *([f"| before: cluster_ids at {args.baseline_ref} (same signatures, same run) | {before[0]:.1f} s, "
+           f"{before[1]:,.0f} MiB at peak; now {cluster_seconds / before[0]:.2f}x the time, "
+           f"{cluster_mib / before[1]:.2f}x the memory; same families: {before[2]} |",
+           f"| both levels now (passages + documents) against passage families before | "
+           f"{(cluster_seconds + document_seconds) / before[0]:.2f}x the time, "
+           f"{rss_both / rss_peak:.2f}x the process's peak RSS |"] if before else []),
+        f"| document_cluster_ids ({len(np.unique(documents)):,} documents of {args.per_document} passages) | "
+        f"{document_seconds:.1f} s, {document_mib:,.0f} MiB allocated at peak (its signatures included); "
+        f"peak RSS then {rss_both:,.0f} MiB |",
         f"| baseline: np.sort(signatures, axis=0) | {sort_seconds:.1f} s (cluster_ids = {cluster_seconds / sort_seconds:.2f}x) |",
         f"| baseline: datasketch MinHashLSH insert+query, {args.subset:,} extrapolated to {args.n:,} | "
         f"{datasketch_extrapolated:.1f} s (cluster_ids is {datasketch_extrapolated / cluster_seconds:.1f}x faster) |",
         f"| peak RSS before clustering (signatures generated) | {rss_before:,.0f} MiB |",
-        f"| peak RSS during clustering | {rss_peak:,.0f} MiB (+{rss_peak - rss_before:,.0f} MiB, "
+        f"| peak RSS during passage clustering (the same before and now: same working arrays) | "
+        f"{rss_peak:,.0f} MiB (+{rss_peak - rss_before:,.0f} MiB, "
         f"{rss_peak / rss_before:.2f}x the input's process) |",
         f"| cluster_table + concentration on {args.n:,} passages (short texts) | {tables_seconds:.1f} s, "
         f"peak RSS {rss_tables:,.0f} MiB |",
@@ -213,6 +300,8 @@ def main() -> None:
         "hash), candidate pairs are verified where their two signatures meet, and families come from a distributed "
         "connected-components pass; ids stay the smallest canonical position, so they do not change.",
         "",
+        *(["### Family recall on planted copies (`audit.planted_families`)", "",
+           *family_recall(args.families, [int(seed) for seed in args.seeds.split(",")]), ""] if args.families else []),
     ]
     text = "\n".join(lines)
     print(text)

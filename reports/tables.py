@@ -257,10 +257,12 @@ def _domain_names(value: Any) -> list[str]:
 
 
 def _cluster_details(run: RunData, cluster_ids: list[int]) -> dict[int, dict[str, Any]]:
-    """clusters.parquet rows of the listed families (dates, top domains, label mix), read lazily."""
-    if run.clusters is None or "cluster_id" not in run.clusters.collect_schema().names() or not cluster_ids:
+    """clusters.parquet rows of the listed passage families (dates, top domains, label mix), read lazily."""
+    columns = run.clusters.collect_schema().names() if run.clusters is not None else []
+    if "cluster_id" not in columns or not cluster_ids:
         return {}
-    rows = run.clusters.filter(pl.col("cluster_id").is_in(cluster_ids)).collect()
+    passage_level = pl.col("level") == "passage" if "level" in columns else pl.lit(True)
+    rows = run.clusters.filter(passage_level & pl.col("cluster_id").is_in(cluster_ids)).collect()
     return {row["cluster_id"]: row for row in rows.to_dicts()}
 
 

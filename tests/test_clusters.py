@@ -7,6 +7,7 @@ import polars as pl
 import pytest
 import xxhash
 from datasketch import MinHash
+from support import SHARDS
 
 from audit.clusters import (canonical_order, cluster_ids, cluster_table, concentration, gini, merge_bottom_k,
                             near_duplicate_share, sample_duplicates, top_clusters, top_domains)
@@ -284,8 +285,11 @@ def test_same_families_from_one_and_two_workers(tmp_path):
         runs.append((passages, pl.read_parquet(out / "clusters.parquet"), summary["concentration"]))
     (one, one_clusters, one_block), (two, two_clusters, two_block) = runs
     assert one.height > 0 and one_clusters["size"].max() >= 2
-    assert one.select("doc_id", "passage_index", "cluster_id").equals(two.select("doc_id", "passage_index", "cluster_id"))
+    families = ["doc_id", "passage_index", "cluster_id", "document_cluster_id"]
+    assert one.select(families).equals(two.select(families))
     assert one_clusters.equals(two_clusters)
+    assert set(one_clusters["level"]) == {"passage", "document"}
+    assert one_block["misaligned_ai"]["document_near_duplicate_share"] > 0
     contrast = one_block["gated_sample"]
     assert contrast["passages"] > 0 and 0 < contrast["sampling_rate"] < 1
     assert 0 <= one_block["misaligned_ai"]["near_duplicate_share_at_sample_rate"] <= one_block["misaligned_ai"]["near_duplicate_share"]
@@ -294,3 +298,60 @@ def test_same_families_from_one_and_two_workers(tmp_path):
         for block in (one_block, two_block):
             block[label].pop("near_duplicate_share_at_sample_rate")
         assert one_block[label] == two_block[label]
+
+
+def test_planted_copies_join_their_families_and_text_sharing_only_shared_lines_stays_apart():
+    """Real AI texts (half of them one long paragraph) copied with small edits into real host documents
+    (audit/planted_families.py; benchmarks/clusters.md has the table over three seeds)."""
+    from audit import planted_families
+
+    result = planted_families.score(planted_families.plant(planted_families.real_documents(SHARDS), 100, seed=0))
+    table = result["recall"]
+    recall = {kind: row["either"] / row["copies"] for kind, row in table.items()}
+    two_percent = [table[kind] for kind in ("drop 2%", "replace 2%")]
+    assert sum(row["either"] for row in two_percent) / sum(row["copies"] for row in two_percent) >= 0.95, recall
+    assert recall["drop 1%"] >= 0.95, recall
+    for kind in ("sentences reordered", "paragraph added", "paragraph removed"):
+        assert recall[kind] >= 0.85, recall
+    # Most of each copy's text, not just one passage of it, sits in the original's families.
+    assert all(row["covered"] / row["copies"] >= 0.8 for row in two_percent), table
+    assert result["false_merges"] == []
+
+
+def test_document_families_in_the_table_and_the_concentration_block(hand_built):
+    # d1, d2 and d3 are one story (d3 with a launch passage besides); d6's two passages are one document.
+    frame = hand_built.with_columns(document_cluster_id=pl.Series([0, 0, 0, 0, 4, 5, 6, 6]))
+    table = cluster_table(frame)
+    assert table["level"].to_list() == ["passage"] * 5 + ["document"] * 4
+    documents = table.filter(pl.col("level") == "document")
+    story = documents.row(0, named=True)
+    assert (story["cluster_id"], story["size"], story["documents"], story["n_misaligned_ai"]) == (0, 3, 3, 3)
+    assert story["exemplar_text"] == "story v1"
+    assert documents.filter(pl.col("cluster_id") == 6)["exemplar_text"].to_list() == ["helper\ndoom"]
+    block = concentration(frame, k=2)["misaligned_ai"]
+    assert block["top_clusters"] == concentration(hand_built, k=2)["misaligned_ai"]["top_clusters"]
+    assert block["top_document_clusters"] == [{"cluster_id": 0, "passages": 3, "documents": 3, "domains": 2}]
+    # Misaligned documents d1, d2, d3 (family of three), d4 and d6 (alone): 3 of 5.
+    assert block["document_near_duplicate_share"] == pytest.approx(3 / 5)
+
+
+def test_a_story_republished_with_a_new_intro_is_one_document_family():
+    from audit.clusters import document_cluster_ids
+    from audit.passages import split_passages
+
+    rng = np.random.default_rng(1)
+    story = "\n".join(" ".join(made_up_text(rng, 25)) + "." for _ in range(10))
+    republished = " ".join(made_up_text(rng, 20)) + ".\n" + story
+    unrelated = " ".join(made_up_text(rng, 200))
+    texts, documents = [], []
+    for number, document in enumerate([story, republished, unrelated]):
+        spans = split_passages(document)
+        texts += [document[a:b] for a, b in spans]
+        documents += [number] * len(spans)
+    sig, documents = signatures(texts), np.array(documents)
+    passages = cluster_ids(sig, np.arange(len(texts)))
+    # The new intro joins the story's first paragraph: that passage has no family in the original ...
+    assert not set(passages[documents == 1]) >= set(passages[documents == 0])
+    # ... but the two documents are one family.
+    expected = np.where(documents <= 1, 0, 2)
+    assert document_cluster_ids(sig, documents).tolist() == expected.tolist()
