@@ -12,7 +12,6 @@ from support import SHARDS
 from audit.clusters import (canonical_order, cluster_ids, cluster_table, concentration, gini, merge_bottom_k,
                             near_duplicate_share, sample_duplicates, top_clusters, top_domains)
 from audit.minhash import shingles, signatures
-from support import SHARDS
 
 SYLLABLES = ["ka", "lo", "mi", "tu", "ren", "sa", "vo", "de", "ni", "pa", "zu", "ob", "el", "ir", "qua"]
 
