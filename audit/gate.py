@@ -32,6 +32,13 @@ The lexicon, by group (each term matches case-insensitively unless marked):
 
 from __future__ import annotations
 
+import functools
+import itertools
+import re
+from re import _constants as sre
+from re import _parser as sre_parse
+
+import hyperscan
 import numpy as np
 import polars as pl
 import pyarrow as pa
@@ -133,11 +140,234 @@ PATTERN = (
 )
 
 
-def gate(texts: pa.Array | pl.Series) -> np.ndarray:
+def gate(texts: pa.Array | pa.ChunkedArray | pl.Series | list[str | None]) -> np.ndarray:
     """Boolean mask: True where a document mentions an AI-related term (null text counts as no mention).
+
+    The literal pre-filter (:func:`prefilter`) decides most documents straight from the Arrow buffer; only those
+    it passes are copied into polars for the exact expression, so the decisions are the expression's own.
 
     >>> gate(pa.array(["The robot smiled.", "Fish and chips.", None])).tolist()
     [True, False, False]
     """
+    array = _text_array(texts)
+    passed = np.zeros(len(array), dtype=bool)
+    candidates = np.flatnonzero(prefilter(array))
+    if len(candidates):
+        exact = pl.Series(values=array.take(pa.array(candidates))).str.contains(PATTERN).fill_null(False)
+        passed[candidates] = exact.to_numpy()
+    return passed
+
+
+def gate_exact(texts: pa.Array | pl.Series) -> np.ndarray:
+    """The expression alone over every document: the reference :func:`gate` must equal (tests, benchmark)."""
     series = texts if isinstance(texts, pl.Series) else pl.Series(values=texts)
     return series.str.contains(PATTERN).fill_null(False).to_numpy()
+
+
+# -- the literal pre-filter ----------------------------------------------------------------------------------------
+#
+# Hyperscan scans the batch's UTF-8 buffer once, at gigabytes per second, for a relaxation of every term: the term
+# itself when it uses only constructs Hyperscan reads exactly as Rust's regex does (ASCII literals and classes,
+# alternation, repetition, ASCII word boundaries), else the literals every match of it must contain (derived from
+# the term's syntax tree). Three things keep it a strict superset of the expression:
+#   * Rust's (?i) folds a few non-ASCII characters onto ASCII letters (KELVIN SIGN -> k, LONG S -> s); Hyperscan's
+#     caseless mode does not, so any document holding one of them is a candidate (FOLD_CHARS);
+#   * the buffer holds the documents back to back, so a word boundary at a document's first or last byte can look
+#     different; each document's head and tail are scanned again, fenced by newlines (the "seams");
+#   * a term too long for the seams loses its leading boundary (a relaxation), and a term Hyperscan cannot read
+#     falls back to its literals; a term with neither raises at import, naming it.
+
+_CASELESS = hyperscan.HS_FLAG_CASELESS
+_SEAM_BYTES = 64  # head and tail bytes of each document scanned again; terms wider than this lose their leading \b
+_SAFE_OPS = {sre.LITERAL, sre.IN, sre.BRANCH, sre.SUBPATTERN, sre.MAX_REPEAT, sre.MIN_REPEAT, sre.AT}
+
+
+# Non-ASCII characters that fold onto an ASCII letter (LATIN SMALL LETTER DOTLESS I, LONG S, KELVIN SIGN): Rust's
+# (?i) may match one of them for that letter. tests/test_gate.py recomputes the set from Unicode and from Rust.
+FOLD_CHARS = "\u0131\u017f\u212a"
+
+
+def _safe(items: list) -> bool:
+    """True when Hyperscan (no UCP, ASCII caseless) reads this parsed pattern exactly as Rust's regex reads it."""
+    for op, arg in items:
+        if op not in _SAFE_OPS:
+            return False
+        if op is sre.LITERAL and arg > 0x7F:
+            return False
+        if op is sre.AT and arg is not sre.AT_BOUNDARY:
+            return False
+        if op is sre.IN and not all(o in (sre.LITERAL, sre.RANGE) and max(np.atleast_1d(a)) <= 0x7F for o, a in arg):
+            return False
+        if op is sre.SUBPATTERN and (arg[1] or arg[2] or not _safe(list(arg[-1]))):
+            return False
+        if op is sre.BRANCH and not all(_safe(list(b)) for b in arg[1]):
+            return False
+        if op in (sre.MAX_REPEAT, sre.MIN_REPEAT) and not _safe(list(arg[2])):
+            return False
+    return True
+
+
+_MAX_LITERALS = 64  # largest set of alternatives a term's literal extraction spells out
+
+
+def _prune(literals: set[str]) -> frozenset[str]:
+    """Drop literals that contain another of the set: whatever contains the longer one contains the shorter."""
+    return frozenset(x for x in literals if not any(y != x and y in x for y in literals))
+
+
+def _better(a: frozenset[str] | None, b: frozenset[str] | None) -> frozenset[str] | None:
+    """The more selective of two necessary-literal sets: longest shortest literal, then fewest literals."""
+    usable = [s for s in (a, b) if s and all(s)]
+    return max(usable, key=lambda s: (min(map(len, s)), -len(s))) if usable else None
+
+
+def _literals(items: list) -> tuple[frozenset[str] | None, frozenset[str] | None]:
+    """(the exact strings a parsed sequence matches, when few; a set of literals one of which every match holds)."""
+    run, exact, best = {""}, True, None
+    for op, arg in items:
+        whole, needed = _node_literals(op, arg)
+        if whole is not None and len(product := {a + b for a in run for b in whole}) <= _MAX_LITERALS:
+            run = product
+            continue
+        exact, best = False, _better(best, _prune(run))
+        run = set(whole) if whole is not None else {""}
+        best = _better(best, needed)
+    return (frozenset(run) if exact else None), _better(best, _prune(run))
+
+
+def _node_literals(op, arg) -> tuple[frozenset[str] | None, frozenset[str] | None]:
+    if op is sre.LITERAL:
+        return frozenset({chr(arg)}), None
+    if op is sre.AT:
+        return frozenset({""}), None
+    if op is sre.SUBPATTERN:
+        return _literals(list(arg[-1]))
+    if op is sre.BRANCH:
+        branches = [_literals(list(b)) for b in arg[1]]
+        if all(whole is not None for whole, _ in branches):
+            union = frozenset().union(*(whole for whole, _ in branches))
+            if len(union) <= _MAX_LITERALS:
+                return union, None
+        needed = [whole if whole is not None and all(whole) else need for whole, need in branches]
+        return None, (_prune(frozenset().union(*needed)) if all(needed) else None)
+    if op is sre.IN and all(o is sre.LITERAL for o, _ in arg):
+        return frozenset(chr(a) for _, a in arg), None
+    if op in (sre.MAX_REPEAT, sre.MIN_REPEAT):
+        low, high, body = arg
+        whole, needed = _literals(list(body))
+        if whole is not None and high <= 2:
+            options = {"".join(p) for k in range(low, high + 1) for p in itertools.product(whole, repeat=k)}
+            if len(options) <= _MAX_LITERALS:
+                return frozenset(options), None
+        return None, ((whole if whole is not None and all(whole) else needed) if low >= 1 else None)
+    return None, None
+
+
+def _term_expressions(term: str, caseless: bool) -> list[tuple[bytes, int]]:
+    """Hyperscan expressions (pattern, flags) whose matches are a superset of ``\\b term``'s (see above).
+
+    A term without a word boundary of its own becomes the literals its matches hold (Hyperscan's literal matcher is
+    its fastest); a term with one (the short words: "bots", "agi", "mecha") stays an expression, so that "both" and
+    "mechanic" do not pass.
+    """
+    if caseless and not term.isascii():
+        raise ValueError(f"gate term {term!r}: case-insensitive terms must be ASCII (the pre-filter folds ASCII only)")
+    body = term.replace(_B, r"\b")
+    lead = r"\b"
+    if body.startswith(r"\w*"):  # \b\w*robot matches where "robot" occurs: the prefix adds no condition
+        body, lead = body[3:], ""
+    parsed = sre_parse.parse(body)
+    flags = _CASELESS if caseless else 0
+    if _B in term and _safe(list(parsed)) and parsed.getwidth()[1] <= _SEAM_BYTES:
+        return [(f"{lead}(?:{body})".encode(), flags)]
+    whole, needed = _literals(list(parsed))
+    literals = whole if whole is not None and all(whole) else needed
+    if not literals:
+        raise ValueError(f"gate term {term!r} has no literal every match must contain: the pre-filter cannot anchor it")
+    return [(re.escape(literal).encode(), flags) for literal in sorted(_prune(set(literals)))]
+
+
+def prefilter_expressions() -> list[tuple[bytes, int]]:
+    """Every Hyperscan expression of the pre-filter, derived from the lexicon (and the fold characters)."""
+    expressions = [e for term in _TERMS for e in _term_expressions(term, caseless=True)]
+    expressions += [e for term in _CASED for e in _term_expressions(term + _B, caseless=False)]
+    expressions += [(re.escape(c).encode(), 0) for c in FOLD_CHARS]
+    return expressions
+
+
+@functools.cache
+def _database() -> hyperscan.Database:
+    """The compiled pre-filter, once per process (about 0.1 s)."""
+    expressions = prefilter_expressions()
+    database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    database.compile(expressions=[e for e, _ in expressions], ids=list(range(len(expressions))),
+                     elements=len(expressions), flags=[f for _, f in expressions])
+    return database
+
+
+def prefilter(array: pa.StringArray | pa.LargeStringArray) -> np.ndarray:
+    """Boolean mask, a superset of the gate: False only where no term can match. Reads the Arrow buffers only."""
+    n = len(array)
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int64 if pa.types.is_large_string(array.type) else np.int32)
+    offsets = offsets[array.offset : array.offset + n + 1].astype(np.int64)
+    data = array.buffers()[2]
+    if not n or data is None or offsets[-1] == offsets[0]:
+        return np.zeros(n, dtype=bool)
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    ends: list[int] = []
+    record = lambda _id, _start, end, _flags, _context: ends.append(end)  # noqa: E731
+    _database().scan(memoryview(buffer[offsets[0] : offsets[-1]]), match_event_handler=record)
+    hits = np.zeros(n, dtype=bool)
+    if ends:  # a match belongs to the document its last byte lies in
+        hits[np.searchsorted(offsets, np.array(ends, dtype=np.int64) + offsets[0] - 1, side="right") - 1] = True
+    edges = _edge_documents(buffer, offsets)
+    if len(edges):
+        seams = _seams(buffer, offsets[edges], offsets[edges + 1])
+        ends.clear()
+        _database().scan(memoryview(seams.reshape(-1)), match_event_handler=record)
+        if ends:
+            hits[edges[(np.array(ends, dtype=np.int64) - 1) // seams.shape[1]]] = True
+    return hits
+
+
+_WORD_BYTES = np.zeros(256, dtype=bool)  # ASCII word characters: what (?-u:\b) and Hyperscan's \b look at
+_WORD_BYTES[[ord(c) for c in "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"]] = True
+
+
+def _edge_documents(buffer: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Documents where the buffer hides a word boundary: the first byte is a word byte and so is the byte before it
+    (the previous document's), or the same at the last byte. Only there can the buffer scan miss a match."""
+    starts, stops = offsets[:-1], offsets[1:]
+    filled = stops > starts
+    last = len(buffer) - 1
+    word = lambda positions: _WORD_BYTES[buffer[np.clip(positions, 0, last)]]  # noqa: E731
+    head = filled & (starts > offsets[0]) & word(starts - 1) & word(starts)
+    tail = filled & (stops < offsets[-1]) & word(stops - 1) & word(stops)
+    return np.flatnonzero(head | tail)
+
+
+def _seams(buffer: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+    """One row per document: newline, its first _SEAM_BYTES bytes, newline, its last _SEAM_BYTES bytes, newline
+    (short documents padded with newlines), so boundaries at the document's edges read as they do alone."""
+    starts, stops = starts[:, None], stops[:, None]
+    step = np.arange(_SEAM_BYTES)
+    heads, tails = starts + step, stops - _SEAM_BYTES + step
+    newline = np.uint8(ord("\n"))
+    last = len(buffer) - 1
+    head = np.where(heads < stops, buffer[np.minimum(heads, last)], newline)
+    tail = np.where(tails >= starts, buffer[np.clip(tails, 0, last)], newline)
+    fence = np.full((len(starts), 1), newline, dtype=np.uint8)
+    return np.ascontiguousarray(np.hstack([fence, head, fence, tail, fence]))
+
+
+def _text_array(texts) -> pa.StringArray | pa.LargeStringArray:
+    """The texts as one Arrow string array (the scan's batches already are one: no copy then)."""
+    if isinstance(texts, pl.Series):
+        texts = texts.to_arrow()
+    elif not isinstance(texts, (pa.Array, pa.ChunkedArray)):
+        texts = pa.array(texts, type=pa.large_string())
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks() if texts.num_chunks != 1 else texts.chunk(0)
+    if not (pa.types.is_string(texts.type) or pa.types.is_large_string(texts.type)):
+        texts = texts.cast(pa.large_string())
+    return texts
