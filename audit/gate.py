@@ -295,6 +295,11 @@ def prefilter_expressions() -> list[tuple[bytes, int]]:
     return expressions
 
 
+def warm_up() -> None:
+    """Compile the pre-filter now (a worker does it while the main process plans), not at the first batch."""
+    _database()
+
+
 @functools.cache
 def _database() -> hyperscan.Database:
     """The compiled pre-filter, once per process (about 0.1 s)."""

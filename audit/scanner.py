@@ -46,6 +46,10 @@ class UnitResult:
     sample: pa.Table
     stats: dict
 
+    def tables(self) -> dict[str, pa.Table]:
+        """The unit's tables by name, as committed to the run directory."""
+        return {"flagged": self.flagged, "docs": self.docs, "sample": self.sample}
+
 
 def doc_hash(doc_id: str, seed: int) -> int:
     """The 64-bit hash that decides document sampling and audit samples (stable across runs and machines)."""
@@ -82,8 +86,12 @@ class _Collector:
         self.has_tokens = False
 
 
-def scan_unit(unit: Unit, config: ScanConfig, tagger: Tagger, progress: ProgressFn | None = None) -> UnitResult:
-    """Scan one unit. Raises InputError when the shard cannot be read, UsageError when a required column is missing."""
+def scan_unit(unit: Unit, config: ScanConfig, tagger: Callable[[], Tagger], progress: ProgressFn | None = None) -> UnitResult:
+    """Scan one unit. Raises InputError when the shard cannot be read, UsageError when a required column is missing.
+
+    ``tagger`` gives the model; it is first called at the first gated document, so that a worker reads and gates
+    while its model loads in the background.
+    """
     started = time.perf_counter()
     parquet = open_parquet(unit.shard)
     roles = resolve_columns(unit.shard, parquet.schema_arrow, config.columns, config.required)
@@ -117,7 +125,7 @@ def scan_unit(unit: Unit, config: ScanConfig, tagger: Tagger, progress: Progress
     return UnitResult(unit, flagged, _table(out.docs, DOCS_SCHEMA), _sample_table(out), stats)
 
 
-def _scan_batch(batch: dict[str, pa.Array], first_row: int, config: ScanConfig, tagger: Tagger, out: _Collector) -> int:
+def _scan_batch(batch: dict[str, pa.Array], first_row: int, config: ScanConfig, tagger: Callable[[], Tagger], out: _Collector) -> int:
     """Scan one record batch; returns its text size in bytes (for progress).
 
     Whole-batch work is vectorised (lengths, sampling keys, dump counts, the gate); Python touches only the
@@ -151,7 +159,7 @@ def _scan_batch(batch: dict[str, pa.Array], first_row: int, config: ScanConfig, 
     index = np.flatnonzero(gated)
     if len(index):
         docs = _docs(batch, rows, index, lengths, tokens, out.unit.shard.relpath)
-        _classify_docs(docs, text.take(pa.array(index)).to_pylist(), tagger, config.seed, out)
+        _classify_docs(docs, text.take(pa.array(index)).to_pylist(), tagger(), config.seed, out)
     return text.nbytes
 
 

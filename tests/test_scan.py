@@ -183,6 +183,9 @@ def test_manifest_records_inputs_and_model(real_run):
     assert manifest["finished"] is True
     assert len(manifest["shards"]) == 4 and all("mtime_ns" in s for s in manifest["shards"])
     assert len(manifest["model"]["sha256"]) == 64
+    # wall seconds per phase, for the benchmark's breakdown; together no more than the whole
+    assert set(manifest["timings"]) == {"plan", "model", "manifest", "units", "summary", "report"}
+    assert 0 < manifest["timings"]["units"] and sum(manifest["timings"].values()) <= manifest["seconds"] + 0.01
 
 
 def test_a_temporary_left_by_a_worker_killed_mid_write_is_gone_when_the_scan_ends(tmp_path, monkeypatch):
