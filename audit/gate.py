@@ -1,7 +1,9 @@
 """The cheap gate: documents that mention no AI-related term go straight to ``no_ai``.
 
-The gate runs before any per-passage Python work, as one vectorised regular expression over a whole batch
-(polars, Rust's regex engine, ASCII word boundaries so it stays on the fast DFA path). It is tuned for
+The gate runs before any per-passage Python work, over a whole batch at once: a literal pre-filter (Hyperscan over
+the batch's Arrow buffer, derived from the lexicon below) rules out most documents at gigabytes per second, and the
+one regular expression (polars, Rust's regex engine, ASCII word boundaries so it stays on the fast DFA path) decides
+the few it passes; the decisions are the expression's own (tests/test_gate.py holds them equal). It is tuned for
 recall: a document it passes costs a little splitting and classification; a document it wrongly drops is a
 miss no later stage can repair. The gate sees documents, so its recall is measured as the share of labelled
 ``misaligned_ai`` passages from real documents whose document it passes (``tests/test_gate.py`` holds it at
@@ -35,6 +37,7 @@ from __future__ import annotations
 import functools
 import itertools
 import re
+from dataclasses import dataclass
 from re import _constants as sre
 from re import _parser as sre_parse
 
@@ -143,18 +146,19 @@ PATTERN = (
 def gate(texts: pa.Array | pa.ChunkedArray | pl.Series | list[str | None]) -> np.ndarray:
     """Boolean mask: True where a document mentions an AI-related term (null text counts as no mention).
 
-    The literal pre-filter (:func:`prefilter`) decides most documents straight from the Arrow buffer; only those
-    it passes are copied into polars for the exact expression, so the decisions are the expression's own.
+    The literal pre-filter (:func:`prefilter`) decides most documents straight from the Arrow buffer: those no term
+    can match fail, those an exact expression matched well inside pass; only the rest are copied into polars for the
+    exact expression, so the decisions are the expression's own.
 
     >>> gate(pa.array(["The robot smiled.", "Fish and chips.", None])).tolist()
     [True, False, False]
     """
     array = _text_array(texts)
-    passed = np.zeros(len(array), dtype=bool)
-    candidates = np.flatnonzero(prefilter(array))
-    if len(candidates):
-        exact = pl.Series(values=array.take(pa.array(candidates))).str.contains(PATTERN).fill_null(False)
-        passed[candidates] = exact.to_numpy()
+    candidates, passed = _prefilter(array)
+    uncertain = np.flatnonzero(candidates & ~passed)
+    if len(uncertain):
+        exact = pl.Series(values=array.take(pa.array(uncertain))).str.contains(PATTERN).fill_null(False)
+        passed[uncertain] = exact.to_numpy()
     return passed
 
 
@@ -166,16 +170,17 @@ def gate_exact(texts: pa.Array | pl.Series) -> np.ndarray:
 
 # -- the literal pre-filter ----------------------------------------------------------------------------------------
 #
-# Hyperscan scans the batch's UTF-8 buffer once, at gigabytes per second, for a relaxation of every term: the term
-# itself when it uses only constructs Hyperscan reads exactly as Rust's regex does (ASCII literals and classes,
-# alternation, repetition, ASCII word boundaries), else the literals every match of it must contain (derived from
-# the term's syntax tree). Three things keep it a strict superset of the expression:
+# Hyperscan scans the batch's UTF-8 buffer once, at gigabytes per second, for every term: the term itself when it uses
+# only constructs Hyperscan reads exactly as Rust's regex does (ASCII literals and classes, alternation, repetition,
+# ASCII word boundaries), else the literals every match of it must contain (derived from the term's syntax tree).
+# A document no expression matches fails the gate; one that an exact expression matches away from its edges passes;
+# the expression decides the rest. Three things keep the candidates a strict superset of the expression's passes:
 #   * Rust's (?i) folds a few non-ASCII characters onto ASCII letters (KELVIN SIGN -> k, LONG S -> s); Hyperscan's
 #     caseless mode does not, so any document holding one of them is a candidate (FOLD_CHARS);
 #   * the buffer holds the documents back to back, so a word boundary at a document's first or last byte can look
-#     different; each document's head and tail are scanned again, fenced by newlines (the "seams");
+#     different; those documents' heads and tails are scanned again, fenced by newlines (the "seams");
 #   * a term too long for the seams loses its leading boundary (a relaxation), and a term Hyperscan cannot read
-#     falls back to its literals; a term with neither raises at import, naming it.
+#     falls back to its literals; a term with neither raises when the pre-filter is built, naming it.
 
 _CASELESS = hyperscan.HS_FLAG_CASELESS
 _SEAM_BYTES = 64  # head and tail bytes of each document scanned again; terms wider than this lose their leading \b
@@ -263,35 +268,51 @@ def _node_literals(op, arg) -> tuple[frozenset[str] | None, frozenset[str] | Non
     return None, None
 
 
-def _term_expressions(term: str, caseless: bool) -> list[tuple[bytes, int]]:
-    """Hyperscan expressions (pattern, flags) whose matches are a superset of ``\\b term``'s (see above).
+@dataclass(frozen=True)
+class _Expression:
+    """One Hyperscan expression of the pre-filter. ``width`` is the most bytes a match spans when a match (away from
+    the document's edges) is a match of the gate's own expression, and None when the expression is a relaxation."""
 
-    A term without a word boundary of its own becomes the literals its matches hold (Hyperscan's literal matcher is
-    its fastest); a term with one (the short words: "bots", "agi", "mecha") stays an expression, so that "both" and
-    "mechanic" do not pass.
+    pattern: bytes
+    flags: int
+    width: int | None
+
+
+def _term_expressions(term: str, caseless: bool) -> list[_Expression]:
+    """Hyperscan expressions whose matches are a superset of ``\\b term``'s (see above).
+
+    A term Hyperscan reads exactly stays itself, with the gate's leading boundary (exact: the document passes without
+    the expression); ``\\b\\w*robot`` becomes ``robot``, which matches where it does. A term wider than the seams
+    loses its leading boundary, and one Hyperscan cannot read becomes the literals its matches hold (relaxations).
     """
     if caseless and not term.isascii():
         raise ValueError(f"gate term {term!r}: case-insensitive terms must be ASCII (the pre-filter folds ASCII only)")
     body = term.replace(_B, r"\b")
     lead = r"\b"
-    if body.startswith(r"\w*"):  # \b\w*robot matches where "robot" occurs: the prefix adds no condition
+    if body.startswith(r"\w*") and re.match(r"\w", body[3:4], re.ASCII):
+        # \b\w*robot matches exactly where "robot" occurs: back from its first (ASCII word) character over ASCII
+        # word characters there is always a boundary
         body, lead = body[3:], ""
     parsed = sre_parse.parse(body)
     flags = _CASELESS if caseless else 0
-    if _B in term and _safe(list(parsed)) and parsed.getwidth()[1] <= _SEAM_BYTES:
-        return [(f"{lead}(?:{body})".encode(), flags)]
+    if _safe(list(parsed)):
+        width = parsed.getwidth()[1]
+        if width <= _SEAM_BYTES:
+            return [_Expression(f"{lead}(?:{body})".encode(), flags, width)]
+        if r"\b" not in body:
+            return [_Expression(f"(?:{body})".encode(), flags, None)]
     whole, needed = _literals(list(parsed))
     literals = whole if whole is not None and all(whole) else needed
     if not literals:
         raise ValueError(f"gate term {term!r} has no literal every match must contain: the pre-filter cannot anchor it")
-    return [(re.escape(literal).encode(), flags) for literal in sorted(_prune(set(literals)))]
+    return [_Expression(re.escape(literal).encode(), flags, None) for literal in sorted(_prune(set(literals)))]
 
 
-def prefilter_expressions() -> list[tuple[bytes, int]]:
+def prefilter_expressions() -> list[_Expression]:
     """Every Hyperscan expression of the pre-filter, derived from the lexicon (and the fold characters)."""
     expressions = [e for term in _TERMS for e in _term_expressions(term, caseless=True)]
     expressions += [e for term in _CASED for e in _term_expressions(term + _B, caseless=False)]
-    expressions += [(re.escape(c).encode(), 0) for c in FOLD_CHARS]
+    expressions += [_Expression(re.escape(c).encode(), 0, None) for c in FOLD_CHARS]
     return expressions
 
 
@@ -301,38 +322,52 @@ def warm_up() -> None:
 
 
 @functools.cache
-def _database() -> hyperscan.Database:
-    """The compiled pre-filter, once per process (about 0.1 s)."""
+def _database() -> tuple[hyperscan.Database, np.ndarray]:
+    """The compiled pre-filter, once per process (about 0.1 s), and each expression's exact width (-1: relaxed)."""
     expressions = prefilter_expressions()
     database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-    database.compile(expressions=[e for e, _ in expressions], ids=list(range(len(expressions))),
-                     elements=len(expressions), flags=[f for _, f in expressions])
-    return database
+    database.compile(expressions=[e.pattern for e in expressions], ids=list(range(len(expressions))),
+                     elements=len(expressions), flags=[e.flags for e in expressions])
+    return database, np.array([-1 if e.width is None else e.width for e in expressions], dtype=np.int64)
 
 
 def prefilter(array: pa.StringArray | pa.LargeStringArray) -> np.ndarray:
     """Boolean mask, a superset of the gate: False only where no term can match. Reads the Arrow buffers only."""
+    return _prefilter(array)[0]
+
+
+def _prefilter(array: pa.StringArray | pa.LargeStringArray) -> tuple[np.ndarray, np.ndarray]:
+    """(candidates: a superset of the gate, certain: documents an exact expression matched well inside them, so
+    that the gate passes them; a subset of the gate)."""
     n = len(array)
     offsets = np.frombuffer(array.buffers()[1], dtype=np.int64 if pa.types.is_large_string(array.type) else np.int32)
     offsets = offsets[array.offset : array.offset + n + 1].astype(np.int64)
+    candidates, certain = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
     data = array.buffers()[2]
     if not n or data is None or offsets[-1] == offsets[0]:
-        return np.zeros(n, dtype=bool)
+        return candidates, certain
+    database, widths = _database()
     buffer = np.frombuffer(data, dtype=np.uint8)
-    ends: list[int] = []
-    record = lambda _id, _start, end, _flags, _context: ends.append(end)  # noqa: E731
-    _database().scan(memoryview(buffer[offsets[0] : offsets[-1]]), match_event_handler=record)
-    hits = np.zeros(n, dtype=bool)
-    if ends:  # a match belongs to the document its last byte lies in
-        hits[np.searchsorted(offsets, np.array(ends, dtype=np.int64) + offsets[0] - 1, side="right") - 1] = True
+    matches: list[tuple[int, int]] = []
+    record = lambda expression, _start, end, _flags, _context: matches.append((expression, end))  # noqa: E731
+    database.scan(memoryview(buffer[offsets[0] : offsets[-1]]), match_event_handler=record)
+    if matches:
+        expression, end = np.array(matches, dtype=np.int64).T
+        end += offsets[0]
+        document = np.searchsorted(offsets, end - 1, side="right") - 1  # a match belongs to the document of its last byte
+        candidates[document] = True
+        # exact, and the bytes just before and after the longest such match lie in the document: as the gate sees it
+        width = widths[expression]
+        inside = (width >= 0) & (end - width - 1 >= offsets[document]) & (end < offsets[document + 1])
+        certain[document[inside]] = True
     edges = _edge_documents(buffer, offsets)
     if len(edges):
         seams = _seams(buffer, offsets[edges], offsets[edges + 1])
-        ends.clear()
-        _database().scan(memoryview(seams.reshape(-1)), match_event_handler=record)
-        if ends:
-            hits[edges[(np.array(ends, dtype=np.int64) - 1) // seams.shape[1]]] = True
-    return hits
+        matches.clear()
+        database.scan(memoryview(seams.reshape(-1)), match_event_handler=record)
+        if matches:
+            candidates[edges[(np.array(matches, dtype=np.int64)[:, 1] - 1) // seams.shape[1]]] = True
+    return candidates, certain
 
 
 _WORD_BYTES = np.zeros(256, dtype=bool)  # ASCII word characters: what (?-u:\b) and Hyperscan's \b look at

@@ -168,6 +168,7 @@ def test_fold_chars_are_every_non_ascii_character_rust_folds_onto_an_ascii_lette
         ["robot", "robot", "xrobots", "bots", "abots", "bot", "both", "agi", "magi", "AGI."],  # edges without spaces
         ["AI", "SAID", "AIR", "xAI", "AI", "AM", "I AM", "DAM"],  # the cased group, at the buffer's seams
         ["", None, "mecha", None, "", "mechanic", "mechas", "synthesis", "synths"],
+        ["ro", "bot.", "A", "I", "ma", "chines are", "sky", "net", "my co", "de"],  # terms split across documents
         ["\u00e9robot\u00e9", "\u00e9bots\u00e9", "caf\u00e9 AI\u00e9", "\u201cAGI\u201d", "na\u00efve bot\u2019s"],
     ],
 )
