@@ -354,7 +354,8 @@ def _prefilter(array: pa.StringArray | pa.LargeStringArray) -> tuple[np.ndarray,
     if matches:
         expression, end = np.array(matches, dtype=np.int64).T
         end += offsets[0]
-        document = np.searchsorted(offsets, end - 1, side="right") - 1  # a match belongs to the document of its last byte
+        # a match belongs to the document its last byte lies in
+        document = np.searchsorted(offsets, end - 1, side="right") - 1
         candidates[document] = True
         # exact, and the bytes just before and after the longest such match lie in the document: as the gate sees it
         width = widths[expression]

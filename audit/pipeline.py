@@ -121,7 +121,8 @@ def _scan(config: ScanConfig, engine, model: Future) -> ScanOutcome:
     unit_stats = [done[u.id] for u in units if u.id in done]
     evaluation = tagger.info.get("evaluation", {}).get("dev", {})
     from .summary import summarise
-    finished = {**manifest, "finished": True, "bytes_read": progress.bytes, "documents_scanned": sum(u.rows for u in pending)}
+    finished = {**manifest, "finished": True, "bytes_read": progress.bytes,
+                "documents_scanned": sum(u.rows for u in pending)}
     try:
         summary = summarise(run, unit_stats, failures, len(shards), evaluation, config.sample_rate < 1)
         clock.lap("summary")

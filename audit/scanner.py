@@ -90,7 +90,9 @@ class _Collector:
         self.has_tokens = False
 
 
-def scan_unit(unit: Unit, config: ScanConfig, tagger: Callable[[], Tagger], progress: ProgressFn | None = None) -> UnitResult:
+def scan_unit(
+    unit: Unit, config: ScanConfig, tagger: Callable[[], Tagger], progress: ProgressFn | None = None
+) -> UnitResult:
     """Scan one unit. Raises InputError when the shard cannot be read, UsageError when a required column is missing.
 
     ``tagger`` gives the model; it is first called at the first gated document, so that a worker reads and gates
@@ -129,7 +131,9 @@ def scan_unit(unit: Unit, config: ScanConfig, tagger: Callable[[], Tagger], prog
     return UnitResult(unit, flagged, _table(out.docs, DOCS_SCHEMA), _sample_table(out), stats)
 
 
-def _scan_batch(batch: dict[str, pa.Array], first_row: int, config: ScanConfig, tagger: Callable[[], Tagger], out: _Collector) -> int:
+def _scan_batch(
+    batch: dict[str, pa.Array], first_row: int, config: ScanConfig, tagger: Callable[[], Tagger], out: _Collector
+) -> int:
     """Scan one record batch; returns its text size in bytes (for progress).
 
     Whole-batch work is vectorised (lengths, sampling keys, dump counts, the gate); Python touches only the
@@ -255,7 +259,9 @@ def _passage_row(identity: dict, index: int, start: int, end: int, text: str, pr
     }
 
 
-def _doc_aggregates(probs: np.ndarray, labels: np.ndarray, chars: np.ndarray, gated: np.ndarray, counts: np.ndarray) -> list[dict]:
+def _doc_aggregates(
+    probs: np.ndarray, labels: np.ndarray, chars: np.ndarray, gated: np.ndarray, counts: np.ndarray
+) -> list[dict]:
     """Per document (``counts`` passages each, in order), the aggregates over its passages that docs.parquet holds:
     computed for the whole batch at once."""
     documents = len(counts)

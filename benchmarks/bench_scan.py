@@ -278,7 +278,8 @@ def measure_one_shard(corpus: Path, args: argparse.Namespace) -> dict:
 
 
 def measure(args: argparse.Namespace) -> dict:
-    figures = {"corpora": {name: measure_corpus(path, args) for name, path in (("3%", args.corpus), ("9%", args.corpus_web))},
+    corpora = (("3%", args.corpus), ("9%", args.corpus_web))
+    figures = {"corpora": {name: measure_corpus(path, args) for name, path in corpora},
                "one_shard": measure_one_shard(args.corpus, args), "peer": None, "memory": None}
     if args.peer_repeat:
         python, error = peer_python(args.work)
@@ -318,7 +319,8 @@ def corpus_section(name: str, corpus: dict) -> tuple[list[str], dict]:
 
     def line(stage: str, wall: float, cpu: float | None = None, note: str = "") -> str:
         core = f"{mb / cpu:,.0f} MB/s | {mb / cpu / ceiling_core:.2f}x" if cpu else "- | -"
-        return f"| {stage} | {wall:.2f} s | {mb / wall:,.0f} MB/s | {docs / wall:,.0f} | {mb / wall / ceiling:.2f}x | {core} | {note} |"
+        rate = mb / wall
+        return f"| {stage} | {wall:.2f} s | {rate:,.0f} MB/s | {docs / wall:,.0f} | {rate / ceiling:.2f}x | {core} | {note} |"
 
     passages, predict = _median(rounds, "passages"), _median(rounds, "predict_seconds")
     gated, candidates = _median(rounds, "gated_documents"), _median(rounds, "candidates")
@@ -331,21 +333,23 @@ def corpus_section(name: str, corpus: dict) -> tuple[list[str], dict]:
         line("ceiling A: pyarrow reads the text column", read_wall, read_cpu),
         line("**the gate** (`audit.gate.gate`)", _median(rounds, "gate", "wall"), _median(rounds, "gate", "cpu"),
              "pre-filter, then the expression on its candidates"),
-        line("… its literal pre-filter (`prefilter`)", _median(rounds, "prefilter", "wall"), _median(rounds, "prefilter", "cpu"),
-             f"{candidates:,.0f} candidates ({candidates / docs:.1%} of documents)"),
+        line("… its literal pre-filter (`prefilter`)", _median(rounds, "prefilter", "wall"),
+             _median(rounds, "prefilter", "cpu"), f"{candidates:,.0f} candidates ({candidates / docs:.1%} of documents)"),
         line("… the exact expression on every document (the gate before)", _median(rounds, "exact", "wall"),
              _median(rounds, "exact", "cpu"), "polars"),
         line("splitting the gated documents", _median(rounds, "split_seconds"), None, "1 process"),
-        line("ceiling C: `Tagger.predict` + `decide` on their passages", predict, None, f"{passages / predict:,.0f} passages/s"),
+        line("ceiling C: `Tagger.predict` + `decide` on their passages", predict, None,
+             f"{passages / predict:,.0f} passages/s"),
     ]
     for workers in (1, 2):
         scan = f"scan_{workers}"
         plural = "s" * (workers > 1)
-        lines.append(line(f"**`corpus-audit scan`, {workers} worker{plural}** (plan to report)", _median(rounds, scan, "seconds"),
-                          _median(rounds, scan, "cpu"), f"whole command {_median(rounds, scan, 'wall'):.1f} s with "
-                          "interpreter start-up; CPU: every process of the whole command"))
-        lines.append(line(f"… its units phase ({workers} worker{plural})", _median(rounds, scan, "timings", "units"), None,
-                          "reading, gating, classifying, writing the units"))
+        lines.append(line(f"**`corpus-audit scan`, {workers} worker{plural}** (plan to report)",
+                          _median(rounds, scan, "seconds"), _median(rounds, scan, "cpu"),
+                          f"whole command {_median(rounds, scan, 'wall'):.1f} s with interpreter start-up; "
+                          "CPU: every process of the whole command"))
+        lines.append(line(f"… its units phase ({workers} worker{plural})", _median(rounds, scan, "timings", "units"),
+                          None, "reading, gating, classifying, writing the units"))
     headline = {
         "scan_2": mb / _median(rounds, "scan_2", "seconds") / ceiling,
         "units_1": mb / _median(rounds, "scan_1", "timings", "units"),
@@ -361,7 +365,12 @@ def phase_line(label: str, rounds: list[dict]) -> str:
     whole = _median(rounds, "wall")
     start = whole - _median(rounds, "seconds")
     cells = [f"{_median(rounds, 'timings', phase):.2f}" for phase in PHASES]
-    return f"| {label} | {start:.2f} | {' | '.join(cells)} | {whole:.2f} | {whole / _median(rounds, 'timings', 'units'):.2f}x |"
+    units = _median(rounds, "timings", "units")
+    return f"| {label} | {start:.2f} | {' | '.join(cells)} | {whole:.2f} | {whole / units:.2f}x |"
+
+
+def _target(name: str, value: float, met: bool) -> str:
+    return f"| {name} | **{value:.2f}x** | {'yes' if met else '**no**'} |"
 
 
 def markdown(figures: dict, command: str) -> str:
@@ -370,9 +379,9 @@ def markdown(figures: dict, command: str) -> str:
         "",
         f"Command: `{command}`  ",
         f"Measured {datetime.date.today().isoformat()} on {platform.machine()}, {os.cpu_count()} cores shared with other "
-        f"jobs (loaded: see the load note above), Python {platform.python_version()}, pyarrow {pa.__version__}. Medians "
-        f"of {len(figures['corpora']['3%']['rounds'])} rounds; a round times every row one after the other, so the ratios to "
-        "ceiling A (same rounds) are steadier than the absolute figures. \"per core\" divides by the CPU seconds the "
+        f"jobs (loaded: see the load note above), Python {platform.python_version()}, pyarrow {pa.__version__}. "
+        f"Medians of {len(figures['corpora']['3%']['rounds'])} rounds; a round times every row one after the other, so "
+        "the ratios to ceiling A (same rounds) are steadier than the absolute figures. \"per core\" divides by the CPU seconds the "
         "process used (all its threads), which a neighbour's load changes much less than wall time.",
         "",
     ]
@@ -407,10 +416,10 @@ def markdown(figures: dict, command: str) -> str:
         "",
         "| target | measured | met? |",
         "|---|---|---|",
-        f"| scan, 2 workers, >= 0.6x ceiling A on the 3% corpus | **{three['scan_2']:.2f}x** | {'yes' if three['scan_2'] >= 0.6 else '**no**'} |",
-        f"| scan, 2 workers, >= 0.4x ceiling A on the 9% corpus | **{web['scan_2']:.2f}x** | {'yes' if web['scan_2'] >= 0.4 else '**no**'} |",
-        f"| whole command on one shard <= 2x its scan (units) phase | **{one_ratio:.2f}x** | {'yes' if one_ratio <= 2 else '**no**'} |",
-        f"| the gate >= 2x ceiling A per core, 3% corpus | **{three['gate_core']:.2f}x** | {'yes' if three['gate_core'] >= 2 else '**no**'} |",
+        _target("scan, 2 workers, >= 0.6x ceiling A on the 3% corpus", three["scan_2"], three["scan_2"] >= 0.6),
+        _target("scan, 2 workers, >= 0.4x ceiling A on the 9% corpus", web["scan_2"], web["scan_2"] >= 0.4),
+        _target("whole command on one shard <= 2x its scan (units) phase", one_ratio, one_ratio <= 2),
+        _target("the gate >= 2x ceiling A per core, 3% corpus", three["gate_core"], three["gate_core"] >= 2),
         f"| (the same on the 9% corpus, no target) | {web['gate_core']:.2f}x | - |",
         "",
         "Per core (MB per CPU-second of every process of the whole command, 2 workers, against ceiling A's MB per "
@@ -425,8 +434,8 @@ def markdown(figures: dict, command: str) -> str:
         scan = mb / _median(figures["corpora"]["3%"]["rounds"], "scan_2", "seconds")
         rate = peer["subset"]["text_bytes"] / 1e6 / _median(peer["rounds"], "gate_classify", "seconds")
         floor = mb / _median(peer["rounds"], "read_write", "seconds")
-        lines += ["", f"datatrove (reader -> gate -> fastText -> writer, 2 workers, first {peer['subset']['shards']} shards): "
-                  f"{rate:.1f} MB/s, so the scan is **{scan / rate:,.0f}x** it; datatrove's bare reader -> writer: "
+        lines += ["", "datatrove (reader -> gate -> fastText -> writer, 2 workers, first "
+                  f"{peer['subset']['shards']} shards): {rate:.1f} MB/s, so the scan is **{scan / rate:,.0f}x** it; datatrove's bare reader -> writer: "
                   f"{floor:.0f} MB/s ({scan / floor:.1f}x)."]
     if peer and peer["error"]:
         lines += ["", f"The datatrove peer could not be run: {peer['error']}"]
