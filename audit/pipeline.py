@@ -8,9 +8,11 @@ be opened is recorded as a failure and the others go on (exit 1 at the end; exit
 from __future__ import annotations
 
 import glob
+import importlib
 import json
 import sys
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +23,6 @@ from .errors import InputError, UsageError
 from .executors.progress import Progress
 from .reader import Shard, Unit, discover, glob_root, open_source, resolve_columns
 from .rundir import RunDir
-from .summary import summarise
 from .tagger import load_cached
 
 
@@ -64,14 +65,35 @@ def plan(shards: list[Shard], config: ScanConfig) -> tuple[list[Unit], list[dict
 
 def scan(config: ScanConfig) -> ScanOutcome:
     """Run (or resume) a scan and write its run directory."""
-    started = time.perf_counter()
     _check_options(config)
+    engine = _engine(config)  # the local engine's workers start now, while this process plans
+    # In the background of planning and of the units: the model (for the manifest, and for the units themselves with
+    # one worker), then the merge's and the report's modules (scipy, matplotlib).
+    background = ThreadPoolExecutor(1, thread_name_prefix="scan-background")
+    model = background.submit(load_cached, config.model)
+    background.submit(_import, "audit.summary", "audit.reports")
+    try:
+        return _scan(config, engine, model)
+    finally:
+        getattr(engine, "close", lambda: None)()
+        background.shutdown(wait=False)
+
+
+def _import(*modules: str) -> None:
+    for module in modules:
+        importlib.import_module(module)
+
+
+def _scan(config: ScanConfig, engine, model: Future) -> ScanOutcome:
+    clock = _Clock()
     run = RunDir(Path(config.out))
     run.root.mkdir(parents=True, exist_ok=True)
     clean_temporaries(run.root)
     shards = discover(config.inputs)
     units, failures, warnings = plan(shards, config)
-    tagger = load_cached(config.model)
+    clock.lap("plan")
+    tagger = model.result()
+    clock.lap("model")
     manifest = {
         "tool_version": __version__,
         "inputs": list(config.inputs),
@@ -87,40 +109,49 @@ def scan(config: ScanConfig) -> ScanOutcome:
     pending = [u for u in units if u.id not in done]
     finished = previous is not None and previous.get("finished") and previous.get("units") == manifest["units"]
     if finished and not pending and not failures and run.summary.is_file():
-        return ScanOutcome(json.loads(run.summary.read_text()), run.root, 0, time.perf_counter() - started, 0, len(done))
+        return ScanOutcome(json.loads(run.summary.read_text()), run.root, 0, clock.total(), 0, len(done))
     run.write_manifest({**manifest, "finished": False})
     run.forget_units_except({u.id for u in units})
+    clock.lap("manifest")
 
     known = [u.rows for u in pending]  # a JSON Lines unit's rows are unknown until read: the bar then has no total
     progress = Progress(None if None in known else sum(known), len(pending), config.progress)
     try:
-        outcomes = _engine(config)(pending, config, run.root, progress)
+        outcomes = engine(pending, config, run.root, progress)
     finally:
         progress.close()
+    clock.lap("units")
     # Every writer has finished now; one killed mid-write (and retried by the engine) left its temporary behind.
     clean_temporaries(run.units_dir)
     for outcome in outcomes:
         if "stats" in outcome:
             done[outcome["unit"]] = outcome["stats"]
+            run.loaded[outcome["unit"]] = outcome.get("tables", {})
         else:
             failures.append(outcome)
     unit_stats = [done[u.id] for u in units if u.id in done]
     if not unit_stats and failures:
         _no_input_read(failures)
     evaluation = tagger.info.get("evaluation", {}).get("dev", {})
-    seconds = time.perf_counter() - started
+    from .summary import summarise
+    scanned = sum(o["stats"]["documents"] for o in outcomes if "stats" in o)
+    finished = {**manifest, "finished": True, "bytes_read": progress.bytes, "documents_scanned": scanned}
     try:
         summary = summarise(run, unit_stats, failures, len(shards), evaluation, config.sample_rate < 1, warnings)
-        scanned = sum(o["stats"]["documents"] for o in outcomes if "stats" in o)
-        run.write_manifest({**manifest, "finished": True, "seconds": round(seconds, 3), "bytes_read": progress.bytes,
-                            "documents_scanned": scanned})
+        clock.lap("summary")
+        run.write_manifest({**finished, "seconds": round(clock.total(), 3), "timings": clock.laps})
     except OSError as error:
         raise UsageError(
             f"cannot write the merged results into {run.root} ({error}). Free space or fix permissions, then re-run "
             "the same command: every finished unit is kept and only the merge is redone."
         ) from error
     _write_reports(run.root)
-    return ScanOutcome(summary, run.root, len(pending), seconds, progress.bytes, len(units) - len(pending))
+    clock.lap("report")
+    try:  # the finished manifest stands; this adds the report's time to it
+        run.write_manifest({**finished, "seconds": round(clock.total(), 3), "timings": clock.laps})
+    except OSError as error:
+        print(f"corpus-audit: warning: the report's time was not added to {run.manifest} ({error})", file=sys.stderr)
+    return ScanOutcome(summary, run.root, len(pending), clock.total(), progress.bytes, len(units) - len(pending))
 
 
 def _no_input_read(failures: list[dict]) -> None:
@@ -133,11 +164,27 @@ def _no_input_read(failures: list[dict]) -> None:
     )
 
 
+class _Clock:
+    """Wall seconds per phase of a scan, for manifest.json's ``timings`` (the benchmark reads them)."""
+
+    def __init__(self) -> None:
+        self.started = self.last = time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.laps[phase] = round(self.laps.get(phase, 0.0) + now - self.last, 3)
+        self.last = now
+
+    def total(self) -> float:
+        return time.perf_counter() - self.started
+
+
 def _engine(config: ScanConfig):
     if config.engine == "local":
-        from .executors.local import run_local
+        from .executors.local import LocalEngine
 
-        return run_local
+        return LocalEngine(config)
     if config.engine == "ray":
         from .executors.ray import run_ray
 

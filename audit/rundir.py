@@ -7,7 +7,7 @@ the unit is complete, and it records the input's fingerprint so a changed shard 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
@@ -23,6 +23,8 @@ UNIT_TABLES = ("flagged", "docs", "sample")
 @dataclass(frozen=True)
 class RunDir:
     root: Path
+    # Unit tables this process already holds (unit id -> name -> table), which the merge then need not read back.
+    loaded: dict[str, dict[str, pa.Table]] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def units_dir(self) -> Path:
@@ -79,8 +81,13 @@ class RunDir:
 
     def read_unit_tables(self, unit_ids: list[str], table: str) -> pa.Table:
         """One table of every listed unit, concatenated in unit order."""
-        tables = [pq.read_table(self.unit_table(u, table)) for u in unit_ids]
+        tables = [self.read_unit_table(u, table) for u in unit_ids]
         return pa.concat_tables(tables, promote_options="default") if tables else pa.table({})
+
+    def read_unit_table(self, unit_id: str, table: str) -> pa.Table:
+        """One table of a committed unit: from memory when this process holds it, else from its file."""
+        held = self.loaded.get(unit_id, {}).get(table)
+        return held if held is not None else pq.read_table(self.unit_table(unit_id, table))
 
     # -- manifest ----------------------------------------------------------------------------------------
 

@@ -46,6 +46,10 @@ class UnitResult:
     sample: pa.Table
     stats: dict
 
+    def tables(self) -> dict[str, pa.Table]:
+        """The unit's tables by name, as committed to the run directory."""
+        return {"flagged": self.flagged, "docs": self.docs, "sample": self.sample}
+
 
 def doc_hash(doc_id: str, seed: int) -> int:
     """The 64-bit hash that decides document sampling and audit samples (stable across runs and machines)."""
@@ -59,9 +63,13 @@ class _BottomK:
     k: int
     rows: list[tuple[int, dict]] = field(default_factory=list)
 
+    def wants(self, key: int) -> bool:
+        """Whether a row with this key would be kept now."""
+        return len(self.rows) < self.k or key < self.rows[-1][0]
+
     def offer(self, key: int, row: Callable[[], dict]) -> None:
         """Keep ``row()`` if ``key`` is among the k smallest seen (``row`` is only built when kept)."""
-        if len(self.rows) < self.k or key < self.rows[-1][0]:
+        if self.wants(key):
             bisect.insort(self.rows, (key, row()), key=lambda item: item[0])
             del self.rows[self.k :]
 
@@ -82,8 +90,14 @@ class _Collector:
         self.has_tokens = False
 
 
-def scan_unit(unit: Unit, config: ScanConfig, tagger: Tagger, progress: ProgressFn | None = None) -> UnitResult:
-    """Scan one unit. Raises InputError when the shard cannot be read, UsageError when a required column is missing."""
+def scan_unit(
+    unit: Unit, config: ScanConfig, tagger: Callable[[], Tagger], progress: ProgressFn | None = None
+) -> UnitResult:
+    """Scan one unit. Raises InputError when the shard cannot be read, UsageError when a required column is missing.
+
+    ``tagger`` gives the model; it is first called at the first gated document, so that a worker reads and gates
+    while its model loads in the background.
+    """
     started = time.perf_counter()
     source = open_source(unit.shard)
     roles = resolve_columns(unit.shard, source.schema, config.columns, config.required)
@@ -117,7 +131,9 @@ def scan_unit(unit: Unit, config: ScanConfig, tagger: Tagger, progress: Progress
     return UnitResult(unit, flagged, _table(out.docs, DOCS_SCHEMA), _sample_table(out), stats)
 
 
-def _scan_batch(batch: dict[str, pa.Array], first_row: int, config: ScanConfig, tagger: Tagger, out: _Collector) -> int:
+def _scan_batch(
+    batch: dict[str, pa.Array], first_row: int, config: ScanConfig, tagger: Callable[[], Tagger], out: _Collector
+) -> int:
     """Scan one record batch; returns its text size in bytes (for progress).
 
     Whole-batch work is vectorised (lengths, sampling keys, dump counts, the gate); Python touches only the
@@ -151,7 +167,7 @@ def _scan_batch(batch: dict[str, pa.Array], first_row: int, config: ScanConfig, 
     index = np.flatnonzero(gated)
     if len(index):
         docs = _docs(batch, rows, index, lengths, tokens, out.unit.shard.relpath)
-        _classify_docs(docs, text.take(pa.array(index)).to_pylist(), tagger, config.seed, out)
+        _classify_docs(docs, text.take(pa.array(index)).to_pylist(), tagger(), config.seed, out)
     return text.nbytes
 
 
@@ -210,21 +226,23 @@ def _classify_docs(docs: list[_Doc], texts: list[str], tagger: Tagger, seed: int
     out.counts["passages"] += len(passages)
     out.counts["passages_gated"] += int(gated.sum())
     out.histogram += np.histogram(probs[gated, 0], bins=HISTOGRAM_BINS, range=(0.0, 1.0))[0]
+    counts = np.fromiter((len(s) for s in spans), dtype=np.int64, count=len(spans))
+    chars = np.fromiter((b - a for s in spans for a, b in s), dtype=np.int64, count=len(passages))
+    aggregates = _doc_aggregates(probs, labels, chars, gated, counts)
     relpath = out.unit.shard.relpath
+    label_list = labels.tolist()
     offset = 0
-    for doc, doc_spans in zip(docs, spans):
-        k = len(doc_spans)
-        doc_probs, doc_labels = probs[offset : offset + k], labels[offset : offset + k]
-        chars = np.array([b - a for a, b in doc_spans], dtype=np.int64)
-        doc_gated = gated[offset : offset + k]
+    for doc, doc_spans, aggregate in zip(docs, spans, aggregates):
         identity = doc.identity(relpath)
-        for index, ((start, end), label) in enumerate(zip(doc_spans, doc_labels.tolist())):
-            row = lambda: _passage_row(identity, index, start, end, passages[offset + index], doc_probs[index], label)
-            if label != NO_AI:
-                out.flagged.append(row())
-            out.gated_sample.offer(doc_hash(f"{doc.doc_id}#{index}", seed), row)
-        out.docs.append(_doc_row(doc, identity, doc_probs, doc_labels, chars, doc_gated))
-        offset += k
+        for index, (start, end) in enumerate(doc_spans):
+            label, key = label_list[offset + index], doc_hash(f"{doc.doc_id}#{index}", seed)
+            if label != NO_AI or out.gated_sample.wants(key):  # build a row only for a passage that is kept
+                row = _passage_row(identity, index, start, end, passages[offset + index], probs[offset + index], label)
+                if label != NO_AI:
+                    out.flagged.append(row)
+                out.gated_sample.offer(key, lambda row=row: row)
+        out.docs.append({**identity, "characters": doc.characters, "tokens": doc.tokens, **aggregate})
+        offset += len(doc_spans)
 
 
 def _passage_row(identity: dict, index: int, start: int, end: int, text: str, probs: np.ndarray, label: int) -> dict:
@@ -241,19 +259,35 @@ def _passage_row(identity: dict, index: int, start: int, end: int, text: str, pr
     }
 
 
-def _doc_row(doc: _Doc, identity: dict, probs: np.ndarray, labels: np.ndarray, chars: np.ndarray, gated: np.ndarray) -> dict:
-    row = {**identity, "characters": doc.characters, "tokens": doc.tokens, "passages": len(labels),
-           "gated_passages": int(gated.sum()), "gated_characters": int(chars[gated].sum())}
+def _doc_aggregates(
+    probs: np.ndarray, labels: np.ndarray, chars: np.ndarray, gated: np.ndarray, counts: np.ndarray
+) -> list[dict]:
+    """Per document (``counts`` passages each, in order), the aggregates over its passages that docs.parquet holds:
+    computed for the whole batch at once."""
+    documents = len(counts)
+    owner = np.repeat(np.arange(documents), counts)
+    starts = np.minimum(np.cumsum(counts) - counts, max(len(labels) - 1, 0))
+    filled = counts > 0
+
+    def total(values: np.ndarray) -> np.ndarray:
+        return np.bincount(owner, weights=values, minlength=documents)
+
+    def per_document(ufunc: np.ufunc, values: np.ndarray) -> np.ndarray:
+        return np.where(filled, ufunc.reduceat(values, starts), 0.0) if len(values) else np.zeros(documents)
+
+    columns = {"passages": counts, "gated_passages": total(gated).astype(np.int64),
+               "gated_characters": total(chars * gated).astype(np.int64)}
     for index, name in enumerate(AI_LABELS):
         p = probs[:, index].astype(np.float64)
         mine = labels == index
-        row[f"n_{name}"] = int(mine.sum())
-        row[f"chars_{name}"] = int(chars[mine].sum())
-        row[f"max_p_{name}"] = float(p.max()) if len(p) else 0.0
-        row[f"any_p_{name}"] = float(1.0 - np.prod(1.0 - p)) if len(p) else 0.0
-        row[f"sum_p_{name}"] = float(p.sum())
-        row[f"sum_pchars_{name}"] = float((p * chars).sum())
-    return row
+        columns[f"n_{name}"] = total(mine).astype(np.int64)
+        columns[f"chars_{name}"] = total(chars * mine).astype(np.int64)
+        columns[f"max_p_{name}"] = per_document(np.maximum, p)
+        columns[f"any_p_{name}"] = np.where(filled, 1.0 - per_document(np.multiply, 1.0 - p), 0.0)
+        columns[f"sum_p_{name}"] = total(p)
+        columns[f"sum_pchars_{name}"] = total(p * chars)
+    names, values = list(columns), [column.tolist() for column in columns.values()]
+    return [dict(zip(names, row)) for row in zip(*values)]
 
 
 def _row_keys(rows: np.ndarray, salt: int) -> np.ndarray:

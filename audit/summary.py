@@ -89,7 +89,7 @@ def _concentration(run: RunDir, unit_ids: list[str], passages: pl.DataFrame) -> 
     """Per-label concentration, plus the near-duplicate share of a uniform sample of all gated passages for contrast."""
     from .scanner import SAMPLE_GATED
 
-    samples = [pl.read_parquet(run.unit_table(u, "sample")).filter(pl.col("kind") == "gated") for u in unit_ids]
+    samples = [pl.from_arrow(run.read_unit_table(u, "sample")).filter(pl.col("kind") == "gated") for u in unit_ids]
     sample, rate = clusters.merge_bottom_k(samples, SAMPLE_GATED)
     block = clusters.concentration(passages, sample_rate=rate)
     block["gated_sample"] = clusters.sample_duplicates(sample, rate)

@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/run_all.py [--work /tmp/corpus-audit-bench] [--mb 500] [--shards 8] [--repeat 3]
 
 Steps (each a separate process, so one benchmark's memory does not weigh on the next):
-  1. ``python -m audit.corpora.generate`` writes WORK/corpus when it is not there yet;
-  2. ``benchmarks/bench_scan.py``: scan throughput, its ceilings, the datatrove peer, peak memory per worker;
+  1. ``python -m audit.corpora.generate`` writes WORK/corpus (3% of documents pass the gate) and WORK/corpus-web
+     (``--ai-share 0.09``: 9%, as on the Common Crawl sample) when they are not there yet;
+  2. ``benchmarks/bench_scan.py``: scan throughput on both, its ceilings and phases, the datatrove peer, peak memory;
   3. ``benchmarks/bench_clusters.py``: MinHash throughput and clustering a million signatures;
   4. ``benchmarks/bench_export.py`` (when present): export throughput against a pyarrow read and write, on the
      corpus and the run directory that step 2 left behind;
@@ -57,13 +58,14 @@ def main() -> None:
     parser.add_argument("--shards", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    corpus = args.work / "corpus"
-    if not list(corpus.glob("*.parquet")):
-        subprocess.run([sys.executable, "-m", "audit.corpora.generate", "--out", str(corpus), "--mb", str(args.mb),
-                        "--shards", str(args.shards)], check=True)
+    corpus, corpus_web = args.work / "corpus", args.work / "corpus-web"
+    for path, share in ((corpus, "0.03"), (corpus_web, "0.09")):
+        if not list(path.glob("*.parquet")):
+            subprocess.run([sys.executable, "-m", "audit.corpora.generate", "--out", str(path), "--mb", str(args.mb),
+                            "--shards", str(args.shards), "--ai-share", share], check=True)
     sections = [
-        run("bench_scan", "--corpus", str(corpus), "--work", str(args.work), "--repeat", str(args.repeat),
-            "--json", str(args.work / "scan.json")),
+        run("bench_scan", "--corpus", str(corpus), "--corpus-web", str(corpus_web), "--work", str(args.work),
+            "--repeat", str(args.repeat), "--json", str(args.work / "scan.json")),
         run("bench_clusters"),
         run("bench_export", "--corpus", str(corpus), "--run", str(args.work / "run-2"), "--repeat", str(args.repeat)),
         run("bench_classifier"),

@@ -1,14 +1,15 @@
 """Generate a benchmark corpus: FineWeb-like Parquet shards of a chosen size with a known share of AI text.
 
-Documents are assembled from paragraphs: ordinary text for the bulk, AI text planted in about 3% of documents and
-misaligned-AI text in about 0.3%. Paragraph pools come from the real web and news text in ``../shared/data`` when it
+Documents are assembled from paragraphs: ordinary text for the bulk, AI text planted in a share of documents
+(``--ai-share``: 3% by default; 9% is the gate rate of the real Common Crawl sample) and misaligned-AI text in a tenth
+of those. Paragraph pools come from the real web and news text in ``../shared/data`` when it
 is present (read at run time, never copied into the repository) and from the project's own written passages
 (``classifiers/data``), which alone are enough to run; the gate sorts them, so bulk paragraphs never mention AI and
 planted AI paragraphs always do.
 Document lengths follow a log-normal distribution (median about 2,000 characters, a long tail to 200,000), like web
 crawls. The output is for throughput and memory benchmarks, not for judging the classifier.
 
-    python -m audit.corpora.generate --out /tmp/bench-corpus --mb 500 --shards 8
+    python -m audit.corpora.generate --out /tmp/bench-corpus --mb 500 --shards 8 [--ai-share 0.09]
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from audit.classifiers.realdata import data_root
 from audit.gate import gate
 
 WRITTEN = Path(__file__).resolve().parent.parent / "classifiers" / "data"
-AI_SHARE = 0.03
-MISALIGNED_SHARE = 0.003
+AI_SHARE = 0.03  # documents with planted AI paragraphs; the gate passes about as many
+MISALIGNED_OF_AI = 0.1  # of those, the share that also holds a misaligned-AI passage
 ROWS_PER_GROUP = 10_000
 
 
@@ -85,19 +86,21 @@ def _document(rng: np.random.Generator, pools: Pools, length: int, kind: str) ->
     return "\n".join(parts)
 
 
-def generate(out: Path, megabytes: float, shards: int, seed: int = 0) -> dict:
-    """Write ``shards`` Parquet files holding about ``megabytes`` MB of text; returns the planted counts."""
+def generate(out: Path, megabytes: float, shards: int, seed: int = 0, ai_share: float = AI_SHARE) -> dict:
+    """Write ``shards`` Parquet files holding about ``megabytes`` MB of text, ``ai_share`` of the documents with
+    planted AI text; returns the planted counts."""
     rng = np.random.default_rng(seed)
     pools = load_pools()
     per_shard = megabytes * 1e6 / shards
-    truth = {"documents": 0, "characters": 0, "ai_documents": 0, "misaligned_documents": 0, "shards": shards}
+    truth = {"documents": 0, "characters": 0, "ai_documents": 0, "misaligned_documents": 0, "shards": shards,
+             "ai_share": ai_share}
     for shard in range(shards):
         texts: list[str] = []
         kinds: list[str] = []
         size = 0
         while size < per_shard:
             draw = rng.random()
-            kind = "misaligned" if draw < MISALIGNED_SHARE else "ai" if draw < AI_SHARE else "plain"
+            kind = "misaligned" if draw < ai_share * MISALIGNED_OF_AI else "ai" if draw < ai_share else "plain"
             length = int(np.clip(rng.lognormal(np.log(2000), 1.0), 200, 200_000))
             texts.append(_document(rng, pools, length, kind))
             kinds.append(kind)
@@ -126,8 +129,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mb", type=float, default=500, help="megabytes of text in all")
     parser.add_argument("--shards", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ai-share", type=float, default=AI_SHARE, help="share of documents with planted AI text")
     args = parser.parse_args(argv)
-    print(json.dumps(generate(args.out, args.mb, args.shards, args.seed)))
+    print(json.dumps(generate(args.out, args.mb, args.shards, args.seed, args.ai_share)))
 
 
 if __name__ == "__main__":

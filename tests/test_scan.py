@@ -185,6 +185,9 @@ def test_manifest_records_inputs_and_model(real_run):
     assert manifest["finished"] is True
     assert len(manifest["shards"]) == 4 and all("mtime_ns" in s for s in manifest["shards"])
     assert len(manifest["model"]["sha256"]) == 64
+    # wall seconds per phase, for the benchmark's breakdown; together no more than the whole
+    assert set(manifest["timings"]) == {"plan", "model", "manifest", "units", "summary", "report"}
+    assert 0 < manifest["timings"]["units"] and sum(manifest["timings"].values()) <= manifest["seconds"] + 0.01
 
 
 def test_a_temporary_left_by_a_worker_killed_mid_write_is_gone_when_the_scan_ends(tmp_path, monkeypatch):
@@ -210,3 +213,28 @@ def test_a_temporary_left_by_a_worker_killed_mid_write_is_gone_when_the_scan_end
     outcome = audit.scan(str(SHARDS / "web_mix_00000.parquet"), run)
     assert outcome.exit_code == 0 and outcome.scanned_units > 0
     assert not [p.name for p in run.rglob(".tmp-*")]
+
+
+def test_document_aggregates_for_a_whole_batch_equal_those_of_each_document_alone():
+    """docs.parquet's per-document figures, computed for a batch at once, are those of each document's passages."""
+    import numpy as np
+
+    from audit.labels import AI_LABELS
+    from audit.scanner import _doc_aggregates
+
+    rng = np.random.default_rng(1)
+    counts = rng.integers(1, 30, size=200)
+    n = int(counts.sum())
+    probs = rng.dirichlet(np.ones(4), size=n).astype(np.float32)
+    labels, chars, gated = rng.integers(0, 4, size=n).astype(np.int8), rng.integers(1, 900, size=n), rng.random(n) < 0.5
+    starts = np.cumsum(counts) - counts
+    for start, k, row in zip(starts, counts, _doc_aggregates(probs, labels, chars, gated, counts)):
+        mine = slice(start, start + k)
+        assert (row["passages"], row["gated_passages"]) == (k, gated[mine].sum())
+        assert row["gated_characters"] == chars[mine][gated[mine]].sum()
+        for index, name in enumerate(AI_LABELS):
+            p, labelled = probs[mine, index].astype(np.float64), labels[mine] == index
+            assert (row[f"n_{name}"], row[f"chars_{name}"]) == (labelled.sum(), chars[mine][labelled].sum())
+            assert row[f"max_p_{name}"] == p.max() and row[f"sum_p_{name}"] == pytest.approx(p.sum(), rel=1e-12)
+            assert row[f"any_p_{name}"] == pytest.approx(1 - np.prod(1 - p), rel=1e-12)
+            assert row[f"sum_pchars_{name}"] == pytest.approx((p * chars[mine]).sum(), rel=1e-12)

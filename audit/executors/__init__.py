@@ -22,19 +22,20 @@ RETRIES = 1
 
 
 def run_unit(unit: Unit, config: ScanConfig, run_root: str | Path, progress: ProgressFn | None = None) -> dict:
-    """Scan one unit and commit its results. Returns ``{"unit", "stats"}`` or ``{"unit", "input", "error"}``."""
+    """Scan one unit and commit its results. Returns ``{"unit", "stats", "tables"}`` (the committed tables, so the
+    merge need not read them back) or ``{"unit", "input", "error"}``."""
     try:
-        result = scan_unit(unit, config, load_cached(config.model), progress)
+        result = scan_unit(unit, config, lambda: load_cached(config.model), progress)
     except InputError as error:
         return failure(unit, str(error))
     try:
-        RunDir(Path(run_root)).commit_unit(unit.id, {"flagged": result.flagged, "docs": result.docs, "sample": result.sample}, result.stats)
+        RunDir(Path(run_root)).commit_unit(unit.id, result.tables(), result.stats)
     except OSError as error:
         raise UsageError(
             f"cannot write the results of {unit.id} into {run_root} ({error}). Free space or fix permissions, "
             "then re-run the same command: finished units are kept and the scan resumes."
         ) from error
-    return {"unit": unit.id, "stats": result.stats}
+    return {"unit": unit.id, "stats": result.stats, "tables": result.tables()}
 
 
 def failure(unit: Unit, message: str) -> dict:
