@@ -154,13 +154,18 @@ def _cuts(units: list[_Unit], min_words: int) -> list[int]:
 def _within_max(units: list[_Unit], min_words: int, max_words: int) -> list[list[int]]:
     """[start, end, words] of a run of units, cut again at its strongest unit end (leaving ``min_words`` either
     side when it can) while longer than ``max_words``."""
-    words = sum(unit.words for unit in units)
-    if words <= max_words:
-        return [[units[0].start, units[-1].end, words]]
-    before = list(itertools.accumulate(unit.words for unit in units))[:-1]
-    roomy = [i for i, n in enumerate(before) if n >= min_words and words - n >= min_words] or range(len(before))
-    best = max(roomy, key=lambda i: (units[i].strength, -i)) + 1
-    return _within_max(units[:best], min_words, max_words) + _within_max(units[best:], min_words, max_words)
+    done, todo = [], [units]  # a stack, not recursion: a long run of one-word units would cut thousands deep
+    while todo:
+        run = todo.pop()
+        words = sum(unit.words for unit in run)
+        if words <= max_words:
+            done.append([run[0].start, run[-1].end, words])
+            continue
+        before = list(itertools.accumulate(unit.words for unit in run))[:-1]
+        roomy = [i for i, n in enumerate(before) if n >= min_words and words - n >= min_words] or range(len(before))
+        best = max(roomy, key=lambda i: (run[i].strength, -i)) + 1
+        todo += [run[best:], run[:best]]  # the first half is cut (or kept) first
+    return done
 
 
 def _join_short(passages: list[list[int]], min_words: int, max_words: int) -> None:

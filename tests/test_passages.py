@@ -112,3 +112,11 @@ def test_sentence_boundaries_agree_with_spacy_sentencizer():
         agree += len(theirs & ours)
         total += len(theirs | ours)
     assert agree / total >= 0.95
+
+
+def test_a_long_run_of_tiny_sentences_splits_without_deep_recursion():
+    """Thousands of one-word sentences in one paragraph once cut the run recursively, past Python's depth limit."""
+    text = " ".join(f"Word{i}." for i in range(60_000))
+    spans = split_passages(text)
+    assert spans and spans[0][0] == 0 and spans[-1][1] == len(text)
+    assert all(len(text[a:b].split()) <= 250 for a, b in spans)
