@@ -117,7 +117,7 @@ def test_sentence_boundaries_agree_with_spacy_sentencizer():
 def test_a_long_run_of_repeated_sentences_splits_without_deep_recursion():
     """Thousands of identical sentences in one paragraph tie on every cut, so the run was cut 40 words at a time,
     recursively, past Python's depth limit."""
-    text = ("The robot looked at the sky. " * 20_000).strip()
+    text = ("The robot looked at the sky. " * 8_000).strip()  # about 1,100 cuts deep
     spans = split_passages(text)
     assert spans and spans[0][0] == 0 and spans[-1][1] == len(text)
     assert all(len(text[a:b].split()) <= 250 for a, b in spans)
