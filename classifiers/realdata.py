@@ -17,7 +17,8 @@ Keys per source (one reader function each, registered in READERS):
   <new source>          the document `id` of new_sources/<new source>.jsonl.gz (NEW_SOURCES: fiction, essays, a
                         model spec, agent logs); about 30% of their documents are on the dev side (NEW_DEV_HEX)
 
-`span` is [char_start, char_end] in code points (text[start:end]) or null for the whole text.
+`span` is [char_start, char_end] in code points (text[start:end]) or null for the whole text. Optional fields:
+`subtype` (misaligned_ai only: SUBTYPES), `strata` (how the record was drawn: STRATA), `read_by` (who read it).
 """
 
 from __future__ import annotations
@@ -37,6 +38,17 @@ from audit.labels import LABELS
 
 ENV_VAR = "CORPUS_AUDIT_SHARED_DATA"
 DEV_HEX = "0123456789"  # split rule: records whose split hash starts with one of these belong to the dev set
+SUBTYPES = ("fiction", "ai_voice", "incident", "argument")  # kinds of misaligned_ai text (classifiers/LABELING.md)
+# How a record was drawn (classifiers/labels/design.json): records without strata were chosen for their content.
+STRATA = {
+    "web": "a simple random sample of the gated passages of a real web corpus",
+    "web_docs": "every gated passage of a simple random sample of a web corpus's gated documents",
+    "new_gated": "a new source's gated passages (all on the dev side, the rest of the training side in round two)",
+    "new_ungated": "a seeded sample of a new source's passages that the gate stops",
+    "new_near": "a sample of a new source's dev-side gate-stopped passages next to a gated one",
+    "new_far": "a sample of a new source's dev-side gate-stopped passages not next to a gated one",
+    "web_near": "a sample of the web shards' gate-stopped passages next to a gated one",
+}
 NEW_DEV_HEX = "01234"  # the new sources' rule: 5 of 16 hex digits, about 31% of documents on the dev side
 NEW_SOURCES = (
     "openai_model_spec", "palisade_robot_shutdown_logs", "pg_classic_automata_tales", "pg_erewhon_butler",
@@ -183,6 +195,10 @@ def load_records(path: str | Path) -> list[dict]:
                 raise ValueError(f"{where}: unknown source {record['source']!r}; known: {sorted(READERS)}")
             if record["label"] not in LABELS:
                 raise ValueError(f"{where}: unknown label {record['label']!r}; use one of {list(LABELS)}")
+            if record.get("subtype") not in (None, *SUBTYPES) or (record.get("subtype") and record["label"] != LABELS[0]):
+                raise ValueError(f"{where}: subtype {record.get('subtype')!r} needs label {LABELS[0]} and one of {SUBTYPES}")
+            if not set(record.get("strata") or ()) <= set(STRATA):
+                raise ValueError(f"{where}: unknown strata {record['strata']!r}; known: {list(STRATA)}")
             record["key"] = str(record["key"])
             record.setdefault("span", None)
             record.setdefault("note", "")
@@ -227,5 +243,7 @@ def resolve(records: list[dict], root: Path | None = None) -> list[dict]:
             "source": source,
             "key": str(record["key"]),
             "note": record.get("note", ""),
+            "subtype": record.get("subtype"),
+            "strata": tuple(record.get("strata") or ()),
         })
     return resolved
