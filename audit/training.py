@@ -109,6 +109,9 @@ class Metrics:
     confusion_pieces: list[list[int]] = field(default_factory=list)  # their gated pieces: passage's true label vs piece's
     pieces: dict[str, int] = field(default_factory=dict)  # all pieces (gated or not) of the passages of each label
     model_alone: dict = field(default_factory=dict)
+    # The same decision figures per drawing stratum of the labelled data (web sample, enriched content, ...), in the
+    # shape the estimators read, so an interval can span the error rates of every stratum (`ErrorRates.strata`).
+    strata: dict[str, dict] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -444,10 +447,14 @@ def evaluate(data_paths: Iterable[str | Path], model: Tagger | str | Path | None
 
     metrics = compute_metrics(examples, piece_probs[deciding], labels)
     truth = np.array([LABELS.index(e.label) for e in examples], dtype=np.int64)
-    metrics.gate_passed = {label: int(reached[truth == i].sum()) for i, label in enumerate(LABELS)}
-    metrics.confusion_gated = confusion_matrix(truth[reached], labels[reached]).tolist()
-    metrics.confusion_pieces = confusion_matrix(truth[owner[gated]], piece_labels[gated].astype(np.int64)).tolist()
-    metrics.pieces = {label: int(np.sum(truth[owner] == i)) for i, label in enumerate(LABELS)}
+    decision = _Decision(truth, labels, reached, owner, gated, piece_labels.astype(np.int64))
+    for key, value in decision.figures(np.ones(len(examples), dtype=bool)).items():
+        if key not in ("confusion", "per_label"):  # compute_metrics has them already
+            setattr(metrics, key, value)
+    strata = sorted({s for e in examples for s in e.strata or ("content",)})
+    if strata != ["content"]:
+        metrics.strata = {name: {key: _wrap(key, value) for key, value in decision.figures(
+            np.array([name in (e.strata or ("content",)) for e in examples])).items()} for name in strata}
     alone = tagger.predict(texts)
     alone_confusion = confusion_matrix(truth, tagger.decide(alone))
     metrics.model_alone = {
@@ -458,6 +465,37 @@ def evaluate(data_paths: Iterable[str | Path], model: Tagger | str | Path | None
     }
     metrics.data_sha256 = {path.name: file_sha256(path) for path in data_paths}
     return metrics
+
+
+@dataclass
+class _Decision:
+    """The scan's decision on labelled passages, kept so its gate figures can be counted for any subset."""
+
+    truth: np.ndarray  # per labelled passage
+    labels: np.ndarray  # per labelled passage: its pieces' first label by precedence
+    reached: np.ndarray  # per labelled passage: some piece passed the gate
+    owner: np.ndarray  # per piece: its labelled passage
+    gated: np.ndarray  # per piece
+    piece_labels: np.ndarray  # per piece
+
+    def figures(self, rows: np.ndarray) -> dict:
+        """What the estimators read (`ErrorRates.from_evaluation`) for the labelled passages `rows` selects."""
+        truth, reached = self.truth[rows], self.reached[rows]
+        pieces = rows[self.owner]
+        gated = pieces & self.gated
+        return {
+            "gate_passed": {label: int(reached[truth == i].sum()) for i, label in enumerate(LABELS)},
+            "confusion_gated": confusion_matrix(truth[reached], self.labels[rows][reached]).tolist(),
+            "confusion_pieces": confusion_matrix(self.truth[self.owner[gated]], self.piece_labels[gated]).tolist(),
+            "pieces": {label: int(np.sum(self.truth[self.owner[pieces]] == i)) for i, label in enumerate(LABELS)},
+            "confusion": confusion_matrix(truth, self.labels[rows]).tolist(),
+            "per_label": per_label_scores(confusion_matrix(truth, self.labels[rows])),
+        }
+
+
+def _wrap(key: str, value):
+    """Confusion matrices carry their label order in JSON (as Metrics.to_json writes them)."""
+    return {"labels": list(LABELS), "matrix": value} if key.startswith("confusion") else value
 
 
 AGENT_RUNS = "palisade_robot_shutdown_logs"  # real agent runs, each tagged by its experimenters (meta.behaviour)

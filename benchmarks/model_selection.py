@@ -44,11 +44,12 @@ def fasttext_fitter(options: TrainOptions, written: bool = True) -> Fitter:
     return fit
 
 
-def linear_fitter(examples: list[Example], workdir: Path) -> Predictor:
-    """Logistic regression over hashed word 1-2-grams and character 3-5-grams (within words)."""
+def linear_fitter(examples: list[Example], workdir: Path, written: bool = True) -> Predictor:
+    """Logistic regression (stochastic gradient descent) over hashed word 1-2-grams and character 3-5-grams."""
+    examples = examples if written else [e for e in examples if e.source != "written"]
     from scipy.sparse import hstack
     from sklearn.feature_extraction.text import HashingVectorizer
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.linear_model import SGDClassifier
 
     words = HashingVectorizer(ngram_range=(1, 2), n_features=2**20, alternate_sign=False, norm="l2")
     chars = HashingVectorizer(analyzer="char_wb", ngram_range=(3, 5), n_features=2**20, alternate_sign=False, norm="l2")
@@ -57,7 +58,7 @@ def linear_fitter(examples: list[Example], workdir: Path) -> Predictor:
         normalised = [normalize(t) for t in texts]
         return hstack([words.transform(normalised), chars.transform(normalised)]).tocsr()
 
-    model = LogisticRegression(C=4.0, max_iter=300)
+    model = SGDClassifier(loss="log_loss", alpha=2e-6, max_iter=30, tol=None, random_state=0)
     model.fit(features([e.text for e in examples]), [LABELS.index(e.label) for e in examples])
 
     def predict(texts: list[str]) -> np.ndarray:
@@ -88,11 +89,15 @@ def candidates(base: TrainOptions, with_linear: bool) -> dict[str, Fitter]:
         "fasttext word 1-2, real text only": fasttext_fitter(base, written=False),
         "fasttext word 1-2, real x3": fasttext_fitter(replace(base, real_weight=3)),
         "fasttext word 1-2, real x6": fasttext_fitter(replace(base, real_weight=6)),
+        "fasttext word 1-2, real text only, 50 epochs": fasttext_fitter(replace(base, epoch=50), written=False),
+        "fasttext word 1-2, real text only, dim 32, lr 0.2": fasttext_fitter(replace(base, dim=32, lr=0.2), written=False),
+        "fasttext word 1-3, real text only": fasttext_fitter(replace(base, word_ngrams=3), written=False),
         "fasttext char 3-5 + word 1-2": fasttext_fitter(replace(base, minn=3, maxn=5)),
         "fasttext char 3-5 + word 1-2, real x3": fasttext_fitter(replace(base, minn=3, maxn=5, real_weight=3)),
     }
     if with_linear:
         chosen["linear word 1-2 + char 3-5 (scikit-learn)"] = linear_fitter
+        chosen["linear word 1-2 + char 3-5, real text only"] = lambda examples, workdir: linear_fitter(examples, workdir, False)
     return chosen
 
 
