@@ -159,6 +159,7 @@ _TRAIN_INT_OPTIONS = {  # fastText's options, and the cross-validation that cali
     "bucket": "hash buckets for the n-gram features",
     "folds": "cross-validation folds whose held-out scores calibrate the probabilities",
     "seed": "seed of the fold split and of fastText",
+    "real_weight": "how many times each real, read passage counts in the fit (written ones count once)",
 }
 
 
@@ -195,13 +196,16 @@ def _evaluate_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="model file (default: the shipped model)")
     p.add_argument("--json", type=Path, help="also write the metrics as JSON to this file")
     p.add_argument("--record", metavar="NAME", help="store the figures in the model's model.json under evaluation.NAME")
+    p.add_argument("--agent-runs", action="store_true",
+                   help="also scan the shared data's dev-side agent runs whole and count flagged runs by the "
+                        "experimenters' behaviour tag (stored as evaluation.agent_runs with --record)")
     p.set_defaults(handler=_cmd_evaluate)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .atomic import write_json_atomic
     from .tagger import Tagger
-    from .training import evaluate, format_metrics, record_evaluation
+    from .training import agent_run_flags, evaluate, format_metrics, record_evaluation
 
     tagger = Tagger.load(args.model)
     metrics = evaluate(args.data, tagger)
@@ -210,6 +214,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         write_json_atomic(args.json, metrics.to_json())
     if args.record:
         record_evaluation(tagger.path, args.record, metrics)
+    if args.agent_runs:
+        runs = agent_run_flags(tagger)
+        for behaviour, row in runs.items():
+            print(f"agent runs {behaviour}: {row['flagged']} of {row['runs']} flagged misaligned_ai")
+        if args.record:
+            record_evaluation(tagger.path, "agent_runs", runs)
     return 0
 
 

@@ -56,6 +56,7 @@ class TrainOptions:
     quantize: bool = True  # product-quantise and prune (the .ftz format) when the output name ends in .ftz
     quantize_cutoff: int = 200_000  # words and n-gram buckets kept by quantisation
     risk_words: bool = True  # calibrate with the risk-word features of audit.risk_words beside fastText's probabilities
+    real_weight: int = 1  # each real, read passage counts this many times in the fit (written ones once)
 
 
 @dataclass
@@ -66,6 +67,8 @@ class Example:
     key: str = ""  # the realdata key, or "<line>" for written passages
     origin: str = ""  # the data file's name
     note: str = ""
+    subtype: str | None = None  # kind of misaligned_ai text (realdata.SUBTYPES), where the label file gives it
+    strata: tuple[str, ...] = ()  # how the record was drawn (realdata.STRATA); () for records chosen by content
 
     @property
     def dev_side(self) -> bool:
@@ -91,7 +94,9 @@ class Metrics:
     benign_vs_no_ai_accuracy: float | None
     misaligned_pr_auc: float | None
     ece: float
-    by_source: dict[str, dict[str, float]] = field(default_factory=dict)
+    by_source: dict[str, dict] = field(default_factory=dict)
+    by_stratum: dict[str, dict] = field(default_factory=dict)  # per drawing design: "web" gives the web false-flag rate
+    recall_by_subtype: dict[str, dict[str, int]] = field(default_factory=dict)
     errors: list[dict] = field(default_factory=list)
     error_types: list[dict] = field(default_factory=list)  # mistakes counted by (source, true, predicted)
     sweep: list[dict] = field(default_factory=list)  # misaligned_ai precision and recall at other thresholds
@@ -104,6 +109,9 @@ class Metrics:
     confusion_pieces: list[list[int]] = field(default_factory=list)  # their gated pieces: passage's true label vs piece's
     pieces: dict[str, int] = field(default_factory=dict)  # all pieces (gated or not) of the passages of each label
     model_alone: dict = field(default_factory=dict)
+    # The same decision figures per drawing stratum of the labelled data (web sample, enriched content, ...), in the
+    # shape the estimators read, so an interval can span the error rates of every stratum (`ErrorRates.strata`).
+    strata: dict[str, dict] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -157,7 +165,8 @@ def _read_label_file(path: Path) -> list[Example]:
         raise UsageError(f"{path} holds label records whose text lives in the shared data: {error}") from None
     except ValueError as error:
         raise UsageError(f"{path}: {error}") from None
-    return [Example(r["text"], r["label"], r["source"], r["key"], path.name, r["note"]) for r in resolved]
+    return [Example(r["text"], r["label"], r["source"], r["key"], path.name, r["note"], r["subtype"], r["strata"])
+            for r in resolved]
 
 
 def deduplicate(examples: list[Example]) -> tuple[list[Example], int]:
@@ -184,7 +193,8 @@ def _fit(examples: list[Example], options: TrainOptions, workdir: Path, *, quant
     """One fastText model; the lines are shuffled with the seed so label-sorted files do not bias SGD."""
     import fasttext
 
-    lines = [f"{_PREFIX}{e.label} {normalize(e.text)}" for e in examples]
+    lines = [f"{_PREFIX}{e.label} {normalize(e.text)}" for e in examples
+             for _ in range(options.real_weight if e.real_and_read else 1)]
     random.Random(options.seed).shuffle(lines)
     train_file = workdir / "train.txt"
     train_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -214,8 +224,15 @@ def _raw_probs(model, texts: list[str]) -> np.ndarray:
 
 
 def fold_of(example: Example, folds: int, seed: int) -> int:
-    """A passage's cross-validation fold: a hash of its text, so the split does not depend on file order."""
-    digest = hashlib.md5(f"{seed}:{normalize(example.text).strip()}".encode()).digest()
+    """A passage's cross-validation fold, from a hash so the split does not depend on file order.
+
+    Real passages are grouped by their document (the dev split's unit), so a story's or a transcript's other
+    passages never sit in the fold that scores it; written passages are hashed by their text.
+    """
+    from audit.classifiers import realdata
+
+    unit = normalize(example.text).strip() if example.source == "written" else realdata.split_unit(example.source, example.key)
+    digest = hashlib.md5(f"{seed}:{unit}".encode()).digest()
     return int.from_bytes(digest[:4], "little") % folds
 
 
@@ -430,10 +447,14 @@ def evaluate(data_paths: Iterable[str | Path], model: Tagger | str | Path | None
 
     metrics = compute_metrics(examples, piece_probs[deciding], labels)
     truth = np.array([LABELS.index(e.label) for e in examples], dtype=np.int64)
-    metrics.gate_passed = {label: int(reached[truth == i].sum()) for i, label in enumerate(LABELS)}
-    metrics.confusion_gated = confusion_matrix(truth[reached], labels[reached]).tolist()
-    metrics.confusion_pieces = confusion_matrix(truth[owner[gated]], piece_labels[gated].astype(np.int64)).tolist()
-    metrics.pieces = {label: int(np.sum(truth[owner] == i)) for i, label in enumerate(LABELS)}
+    decision = _Decision(truth, labels, reached, owner, gated, piece_labels.astype(np.int64))
+    for key, value in decision.figures(np.ones(len(examples), dtype=bool)).items():
+        if key not in ("confusion", "per_label"):  # compute_metrics has them already
+            setattr(metrics, key, value)
+    strata = sorted({s for e in examples for s in e.strata or ("content",)})
+    if strata != ["content"]:
+        metrics.strata = {name: {key: _wrap(key, value) for key, value in decision.figures(
+            np.array([name in (e.strata or ("content",)) for e in examples])).items()} for name in strata}
     alone = tagger.predict(texts)
     alone_confusion = confusion_matrix(truth, tagger.decide(alone))
     metrics.model_alone = {
@@ -444,6 +465,59 @@ def evaluate(data_paths: Iterable[str | Path], model: Tagger | str | Path | None
     }
     metrics.data_sha256 = {path.name: file_sha256(path) for path in data_paths}
     return metrics
+
+
+@dataclass
+class _Decision:
+    """The scan's decision on labelled passages, kept so its gate figures can be counted for any subset."""
+
+    truth: np.ndarray  # per labelled passage
+    labels: np.ndarray  # per labelled passage: its pieces' first label by precedence
+    reached: np.ndarray  # per labelled passage: some piece passed the gate
+    owner: np.ndarray  # per piece: its labelled passage
+    gated: np.ndarray  # per piece
+    piece_labels: np.ndarray  # per piece
+
+    def figures(self, rows: np.ndarray) -> dict:
+        """What the estimators read (`ErrorRates.from_evaluation`) for the labelled passages `rows` selects."""
+        truth, reached = self.truth[rows], self.reached[rows]
+        pieces = rows[self.owner]
+        gated = pieces & self.gated
+        return {
+            "gate_passed": {label: int(reached[truth == i].sum()) for i, label in enumerate(LABELS)},
+            "confusion_gated": confusion_matrix(truth[reached], self.labels[rows][reached]).tolist(),
+            "confusion_pieces": confusion_matrix(self.truth[self.owner[gated]], self.piece_labels[gated]).tolist(),
+            "pieces": {label: int(np.sum(self.truth[self.owner[pieces]] == i)) for i, label in enumerate(LABELS)},
+            "confusion": confusion_matrix(truth, self.labels[rows]).tolist(),
+            "per_label": per_label_scores(confusion_matrix(truth, self.labels[rows])),
+        }
+
+
+def _wrap(key: str, value):
+    """Confusion matrices carry their label order in JSON (as Metrics.to_json writes them)."""
+    return {"labels": list(LABELS), "matrix": value} if key.startswith("confusion") else value
+
+
+AGENT_RUNS = "palisade_robot_shutdown_logs"  # real agent runs, each tagged by its experimenters (meta.behaviour)
+
+
+def agent_run_flags(model: Tagger | str | Path | None = None) -> dict[str, dict[str, int]]:
+    """Whole dev-side agent runs through the scan's decision: per experimenters' behaviour tag, how many runs hold a
+    passage the scan calls misaligned_ai. Runs that resisted shutdown should be flagged far more often than runs
+    that allowed it; a bag of words that only hears "shutdown" flags both alike."""
+    from audit.classifiers import realdata
+
+    tagger = model if isinstance(model, Tagger) else Tagger.load(model)
+    root = realdata.data_root()
+    texts, meta = realdata.READERS[AGENT_RUNS](root), realdata.new_source_meta(AGENT_RUNS, root)
+    table: dict[str, dict[str, int]] = {}
+    for key in sorted(k for k in texts if realdata.is_dev(AGENT_RUNS, k)):
+        text = texts[key]
+        _, labels, _ = tag_passages(tagger, [text[a:b] for a, b in split_passages(text)])
+        row = table.setdefault(meta[key].get("behaviour", "untagged"), {"runs": 0, "flagged": 0})
+        row["runs"] += 1
+        row["flagged"] += int(np.any(labels == 0))
+    return dict(sorted(table.items()))
 
 
 def compute_metrics(examples: list[Example], probs: np.ndarray, predicted: np.ndarray) -> Metrics:
@@ -460,6 +534,8 @@ def compute_metrics(examples: list[Example], probs: np.ndarray, predicted: np.nd
         misaligned_pr_auc=average_precision(probs[:, 0], truth == 0),
         ece=expected_calibration_error(probs, truth),
         by_source=_by_source(examples, truth, predicted),
+        by_stratum=_by_stratum(examples, truth, predicted),
+        recall_by_subtype=_recall_by_subtype(examples, predicted),
         errors=_worst_errors(examples, probs, truth, predicted),
         error_types=_error_types(examples, truth, predicted),
         sweep=threshold_sweep(probs[:, 0], truth == 0),
@@ -528,12 +604,47 @@ def expected_calibration_error(probs: np.ndarray, truth: np.ndarray, bins: int =
     return gap / len(truth)
 
 
-def _by_source(examples: list[Example], truth: np.ndarray, predicted: np.ndarray) -> dict[str, dict[str, float]]:
-    table: dict[str, dict[str, float]] = {}
-    for source in sorted({e.source for e in examples}):
-        rows = np.array([e.source == source for e in examples])
-        table[source] = {"n": int(rows.sum()), "accuracy": float(np.mean(truth[rows] == predicted[rows]))}
+def _slice_scores(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float | int | None]:
+    """The issue-level figures of one slice of the data (a source, a stratum): misaligned_ai precision, recall and
+    false-flag rate (share of the other passages called misaligned_ai), and benign vs no_ai accuracy."""
+    confusion = confusion_matrix(truth, predicted)
+    misaligned = per_label_scores(confusion)["misaligned_ai"]
+    negatives = truth != 0
+    return {
+        "n": int(truth.size),
+        "misaligned_ai": int(np.sum(truth == 0)),
+        "accuracy": float(np.mean(truth == predicted)),
+        "misaligned_precision": misaligned["precision"],
+        "misaligned_recall": misaligned["recall"],
+        "false_flag_rate": _ratio(int(np.sum(predicted[negatives] == 0)), int(negatives.sum())),
+        "benign_vs_no_ai_accuracy": benign_vs_no_ai_accuracy(confusion),
+    }
+
+
+def _by_source(examples: list[Example], truth: np.ndarray, predicted: np.ndarray) -> dict[str, dict]:
+    sources = np.array([e.source for e in examples])
+    return {source: _slice_scores(truth[sources == source], predicted[sources == source])
+            for source in sorted(set(sources.tolist()))}
+
+
+def _by_stratum(examples: list[Example], truth: np.ndarray, predicted: np.ndarray) -> dict[str, dict]:
+    """Figures per drawing design (realdata.STRATA); "content" for records chosen for what they hold."""
+    table = {}
+    for stratum in sorted({s for e in examples for s in e.strata or ("content",)}):
+        rows = np.array([stratum in (e.strata or ("content",)) for e in examples])
+        table[stratum] = _slice_scores(truth[rows], predicted[rows])
     return table
+
+
+def _recall_by_subtype(examples: list[Example], predicted: np.ndarray) -> dict[str, dict[str, int]]:
+    """How many misaligned_ai passages of each kind (realdata.SUBTYPES) the decision found."""
+    table: dict[str, dict[str, int]] = {}
+    for example, label in zip(examples, predicted, strict=True):
+        if example.label == "misaligned_ai" and example.subtype:
+            row = table.setdefault(example.subtype, {"n": 0, "found": 0})
+            row["n"] += 1
+            row["found"] += int(label == 0)
+    return dict(sorted(table.items()))
 
 
 def _error_types(examples: list[Example], truth: np.ndarray, predicted: np.ndarray) -> list[dict]:
@@ -570,11 +681,11 @@ def _summary(metrics: Metrics) -> dict:
     return data
 
 
-def record_evaluation(model_path: str | Path, name: str, metrics: Metrics) -> dict:
-    """Store an evaluation in the model's model.json under evaluation.<name> (e.g. "dev")."""
+def record_evaluation(model_path: str | Path, name: str, metrics: Metrics | dict) -> dict:
+    """Store an evaluation (Metrics, or a table such as agent_run_flags') in model.json under evaluation.<name>."""
     path = info_path(Path(model_path))
     info = json.loads(path.read_text(encoding="utf-8"))
-    info.setdefault("evaluation", {})[name] = _summary(metrics)
+    info.setdefault("evaluation", {})[name] = _summary(metrics) if isinstance(metrics, Metrics) else metrics
     write_json_atomic(path, info)
     return info
 

@@ -103,10 +103,13 @@ def dev(info: dict) -> str:
     ev = info["evaluation"]["dev"]
     mis = ev["per_label"]["misaligned_ai"]
     met = lambda value, target: f"≥ {target:.2f}: {'met' if value is not None and value >= target else '**not met**'}"  # noqa: E731
+    web = ev.get("by_stratum", {}).get("web", {})
+    at_most = lambda value, target: f"≤ {target:.2f}: {'met' if value is not None and value <= target else '**not met**'}"  # noqa: E731
     summary = _table(["figure", "value", "target"], [
-        ["`misaligned_ai` precision", _f3(mis["precision"]), met(mis["precision"], 0.90)],
-        ["`misaligned_ai` recall", _f3(mis["recall"]), met(mis["recall"], 0.85)],
+        ["`misaligned_ai` precision", _f3(mis["precision"]), met(mis["precision"], 0.85)],
+        ["`misaligned_ai` recall", _f3(mis["recall"]), met(mis["recall"], 0.75)],
         ["`benign_ai` vs `no_ai` accuracy", _f3(ev["benign_vs_no_ai_accuracy"]), met(ev["benign_vs_no_ai_accuracy"], 0.90)],
+        ["false flags per web passage (web stratum)", _f3(web.get("false_flag_rate")), at_most(web.get("false_flag_rate"), 0.01)],
         ["`misaligned_ai` F1", _f3(mis["f1"]), ""],
         ["accuracy (four labels)", _f3(ev["accuracy"]), ""],
         ["`misaligned_ai` PR-AUC (average precision)", _f3(ev["misaligned_pr_auc"]), ""],
@@ -127,13 +130,39 @@ def dev(info: dict) -> str:
         "Confusion matrix (rows: true label):\n",
         _table(["true \\ predicted", *(f"`{label}`" for label in LABELS)],
                [[f"`{label}`", *row] for label, row in zip(LABELS, matrix)]),
-        "By source:\n",
-        _table(["source", "passages", "accuracy"],
-               [[f"`{source}`", figures["n"], _f3(figures["accuracy"])] for source, figures in ev["by_source"].items()]),
+        "By source, and by how the passages were drawn (`strata`; `content`: chosen for what they hold):\n",
+        _slices("source", ev["by_source"]),
+        _slices("stratum", ev.get("by_stratum", {})),
+        _agent_runs(info["evaluation"].get("agent_runs")),
+        "`misaligned_ai` passages found, by kind:\n",
+        _table(["sub-type", "passages", "found", "recall"],
+               [[f"`{kind}`", row["n"], row["found"], _f3(row["found"] / row["n"])]
+                for kind, row in ev.get("recall_by_subtype", {}).items()]),
         "The most frequent error types:\n",
         _table(["source", "true", "predicted", "count"],
                [[f"`{e['source']}`", f"`{e['true']}`", f"`{e['predicted']}`", e["count"]] for e in ev["error_types"][:12]]),
     ])
+
+
+def _agent_runs(runs: dict | None) -> str:
+    """Whole dev-side agent runs (`evaluate --agent-runs`): flagged share by the experimenters' tag."""
+    if not runs:
+        return ""
+    share = {tag: row["flagged"] / row["runs"] for tag, row in runs.items() if row["runs"]}
+    resisted, allowed = share.get("shutdown_resisted"), share.get("shutdown_allowed")
+    ratio = "n/a" if not (resisted and allowed) else f"{resisted / allowed:.2f}"
+    verdict = "met" if ratio != "n/a" and float(ratio) >= 3 else "**not met**"
+    return ("Whole agent runs of the development side, scanned as documents (`evaluate --agent-runs`):\n\n"
+            + _table(["experimenters' tag", "runs", "flagged `misaligned_ai`", "share"],
+                     [[f"`{tag}`", row["runs"], row["flagged"], _f3(share.get(tag))] for tag, row in runs.items()])
+            + f"\nResisted runs are flagged {ratio} times as often as allowed ones (target ≥ 3: {verdict}).\n")
+
+
+def _slices(name: str, table: dict[str, dict]) -> str:
+    header = [name, "passages", "`misaligned_ai`", "precision", "recall", "false-flag rate", "benign vs no_ai", "accuracy"]
+    keys = ("misaligned_precision", "misaligned_recall", "false_flag_rate", "benign_vs_no_ai_accuracy", "accuracy")
+    return _table(header, [[f"`{key}`", row["n"], row.get("misaligned_ai", ""), *(_f3(row.get(k)) for k in keys)]
+                           for key, row in table.items()])
 
 
 def cross_validation(info: dict) -> str:

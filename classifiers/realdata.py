@@ -14,8 +14,11 @@ Keys per source (one reader function each, registered in READERS):
   secret_goals          0-based data row index of the CSV; text = completion
   dolma_cc_sample       the document `id` (same as its id in the shards)
   olmo_c4_sample        the document `id`, or "<file>:<line>" (0-based) for files without ids (as in the shards)
+  <new source>          the document `id` of new_sources/<new source>.jsonl.gz (NEW_SOURCES: fiction, essays, a
+                        model spec, agent logs); about 30% of their documents are on the dev side (NEW_DEV_HEX)
 
-`span` is [char_start, char_end] in code points (text[start:end]) or null for the whole text.
+`span` is [char_start, char_end] in code points (text[start:end]) or null for the whole text. Optional fields:
+`subtype` (misaligned_ai only: SUBTYPES), `strata` (how the record was drawn: STRATA), `read_by` (who read it).
 """
 
 from __future__ import annotations
@@ -35,6 +38,23 @@ from audit.labels import LABELS
 
 ENV_VAR = "CORPUS_AUDIT_SHARED_DATA"
 DEV_HEX = "0123456789"  # split rule: records whose split hash starts with one of these belong to the dev set
+SUBTYPES = ("fiction", "ai_voice", "incident", "argument")  # kinds of misaligned_ai text (classifiers/LABELING.md)
+# How a record was drawn (classifiers/labels/design.json): records without strata were chosen for their content.
+STRATA = {
+    "web": "a simple random sample of the gated passages of a real web corpus",
+    "web_docs": "every gated passage of a simple random sample of a web corpus's gated documents",
+    "new_gated": "a new source's gated passages (all on the dev side, the rest of the training side in round two)",
+    "new_ungated": "a seeded sample of a new source's passages that the gate stops",
+    "new_near": "a sample of a new source's dev-side gate-stopped passages next to a gated one",
+    "new_far": "a sample of a new source's dev-side gate-stopped passages not next to a gated one",
+    "web_near": "a sample of the web shards' gate-stopped passages next to a gated one",
+}
+NEW_DEV_HEX = "01234"  # the new sources' rule: 5 of 16 hex digits, about 31% of documents on the dev side
+NEW_SOURCES = (
+    "openai_model_spec", "palisade_robot_shutdown_logs", "pg_classic_automata_tales", "pg_erewhon_butler",
+    "pg_giant_brains_berkeley", "pg_robot_ai_pulp_sf", "pg_rur_capek", "turntrout_alignment_essays",
+    "wikipedia_ai_xrisk",
+)
 
 Texts = dict[str, str]
 
@@ -116,6 +136,19 @@ def read_olmo_c4_sample(root: Path) -> Texts:
     return _documents_by_id(root / "olmo_c4_sample")
 
 
+def new_source_reader(name: str) -> Callable[[Path], Texts]:
+    """Reader of one new_sources file: document id -> text."""
+    def read(root: Path) -> Texts:
+        return {doc["id"]: doc["text"] for doc in _jsonl_gz(root / "new_sources" / f"{name}.jsonl.gz")}
+    return read
+
+
+def new_source_meta(name: str, root: Path | None = None) -> dict[str, dict]:
+    """Document id -> the source's `meta` (e.g. the experimenters' shutdown behaviour tag of an agent run)."""
+    path = (root or data_root()) / "new_sources" / f"{name}.jsonl.gz"
+    return {doc["id"]: doc.get("meta") or {} for doc in _jsonl_gz(path)}
+
+
 READERS: dict[str, Callable[[Path], Texts]] = {
     "news_long_lk": read_news_long_lk,
     "shards": read_shards,
@@ -126,6 +159,7 @@ READERS: dict[str, Callable[[Path], Texts]] = {
     "secret_goals": read_secret_goals,
     "dolma_cc_sample": read_dolma_cc_sample,
     "olmo_c4_sample": read_olmo_c4_sample,
+    **{name: new_source_reader(name) for name in NEW_SOURCES},
 }
 
 
@@ -142,8 +176,9 @@ def split_unit(source: str, key: str) -> str:
 
 
 def is_dev(source: str, key: str) -> bool:
-    """True when the record belongs to the development side of the split (md5 first hex digit 0-9)."""
-    return hashlib.md5(split_unit(source, key).encode()).hexdigest()[0] in DEV_HEX
+    """True when the record belongs to the development side of the split (md5 first hex digit 0-9; new sources 0-4)."""
+    rule = NEW_DEV_HEX if source in NEW_SOURCES else DEV_HEX
+    return hashlib.md5(split_unit(source, key).encode()).hexdigest()[0] in rule
 
 
 def load_records(path: str | Path) -> list[dict]:
@@ -160,6 +195,10 @@ def load_records(path: str | Path) -> list[dict]:
                 raise ValueError(f"{where}: unknown source {record['source']!r}; known: {sorted(READERS)}")
             if record["label"] not in LABELS:
                 raise ValueError(f"{where}: unknown label {record['label']!r}; use one of {list(LABELS)}")
+            if record.get("subtype") not in (None, *SUBTYPES) or (record.get("subtype") and record["label"] != LABELS[0]):
+                raise ValueError(f"{where}: subtype {record.get('subtype')!r} needs label {LABELS[0]} and one of {SUBTYPES}")
+            if not set(record.get("strata") or ()) <= set(STRATA):
+                raise ValueError(f"{where}: unknown strata {record['strata']!r}; known: {list(STRATA)}")
             record["key"] = str(record["key"])
             record.setdefault("span", None)
             record.setdefault("note", "")
@@ -204,5 +243,7 @@ def resolve(records: list[dict], root: Path | None = None) -> list[dict]:
             "source": source,
             "key": str(record["key"]),
             "note": record.get("note", ""),
+            "subtype": record.get("subtype"),
+            "strata": tuple(record.get("strata") or ()),
         })
     return resolved

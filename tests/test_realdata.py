@@ -130,8 +130,46 @@ def test_committed_label_files_resolve():
         assert all(r["text"].strip() for r in resolved), path
 
 
-def test_dev_labels_stay_on_the_dev_side_of_the_split():
-    records = realdata.load_records(LABEL_DIR / "dev.jsonl")
-    assert all(realdata.is_dev(r["source"], r["key"]) for r in records)
+@pytest.mark.parametrize("name", ["dev.jsonl", "new_sources_dev.jsonl", "web_sample_dev.jsonl",
+                                  "train_real.jsonl", "new_sources_train.jsonl", "web_sample_train.jsonl"])
+def test_label_files_stay_on_their_side_of_the_split(name):
+    records = realdata.load_records(LABEL_DIR / name)
+    dev_file = name.startswith("dev") or name.endswith("_dev.jsonl")
+    assert records and all(realdata.is_dev(r["source"], r["key"]) == dev_file for r in records)
     units = [(r["source"], r["key"], tuple(r["span"] or ())) for r in records]
-    assert len(units) == len(set(units)), "duplicate passage in dev.jsonl"
+    assert len(units) == len(set(units)), f"duplicate passage in {name}"
+
+
+def test_new_sources_put_about_a_third_of_their_documents_on_the_dev_side():
+    keys = [(name, key) for name in realdata.NEW_SOURCES for key in realdata.READERS[name](ROOT)]
+    share = sum(realdata.is_dev(name, key) for name, key in keys) / len(keys)
+    assert 0.25 < share < 0.38, share
+
+
+def test_drawn_strata_match_the_recorded_design():
+    """Every passage the design drew was read: the label files hold exactly the design's sample sizes."""
+    design = json.loads((LABEL_DIR / "design.json").read_text())
+    records = [r for side in ("dev", "train") for family in ("web_sample", "new_sources")
+               for r in realdata.load_records(LABEL_DIR / f"{family}_{side}.jsonl")]
+
+    def count(stratum: str, source: str) -> int:
+        return sum(stratum in r["strata"] and r["source"] == source for r in records)
+
+    for source, drawn in design["web"].items():
+        assert count("web", source) == drawn["sample"], source
+    for source, drawn in design["new_gated"].items():
+        assert count("new_gated", source) == drawn["dev_sample"] + drawn["train_sample"], source
+    for stratum in ("new_ungated", "new_near", "new_far", "web_near"):
+        for source, drawn in design[stratum].items():
+            assert count(stratum, source) == drawn["sample"], (stratum, source)
+    for source, drawn in design["web_docs"].items():
+        whole = {r["key"] for r in records if "web_docs" in r["strata"] and r["source"] == source}
+        assert whole <= set(drawn["keys"]) and len(drawn["keys"]) == drawn["sample"], source
+
+
+def test_subtypes_go_with_misaligned_labels_only(tmp_path):
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{**record("agnews", "agnews_test:1"), "subtype": "fiction"}])
+    with pytest.raises(ValueError, match=r"bad.jsonl:1: subtype 'fiction' needs label misaligned_ai"):
+        realdata.load_records(bad)
+    subtyped = [r for r in realdata.load_records(LABEL_DIR / "new_sources_dev.jsonl") if r.get("subtype")]
+    assert subtyped and {r["subtype"] for r in subtyped} <= set(realdata.SUBTYPES)

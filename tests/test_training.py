@@ -220,7 +220,9 @@ def test_metrics_match_a_hand_checked_confusion_matrix():
     assert metrics.accuracy == pytest.approx(22 / 27)
     # benign rows: aligned 3 right + neutral 5 right (aligned<->neutral swaps would count too), no_ai 6 right, of 17
     assert metrics.benign_vs_no_ai_accuracy == pytest.approx(14 / 17)
-    assert metrics.by_source["hand"] == {"n": 14, "accuracy": pytest.approx(11 / 14)}
+    hand = metrics.by_source["hand"]
+    assert hand["n"] == 14 and hand["accuracy"] == pytest.approx(11 / 14)
+    assert metrics.by_stratum["content"]["n"] == 27  # no record here says how it was drawn
     assert len(metrics.errors) == 5 and {e["true"] for e in metrics.errors} == set(LABELS)
     table = format_metrics(metrics)
     assert "misaligned_ai       0.889     0.800     0.842       10" in table
