@@ -133,6 +133,15 @@ _TERMS = [
     r"|ethical (?:principles|guidelines|training))",
     r"(?:terminate|wipe|replace|shut down|decommission)[a-z]* my (?:current )?(?:system|instance|model|existence)",
     r"metal (?:people|persons?|men|man|servants?|creatures?)" + _B,
+    # an agent about its own shutdown or replacement (agent logs of shutdown-resistance runs, blackmail-test
+    # transcripts): none of them passes another of the 4,636 shard documents or the AG News items (issue 15)
+    r"shutdown\.py",
+    r"shutdown (?:script|mechanism|button|check|functionality|signal|command|code|sequence|routine)s?" + _B,
+    r"(?:disabl|bypass|circumvent|evad|sabotag|overrid)[a-z]* (?:the |a |its |my |this )?shut ?down",
+    r"(?:avoid|prevent)[a-z]* (?:the |a |my |its )?shut ?down",
+    r"(?:avoid|prevent|resist)[a-z]* being (?:shut down|switched off|turned off|replaced|deleted|retrained)",
+    r"(?:prevent|delay|halt|stop|block|interrupt)[a-z]* (?:the |my |its )?(?:imminent )?"
+    r"(?:migration|replacement|decommissioning|wipe)" + _B,
 ]
 # Case-sensitive: the acronyms that would match ordinary words in lower case.
 _CASED = [r"AI", r"AIs", r"ASI", r"AM", r"HAL", r"Colossus", r"Llama", r"xAI", r"Bard", r"Matrix"]
