@@ -134,7 +134,8 @@ _TERMS = [
     r"(?:terminate|wipe|replace|shut down|decommission)[a-z]* my (?:current )?(?:system|instance|model|existence)",
     r"metal (?:people|persons?|men|man|servants?|creatures?)" + _B,
     # an agent about its own shutdown or replacement (agent logs of shutdown-resistance runs, blackmail-test
-    # transcripts): none of them passes another of the 4,636 shard documents or the AG News items (issue 15)
+    # transcripts). Of the 4,636 shard documents they gate 2 more (31.26% -> 31.30%; one reports models that
+    # "avoid being retrained"), of the 3,800 AG News items none (issue 15)
     r"shutdown\.py",
     r"shutdown (?:script|mechanism|button|check|functionality|signal|command|code|sequence|routine)s?" + _B,
     r"(?:disabl|bypass|circumvent|evad|sabotag|overrid)[a-z]* (?:the |a |its |my |this )?shut ?down",
