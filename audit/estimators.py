@@ -116,7 +116,10 @@ class ErrorRates:
         out = []
         for stratum in (evaluation.get("strata") or {}).values():
             found = cls.from_evaluation(stratum, positive, unit, partial=True)
-            has_positives, has_negatives = found.tp + found.fn > 0, found.fp + found.tn > 0
+            has_positives = found.tp + found.fn > 0
+            # an enriched stratum (chosen for its content) says how often positives are found, not how often
+            # the text of a corpus is falsely flagged: only strata drawn from such text give false-positive rates
+            has_negatives = found.fp + found.tn > 0 and stratum.get("false_positives_apply", True)
             if has_positives or has_negatives:
                 out.append(cls(
                     tp=found.tp if has_positives else pooled.tp, fn=found.fn if has_positives else pooled.fn,

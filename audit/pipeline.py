@@ -132,7 +132,8 @@ def _scan(config: ScanConfig, engine, model: Future) -> ScanOutcome:
     unit_stats = [done[u.id] for u in units if u.id in done]
     if not unit_stats and failures:
         _no_input_read(failures)
-    evaluation = tagger.info.get("evaluation", {}).get("dev", {})
+    evaluations = tagger.info.get("evaluation", {})  # "estimation": the labelled data that stand for web text
+    evaluation = evaluations.get("estimation") or evaluations.get("dev", {})
     from .summary import summarise
     scanned = sum(o["stats"]["documents"] for o in outcomes if "stats" in o)
     finished = {**manifest, "finished": True, "bytes_read": progress.bytes, "documents_scanned": scanned}

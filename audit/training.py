@@ -453,8 +453,11 @@ def evaluate(data_paths: Iterable[str | Path], model: Tagger | str | Path | None
             setattr(metrics, key, value)
     strata = sorted({s for e in examples for s in e.strata or ("content",)})
     if strata != ["content"]:
-        metrics.strata = {name: {key: _wrap(key, value) for key, value in decision.figures(
-            np.array([name in (e.strata or ("content",)) for e in examples])).items()} for name in strata}
+        metrics.strata = {name: {
+            **{key: _wrap(key, value) for key, value in decision.figures(
+                np.array([name in (e.strata or ("content",)) for e in examples])).items()},
+            "false_positives_apply": name in realdata_web_strata(),
+        } for name in strata}
     alone = tagger.predict(texts)
     alone_confusion = confusion_matrix(truth, tagger.decide(alone))
     metrics.model_alone = {
@@ -491,6 +494,13 @@ class _Decision:
             "confusion": confusion_matrix(truth, self.labels[rows]).tolist(),
             "per_label": per_label_scores(confusion_matrix(truth, self.labels[rows])),
         }
+
+
+def realdata_web_strata() -> frozenset[str]:
+    """Strata drawn from web text, whose false-flag rates stand for a web corpus's (the others' only sensitivity)."""
+    from audit.classifiers import realdata
+
+    return realdata.WEB_STRATA
 
 
 def _wrap(key: str, value):

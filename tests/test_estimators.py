@@ -324,3 +324,17 @@ def test_evaluation_strata_add_their_error_rates_and_widen_the_interval_where_th
     assert both.estimate == alone.estimate
     assert both.ci95[0] < alone.ci95[0] and both.ci95[1] > alone.ci95[1]
     assert ErrorRates.strata(EVALUATION, ["misaligned_ai"]) == []
+
+
+def test_an_enriched_stratum_gives_sensitivity_but_not_a_false_positive_rate() -> None:
+    """A stratum chosen for its content (`false_positives_apply` false: essays, fiction, agent logs) may flag its
+    negatives far more often than web text is flagged; its sensitivity counts, its false flags borrow the pooled."""
+    labels = list(LABELS)
+    essays = {"confusion": {"labels": labels, "matrix": [[40, 0, 10, 10], [0, 0, 0, 0], [300, 0, 700, 0], [0, 0, 0, 0]]},
+              "false_positives_apply": False}
+    pooled = ErrorRates.from_evaluation(EVALUATION, ["misaligned_ai"])
+    (rates,) = ErrorRates.strata({**EVALUATION, "strata": {"essays": essays}}, ["misaligned_ai"])
+    assert (rates.tp, rates.fn, rates.fp, rates.tn) == (40, 20, pooled.fp, pooled.tn)
+    counted = ErrorRates.strata({**EVALUATION, "strata": {"essays": {**essays, "false_positives_apply": True}}},
+                                ["misaligned_ai"])[0]
+    assert (counted.fp, counted.tn) == (300, 700)
