@@ -497,7 +497,7 @@ class _Decision:
 
 
 def realdata_web_strata() -> frozenset[str]:
-    """Strata drawn from web text, whose false-flag rates stand for a web corpus's (the others' only sensitivity)."""
+    """Strata whose false-flag rates can stand for a corpus's (the others give only sensitivity)."""
     from audit.classifiers import realdata
 
     return realdata.WEB_STRATA
