@@ -116,9 +116,10 @@ class ErrorRates:
         out = []
         for stratum in (evaluation.get("strata") or {}).values():
             found = cls.from_evaluation(stratum, positive, unit, partial=True)
-            has_positives = found.tp + found.fn > 0
-            # an enriched stratum (chosen for its content) says how often positives are found, not how often
-            # the text of a corpus is falsely flagged: only strata drawn from such text give false-positive rates
+            # An enriched stratum (chosen for its content) says how often positives are found, not how often a
+            # corpus's text is falsely flagged; a uniform web sample says the opposite (its few positives say little
+            # about sensitivity). The evaluation marks which rates each stratum stands for.
+            has_positives = found.tp + found.fn > 0 and stratum.get("sensitivity_applies", True)
             has_negatives = found.fp + found.tn > 0 and stratum.get("false_positives_apply", True)
             if has_positives or has_negatives:
                 out.append(cls(

@@ -49,10 +49,6 @@ STRATA = {
     "new_far": "a sample of a new source's dev-side gate-stopped passages not next to a gated one",
     "web_near": "a sample of the web shards' gate-stopped passages next to a gated one",
 }
-# Strata whose false flags can stand for a corpus's: the uniform web samples, and "content" (records chosen for
-# what they hold: the first dev set's news, plots and web pages, rich in benign AI text). The new sources' essays,
-# fiction and agent logs give sensitivity only (`training.evaluate` marks each stratum; `ErrorRates.strata` reads it).
-WEB_STRATA = frozenset({"web", "web_docs", "web_near", "content"})
 NEW_DEV_HEX = "01234"  # the new sources' rule: 5 of 16 hex digits, about 31% of documents on the dev side
 NEW_SOURCES = (
     "openai_model_spec", "palisade_robot_shutdown_logs", "pg_classic_automata_tales", "pg_erewhon_butler",

@@ -338,3 +338,6 @@ def test_an_enriched_stratum_gives_sensitivity_but_not_a_false_positive_rate() -
     counted = ErrorRates.strata({**EVALUATION, "strata": {"essays": {**essays, "false_positives_apply": True}}},
                                 ["misaligned_ai"])[0]
     assert (counted.fp, counted.tn) == (300, 700)
+    web = {**essays, "false_positives_apply": True, "sensitivity_applies": False}  # a uniform sample, few positives
+    (web_rates,) = ErrorRates.strata({**EVALUATION, "strata": {"web": web}}, ["misaligned_ai"])
+    assert (web_rates.tp, web_rates.fn, web_rates.fp, web_rates.tn) == (pooled.tp, pooled.fn, 300, 700)
