@@ -71,6 +71,11 @@ class Example:
     strata: tuple[str, ...] = ()  # how the record was drawn (realdata.STRATA); () for records chosen by content
 
     @property
+    def drawn_in(self) -> tuple[str, ...]:
+        """The strata this record was drawn in; "content" for records chosen for what they hold."""
+        return self.strata or ("content",)
+
+    @property
     def dev_side(self) -> bool:
         """A third-party passage on the development side of the split: never used to fit anything."""
         from audit.classifiers import realdata
@@ -451,11 +456,11 @@ def evaluate(data_paths: Iterable[str | Path], model: Tagger | str | Path | None
     for key, value in decision.figures(np.ones(len(examples), dtype=bool)).items():
         if key not in ("confusion", "per_label"):  # compute_metrics has them already
             setattr(metrics, key, value)
-    strata = sorted({s for e in examples for s in e.strata or ("content",)})
+    strata = sorted({s for e in examples for s in e.drawn_in})
     if strata != ["content"]:
         metrics.strata = {name: {
             **{key: _wrap(key, value) for key, value in decision.figures(
-                np.array([name in (e.strata or ("content",)) for e in examples])).items()},
+                np.array([name in e.drawn_in for e in examples])).items()},
             "false_positives_apply": name in STRATA_FALSE_POSITIVES,
             "sensitivity_applies": name in STRATA_SENSITIVITY,
         } for name in strata}
@@ -484,16 +489,17 @@ class _Decision:
 
     def figures(self, rows: np.ndarray) -> dict:
         """What the estimators read (`ErrorRates.from_evaluation`) for the labelled passages `rows` selects."""
-        truth, reached = self.truth[rows], self.reached[rows]
+        truth, reached, labels = self.truth[rows], self.reached[rows], self.labels[rows]
         pieces = rows[self.owner]
         gated = pieces & self.gated
+        confusion = confusion_matrix(truth, labels)
         return {
             "gate_passed": {label: int(reached[truth == i].sum()) for i, label in enumerate(LABELS)},
-            "confusion_gated": confusion_matrix(truth[reached], self.labels[rows][reached]).tolist(),
+            "confusion_gated": confusion_matrix(truth[reached], labels[reached]).tolist(),
             "confusion_pieces": confusion_matrix(self.truth[self.owner[gated]], self.piece_labels[gated]).tolist(),
             "pieces": {label: int(np.sum(self.truth[self.owner[pieces]] == i)) for i, label in enumerate(LABELS)},
-            "confusion": confusion_matrix(truth, self.labels[rows]).tolist(),
-            "per_label": per_label_scores(confusion_matrix(truth, self.labels[rows])),
+            "confusion": confusion.tolist(),
+            "per_label": per_label_scores(confusion),
         }
 
 
@@ -642,8 +648,8 @@ def _by_source(examples: list[Example], truth: np.ndarray, predicted: np.ndarray
 def _by_stratum(examples: list[Example], truth: np.ndarray, predicted: np.ndarray) -> dict[str, dict]:
     """Figures per drawing design (realdata.STRATA); "content" for records chosen for what they hold."""
     table = {}
-    for stratum in sorted({s for e in examples for s in e.strata or ("content",)}):
-        rows = np.array([stratum in (e.strata or ("content",)) for e in examples])
+    for stratum in sorted({s for e in examples for s in e.drawn_in}):
+        rows = np.array([stratum in e.drawn_in for e in examples])
         table[stratum] = _slice_scores(truth[rows], predicted[rows])
     return table
 
