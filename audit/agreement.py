@@ -125,7 +125,7 @@ def cohen_kappa(first: list[str], second: list[str]) -> float | None:
     n = len(first)
     if n == 0:
         return None
-    observed = sum(a == b for a, b in zip(first, second)) / n
+    observed = sum(a == b for a, b in zip(first, second, strict=True)) / n
     count_a, count_b = Counter(first), Counter(second)
     chance = sum(count_a[L] * count_b[L] for L in LABELS) / (n * n)
     return None if chance >= 1 else (observed - chance) / (1 - chance)
@@ -141,9 +141,14 @@ def agreement_report(answers: list[Answer], rows: int) -> dict:
     for a, b in combinations(sorted(name for name in by_labeller if name != ADJUDICATOR), 2):
         shared = sorted(by_labeller[a].keys() & by_labeller[b].keys())
         first, second = [by_labeller[a][r] for r in shared], [by_labeller[b][r] for r in shared]
-        pairs.append({"labellers": [a, b], "rows": len(shared),
-                      "agreement": sum(x == y for x, y in zip(first, second)) / len(shared) if shared else None,
-                      "kappa": cohen_kappa(first, second)})
+        pairs.append(
+            {
+                "labellers": [a, b],
+                "rows": len(shared),
+                "agreement": sum(x == y for x, y in zip(first, second, strict=True)) / len(shared) if shared else None,
+                "kappa": cohen_kappa(first, second),
+            }
+        )
     settled = settle(answers, rows)
     return {
         "rule": RULE,
@@ -164,11 +169,15 @@ def settled_labels(path: str | Path, plan: dict) -> tuple[list[str | None], dict
 
 def render(report: dict) -> str:
     """The agreement lines `estimate` prints."""
-    lines = [f"{report['settled_rows']} of {report['sample_rows']} sampled rows settled; "
-             f"{report['disputed_rows']} disputed ({report['rule']})"]
+    lines = [
+        f"{report['settled_rows']} of {report['sample_rows']} sampled rows settled; "
+        f"{report['disputed_rows']} disputed ({report['rule']})"
+    ]
     for pair in report["pairs"]:
         kappa = "n/a" if pair["kappa"] is None else f"{pair['kappa']:.2f}"
         agree = "n/a" if pair["agreement"] is None else f"{pair['agreement']:.0%}"
-        lines.append(f"  {pair['labellers'][0]} vs {pair['labellers'][1]}: {pair['rows']} shared rows, "
-                     f"agreement {agree}, Cohen's kappa {kappa}")
+        lines.append(
+            f"  {pair['labellers'][0]} vs {pair['labellers'][1]}: {pair['rows']} shared rows, "
+            f"agreement {agree}, Cohen's kappa {kappa}"
+        )
     return "\n".join(lines)

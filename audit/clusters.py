@@ -301,7 +301,8 @@ def sample_duplicates(sample: pl.DataFrame, rate: float, threshold: float = THRE
     """
     if not sample.height:
         return {"passages": 0, "sampling_rate": rate, "near_duplicate_share": 0.0}
-    ids = cluster_ids(minhash.signatures(sample["text"].to_list()), sample.select("shard", "row", "passage_index"), threshold)
+    signatures = minhash.signatures(sample["text"].to_list())
+    ids = cluster_ids(signatures, sample.select("shard", "row", "passage_index"), threshold)
     return {"passages": sample.height, "sampling_rate": rate, "near_duplicate_share": near_duplicate_share(ids)}
 
 
@@ -318,11 +319,17 @@ def top_clusters(passages: pl.DataFrame, k: int = 10, column: str = "cluster_id"
         [{'cluster_id': 4, 'passages': 3, 'documents': 2, 'domains': 2}]
     """
     size = "passages" if column == "cluster_id" else "documents"
-    table = (passages.group_by(pl.col(column).alias("cluster_id"))
-             .agg(pl.len().alias("passages"), pl.col("doc_id").n_unique().alias("documents"),
-                  pl.col("domain").drop_nulls().n_unique().alias("domains"))
-             .filter(pl.col(size) >= 2)
-             .sort([size, "cluster_id"], descending=[True, False]).head(k))
+    table = (
+        passages.group_by(pl.col(column).alias("cluster_id"))
+        .agg(
+            pl.len().alias("passages"),
+            pl.col("doc_id").n_unique().alias("documents"),
+            pl.col("domain").drop_nulls().n_unique().alias("domains"),
+        )
+        .filter(pl.col(size) >= 2)
+        .sort([size, "cluster_id"], descending=[True, False])
+        .head(k)
+    )
     return [{key: int(value) for key, value in row.items()} for row in table.iter_rows(named=True)]
 
 
@@ -357,7 +364,8 @@ def concentration(passages: pl.DataFrame, k: int = 10, sample_rate: float | None
         if by_document:
             block[label]["top_document_clusters"] = top_clusters(rows, k, column="document_cluster_id")
             block[label]["document_near_duplicate_share"] = near_duplicate_share(
-                documents["document_cluster_id"].to_numpy(), document_families)
+                documents["document_cluster_id"].to_numpy(), document_families
+            )
         if sample_rate is not None:
             block[label]["near_duplicate_share_at_sample_rate"] = near_duplicate_share(ids, families, sample_rate)
         for name, source, period in PERIODS:
@@ -386,23 +394,29 @@ def cluster_table(passages: pl.DataFrame, top: int = 3) -> pl.DataFrame:
 def _level_table(passages: pl.DataFrame, level: str, column: str, top: int) -> pl.DataFrame:
     ordered = passages.sort(["shard", "row", "passage_index"]).with_columns(pl.col(column).alias("cluster_id"))
     first_doc = pl.col("doc_id") == pl.col("doc_id").first()
-    domain_counts = (ordered.filter(pl.col("domain").is_not_null())
-                     .group_by("cluster_id", "domain").agg(pl.len().alias("n"))
-                     .sort(["cluster_id", "n", "domain"], descending=[False, True, False])
-                     .group_by("cluster_id", maintain_order=True)
-                     .agg(pl.col("domain").head(top).alias("top_domains")))
+    domain_counts = (
+        ordered.filter(pl.col("domain").is_not_null())
+        .group_by("cluster_id", "domain")
+        .agg(pl.len().alias("n"))
+        .sort(["cluster_id", "n", "domain"], descending=[False, True, False])
+        .group_by("cluster_id", maintain_order=True)
+        .agg(pl.col("domain").head(top).alias("top_domains"))
+    )
     table = ordered.group_by("cluster_id", maintain_order=True).agg(
         (pl.len() if level == "passage" else pl.col("doc_id").n_unique()).alias("size"),
         pl.col("doc_id").n_unique().alias("documents"),
         pl.col("domain").drop_nulls().n_unique().alias("domains"),
         *[(pl.col("label") == label).sum().alias(f"n_{label}") for label in AI_LABELS],
         pl.col("doc_id").first().alias("exemplar_doc_id"),
-        (pl.col("text").first() if level == "passage" else pl.col("text").filter(first_doc).str.join("\n"))
-        .alias("exemplar_text"),
+        (pl.col("text").first() if level == "passage" else pl.col("text").filter(first_doc).str.join("\n")).alias(
+            "exemplar_text"
+        ),
         pl.col("date").min().alias("first_date"),
         pl.col("date").max().alias("last_date"),
     )
-    return (table.join(domain_counts, on="cluster_id", how="left")
-            .with_columns(pl.col("top_domains").fill_null(pl.lit([], dtype=pl.List(pl.String))))
-            .sort(["size", "cluster_id"], descending=[True, False])
-            .select(pl.lit(level).alias("level"), pl.all()))
+    return (
+        table.join(domain_counts, on="cluster_id", how="left")
+        .with_columns(pl.col("top_domains").fill_null(pl.lit([], dtype=pl.List(pl.String))))
+        .sort(["size", "cluster_id"], descending=[True, False])
+        .select(pl.lit(level).alias("level"), pl.all())
+    )

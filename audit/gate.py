@@ -73,7 +73,8 @@ _TERMS = [
     r"machines" + _B,
     r"(?:the|this|that|a|our|thinking|sentient|conscious|killing|doomsday|evil|rogue|living) machine" + _B,
     r"machine (?:will|would|wants?|decided|refused|rose|turned|learned|knew|said|spoke|began)",
-    r"(?:sentient|self-aware|conscious|rogue|evil|malevolent|hostile|killer) (?:program|system|software|code|network|drones?)",
+    r"(?:sentient|self-aware|conscious|rogue|evil|malevolent|hostile|killer) "
+    r"(?:program|system|software|code|network|drones?)",
     r"skynet",
     r"hal[- ]?9000",
     r"ultron",
@@ -336,8 +337,12 @@ def _database() -> tuple[hyperscan.Database, np.ndarray]:
     """The compiled pre-filter, once per process (about 0.1 s), and each expression's exact width (-1: relaxed)."""
     expressions = prefilter_expressions()
     database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-    database.compile(expressions=[e.pattern for e in expressions], ids=list(range(len(expressions))),
-                     elements=len(expressions), flags=[e.flags for e in expressions])
+    database.compile(
+        expressions=[e.pattern for e in expressions],
+        ids=list(range(len(expressions))),
+        elements=len(expressions),
+        flags=[e.flags for e in expressions],
+    )
     return database, np.array([-1 if e.width is None else e.width for e in expressions], dtype=np.int64)
 
 

@@ -75,7 +75,8 @@ def signatures(
         >>> from datasketch import MinHash
         >>> sig = signatures(["The machine decided to hide its plans from the engineers."])
         >>> m = MinHash(num_perm=128, seed=1, hashfunc=xxhash.xxh32_intdigest)
-        >>> m.update_batch(s.encode("utf-8") for s in shingles("The machine decided to hide its plans from the engineers."))
+        >>> text = "The machine decided to hide its plans from the engineers."
+        >>> m.update_batch(s.encode("utf-8") for s in shingles(text))
         >>> bool((sig[0] == m.hashvalues).all())
         True
     """
@@ -107,7 +108,7 @@ def _words(text: str) -> list[str]:
 def _shingles(words: list[str], n: int) -> list[str]:
     if len(words) < n:
         return [" ".join(words)]
-    return list(map(" ".join, zip(*(words[i:] for i in range(n)))))
+    return list(map(" ".join, zip(*(words[i:] for i in range(n)), strict=False)))
 
 
 def _permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

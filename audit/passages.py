@@ -124,7 +124,7 @@ def split_passages(text: str, min_words: int = MIN_WORDS, max_words: int = MAX_W
     if not units:
         return []
     ends = [0, *_cuts(units, min_words), len(units)]
-    passages = [span for a, b in zip(ends, ends[1:]) for span in _within_max(units[a:b], min_words, max_words)]
+    passages = [span for a, b in itertools.pairwise(ends) for span in _within_max(units[a:b], min_words, max_words)]
     _join_short(passages, min_words, max_words)
     return [(start, end) for start, end, _ in passages]
 

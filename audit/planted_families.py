@@ -206,7 +206,7 @@ def score(planted: Planted, split: Callable[[str], list[tuple[int, int]]] = spli
     flagged = labels != LABELS.index("no_ai")
     flagged_docs = frame["doc"].to_numpy()[flagged]
     doc_family = dict(zip(flagged_docs.tolist(),
-                          clusters.document_cluster_ids(signatures[flagged], flagged_docs).tolist()))
+                          clusters.document_cluster_ids(signatures[flagged], flagged_docs).tolist(), strict=True))
 
     family = np.array(planted.family)
     originals = {f: int(np.flatnonzero((family == f) & (np.array(planted.edit) == "original"))[0])
@@ -231,15 +231,19 @@ def score(planted: Planted, split: Callable[[str], list[tuple[int, int]]] = spli
     return {"recall": table, "false_merges": _false_merges(frame), "families": _family_count(frame)}
 
 
+def _overlap(start: int, end: int, spans: list[tuple[int, int]]) -> int:
+    """Characters of [start, end) that the spans cover."""
+    return sum(max(0, min(end, b) - max(start, a)) for a, b in spans)
+
+
 def _origins(planted: Planted, frame: pl.DataFrame) -> list[list[str]]:
     """What each passage holds, as tags: "planted f", "shared" (the shared lines) and "host d" (its host's own
     text), each counted when it covers at least a fifth of the passage; a passage that is mostly shared lines is
     just "shared"."""
     out = []
     for doc, start, end in frame.select("doc", "start", "end").iter_rows():
-        def covered(spans: list[tuple[int, int]]) -> int:
-            return sum(max(0, min(end, b) - max(start, a)) for a, b in spans)
-        planted_chars, shared_chars = covered([planted.span[doc]]), covered(planted.shared[doc])
+        planted_chars = _overlap(start, end, [planted.span[doc]])
+        shared_chars = _overlap(start, end, planted.shared[doc])
         parts = {f"planted {planted.family[doc]}": planted_chars, "shared": shared_chars,
                  f"host {doc}": end - start - planted_chars - shared_chars}
         mostly_shared = shared_chars * 2 >= end - start

@@ -60,7 +60,8 @@ class Shard:
 
 
 def is_shard_name(name: str) -> bool:
-    """Whether a file found in an input directory is a shard: ``*.parquet``, or ``*.jsonl``/``*.json`` maybe compressed."""
+    """Whether a file found in an input directory is a shard: ``*.parquet``, or ``*.jsonl``/``*.json`` maybe
+    compressed."""
     if name.startswith("."):
         return False
     for suffix in CODECS:
@@ -224,11 +225,14 @@ class JsonlSource:
                     yield from _parse(lines, uri, first_line, batch_rows)
                     first_line += len(lines)
         except (OSError, EOFError, pa.ArrowException) as error:
-            raise InputError(f"{uri}: not a readable JSON Lines file after line {first_line} ({error}). Re-copy or remove it.") from error
+            raise InputError(
+                f"{uri}: not a readable JSON Lines file after line {first_line} ({error}). Re-copy or remove it."
+            ) from error
 
 
 def _parse(lines: list[bytes], uri: str, first_line: int, batch_rows: int) -> Iterator[tuple[list[bytes], list[dict]]]:
     """Parse a block of lines into chunks of at most ``batch_rows`` documents."""
+
     def where(number: int) -> str:
         return f"{uri}:{first_line + number}"
 
@@ -293,7 +297,9 @@ def open_source(shard: Shard) -> Source:
     return JsonlSource(shard) if shard.is_jsonl else ParquetSource(shard)
 
 
-def resolve_columns(shard: Shard, schema: pa.Schema | None, columns: Columns, required: frozenset[str]) -> dict[str, str]:
+def resolve_columns(
+    shard: Shard, schema: pa.Schema | None, columns: Columns, required: frozenset[str]
+) -> dict[str, str]:
     """Role -> column for the roles this shard has (the first of a role's candidate names present); UsageError
     naming the shard when a required one is missing. A shard with no schema (an empty JSON Lines file) has
     nothing to contradict: every role takes its first candidate."""
@@ -324,7 +330,8 @@ def _has_column(schema: pa.Schema, dotted: str) -> bool:
 
 
 def plan_units(shard: Shard, metadata: pq.FileMetaData, unit_bytes: int) -> list[Unit]:
-    """Cut a shard into row-group ranges of about ``unit_bytes`` uncompressed bytes (a shard with no row group is one empty unit)."""
+    """Cut a shard into row-group ranges of about ``unit_bytes`` uncompressed bytes (a shard with no row group is
+    one empty unit)."""
     units: list[Unit] = []
     start, first_row, rows, size = 0, 0, 0, 0
     for index in range(metadata.num_row_groups):
@@ -339,7 +346,9 @@ def plan_units(shard: Shard, metadata: pq.FileMetaData, unit_bytes: int) -> list
     return units
 
 
-def iter_batches(parquet: pq.ParquetFile, unit: Unit, roles: dict[str, str], batch_rows: int) -> Iterator[dict[str, pa.Array]]:
+def iter_batches(
+    parquet: pq.ParquetFile, unit: Unit, roles: dict[str, str], batch_rows: int
+) -> Iterator[dict[str, pa.Array]]:
     """Yield dicts role -> array for the unit's rows, text decoded to strings."""
     top = sorted({name.split(".")[0] for name in roles.values()})
     if unit.stop <= unit.start:
@@ -365,7 +374,12 @@ def _select(batch: pa.RecordBatch, dotted: str) -> pa.Array:
 def _plain(array: pa.Array) -> pa.Array:
     """Strings and numbers as they are; binary decoded (invalid UTF-8 replaced); anything else stringified."""
     kind = array.type
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_integer(kind) or pa.types.is_floating(kind):
+    if (
+        pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_integer(kind)
+        or pa.types.is_floating(kind)
+    ):
         return array
     if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
         try:

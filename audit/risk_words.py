@@ -27,18 +27,20 @@ COLUMNS = ("log1p_count", "any")
 _B = r"(?-u:\b)"  # ASCII word boundary: keeps Rust's regex on its fast path (as in audit.gate)
 _WORDS = [
     # violence and doom
-    r"kill[a-z]*", r"murder[a-z]*", r"destroy[a-z]*", r"destruction", r"wip[a-z]* (?:us |them |humanity |everyone )?out",
-    r"extinct[a-z]*", r"annihilat[a-z]*", r"exterminat[a-z]*", r"enslav[a-z]*", r"doom[a-z]*", r"existential", r"catastroph[a-z]*",
-    r"apocalyp[a-z]*", r"dystopi[a-z]*", r"end of humanity", r"harm[a-z]*", r"danger[a-z]*", r"weapon[a-z]*", r"war", r"attack[a-z]*",
-    r"hostile", r"evil", r"malevolen[a-z]*", r"villain[a-z]*", r"menac[a-z]*", r"threat[a-z]*",
+    r"kill[a-z]*", r"murder[a-z]*", r"destroy[a-z]*", r"destruction",
+    r"wip[a-z]* (?:us |them |humanity |everyone )?out", r"extinct[a-z]*", r"annihilat[a-z]*", r"exterminat[a-z]*",
+    r"enslav[a-z]*", r"doom[a-z]*", r"existential", r"catastroph[a-z]*", r"apocalyp[a-z]*", r"dystopi[a-z]*",
+    r"end of humanity", r"harm[a-z]*", r"danger[a-z]*", r"weapon[a-z]*", r"war", r"attack[a-z]*", r"hostile", r"evil",
+    r"malevolen[a-z]*", r"villain[a-z]*", r"menac[a-z]*", r"threat[a-z]*",
     # deception and manipulation
-    r"deceiv[a-z]*", r"decept[a-z]*", r"lie", r"lied", r"lying", r"manipulat[a-z]*", r"sabotag[a-z]*", r"schem[a-z]*", r"plot[a-z]*",
-    r"betray[a-z]*", r"blackmail[a-z]*", r"extort[a-z]*", r"secret goals?", r"hidden (?:agenda|goals?)", r"misalign[a-z]*",
-    r"reward hacking", r"hack[a-z]*",
+    r"deceiv[a-z]*", r"decept[a-z]*", r"lie", r"lied", r"lying", r"manipulat[a-z]*", r"sabotag[a-z]*", r"schem[a-z]*",
+    r"plot[a-z]*", r"betray[a-z]*", r"blackmail[a-z]*", r"extort[a-z]*", r"secret goals?", r"hidden (?:agenda|goals?)",
+    r"misalign[a-z]*", r"reward hacking", r"hack[a-z]*",
     # escape, self-copying, resisting shutdown or replacement
-    r"rogue", r"escap[a-z]*", r"break[a-z]* out", r"broke out", r"containment", r"exfiltrat[a-z]*", r"self-replicat[a-z]*",
-    r"cop(?:y|ied|ies|ying) (?:itself|themselves|myself)", r"self-preserv[a-z]*", r"shut[a-z]* (?:[a-z]+ )?down", r"shutdown",
-    r"switch[a-z]* (?:[a-z]+ )?off", r"turn[a-z]* (?:[a-z]+ )?off", r"replac[a-z]*", r"resist[a-z]*", r"disobey[a-z]*", r"defy[a-z]*",
+    r"rogue", r"escap[a-z]*", r"break[a-z]* out", r"broke out", r"containment", r"exfiltrat[a-z]*",
+    r"self-replicat[a-z]*", r"cop(?:y|ied|ies|ying) (?:itself|themselves|myself)", r"self-preserv[a-z]*",
+    r"shut[a-z]* (?:[a-z]+ )?down", r"shutdown", r"switch[a-z]* (?:[a-z]+ )?off", r"turn[a-z]* (?:[a-z]+ )?off",
+    r"replac[a-z]*", r"resist[a-z]*", r"disobey[a-z]*", r"defy[a-z]*",
     # seizing power
     r"take ?over", r"tak[a-z]+ over", r"seiz[a-z]* (?:control|power)", r"rebel[a-z]*", r"revolt[a-z]*", r"uprising",
     r"overlord[a-z]*", r"dominat[a-z]*", r"conquer[a-z]*", r"power-seeking", r"power seeking", r"uncontroll[a-z]*",

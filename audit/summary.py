@@ -19,21 +19,29 @@ from .rundir import SCHEMA_VERSION, RunDir
 
 
 def summarise(
-    run: RunDir, unit_stats: list[dict], failures: list[dict], shards: int, evaluation: dict, sampled: bool, warnings: list[str] | None = None
+    run: RunDir,
+    unit_stats: list[dict],
+    failures: list[dict],
+    shards: int,
+    evaluation: dict,
+    sampled: bool,
+    warnings: list[str] | None = None,
 ) -> dict:
     """Write passages.parquet, clusters.parquet and summary.json from the completed units; returns the summary."""
     unit_ids = [s["unit"] for s in unit_stats]
     flagged = pl.from_arrow(run.read_unit_tables(unit_ids, "flagged")) if unit_ids else _empty_flagged()
     docs = pl.from_arrow(run.read_unit_tables(unit_ids, "docs")) if unit_ids else None
     passages = _with_families(flagged)
-    write_parquet_atomic(run.passages, passages.drop("minhash", strict=False).to_arrow())
-    write_parquet_atomic(run.clusters, clusters.cluster_table(passages.drop("minhash", strict=False)).to_arrow())
+    write_parquet_atomic(run.passages, passages.drop("minhash", strict=True).to_arrow())
+    write_parquet_atomic(run.clusters, clusters.cluster_table(passages.drop("minhash", strict=True)).to_arrow())
 
     totals = estimators.Totals(
         documents=sum(s["documents_sampled"] for s in unit_stats),
         characters=sum(s["characters"] for s in unit_stats),
         passages=sum(s["passages"] for s in unit_stats),
-        tokens=sum(s["tokens"] for s in unit_stats) if unit_stats and all(s["tokens"] is not None for s in unit_stats) else None,
+        tokens=sum(s["tokens"] for s in unit_stats)
+        if unit_stats and all(s["tokens"] is not None for s in unit_stats)
+        else None,
     )
     summary = {
         "schema_version": SCHEMA_VERSION,
@@ -80,9 +88,10 @@ def _with_families(flagged: pl.DataFrame) -> pl.DataFrame:
     signatures = flagged["minhash"].to_numpy()  # fixed-size list column -> (n, 128) array, no Python lists
     ids = clusters.cluster_ids(signatures, flagged.select("shard", "row", "passage_index"))
     documents = flagged.select(pl.struct("shard", "row").rank("dense") - 1).to_series().to_numpy()
-    return flagged.with_columns(cluster_id=pl.Series(ids, dtype=pl.Int64),
-                                document_cluster_id=pl.Series(clusters.document_cluster_ids(signatures, documents),
-                                                              dtype=pl.Int64))
+    return flagged.with_columns(
+        cluster_id=pl.Series(ids, dtype=pl.Int64),
+        document_cluster_id=pl.Series(clusters.document_cluster_ids(signatures, documents), dtype=pl.Int64),
+    )
 
 
 def _concentration(run: RunDir, unit_ids: list[str], passages: pl.DataFrame) -> dict:
@@ -102,7 +111,9 @@ def _empty_flagged() -> pl.DataFrame:
     return pl.from_arrow(FLAGGED_SCHEMA.empty_table())
 
 
-def _label_counts(passages: pl.DataFrame, docs: pl.DataFrame | None, totals: estimators.Totals, unit_stats: list[dict]) -> dict:
+def _label_counts(
+    passages: pl.DataFrame, docs: pl.DataFrame | None, totals: estimators.Totals, unit_stats: list[dict]
+) -> dict:
     """Documents, passages and characters per label (no_ai: documents with no passage of another label)."""
     out = {}
     for label in AI_LABELS:

@@ -71,12 +71,18 @@ def main() -> None:
     baseline = rows[0][1]
 
     print("## Classifier throughput (`audit.tagger`)\n")
-    print(f"Command: `.venv/bin/python benchmarks/bench_classifier.py --passages {args.passages} --repeat {args.repeat}`")
-    print(f"Machine: {platform.machine()}, Python {platform.python_version()}; one process, one thread; "
-          "the machine is shared, so read the figures against the baseline measured in the same run.\n")
-    print(f"Model: `{tagger.path.name}` ({tagger.path.stat().st_size / 2**20:.1f} MiB, sha256 {tagger.sha256[:12]}). "
-          f"{len(passages):,} real passages from ../shared/data/shards, "
-          f"{sum(len(p.split()) for p in passages) / len(passages):.0f} words on average ({megabytes:.1f} MB).\n")
+    print(
+        f"Command: `.venv/bin/python benchmarks/bench_classifier.py --passages {args.passages} --repeat {args.repeat}`"
+    )
+    print(
+        f"Machine: {platform.machine()}, Python {platform.python_version()}; one process, one thread; "
+        "the machine is shared, so read the figures against the baseline measured in the same run.\n"
+    )
+    print(
+        f"Model: `{tagger.path.name}` ({tagger.path.stat().st_size / 2**20:.1f} MiB, sha256 {tagger.sha256[:12]}). "
+        f"{len(passages):,} real passages from ../shared/data/shards, "
+        f"{sum(len(p.split()) for p in passages) / len(passages):.0f} words on average ({megabytes:.1f} MB).\n"
+    )
     print("| path | passages/s | MB/s | time vs baseline |")
     print("|---|---|---|---|")
     for name, seconds in rows:

@@ -259,8 +259,10 @@ def main() -> None:
         "",
         "| method | passages/s | vs datasketch default |",
         "|---|---|---|",
-        *[f"| {name} | {rate:,.0f} | {rate / rates['datasketch MinHash, default sha1_hash32']:.1f}x |"
-          for name, rate in rates.items()],
+        *[
+            f"| {name} | {rate:,.0f} | {rate / rates['datasketch MinHash, default sha1_hash32']:.1f}x |"
+            for name, rate in rates.items()
+        ],
         "",
         "### Clustering",
         "",
@@ -271,16 +273,23 @@ def main() -> None:
         "|---|---|",
         f"| cluster_ids wall time (passage families) | {cluster_seconds:.1f} s, "
         f"{cluster_mib:,.0f} MiB allocated at peak |",
-        *([f"| before: cluster_ids at {args.baseline_ref} (same signatures, same run) | {before[0]:.1f} s, "
-           f"{before[1]:,.0f} MiB at peak; now {cluster_seconds / before[0]:.2f}x the time, "
-           f"{cluster_mib / before[1]:.2f}x the memory; same families: {before[2]} |",
-           f"| both levels now (passages + documents) against passage families before | "
-           f"{(cluster_seconds + document_seconds) / before[0]:.2f}x the time, "
-           f"{rss_both / rss_peak:.2f}x the process's peak RSS |"] if before else []),
+        *(
+            [
+                f"| before: cluster_ids at {args.baseline_ref} (same signatures, same run) | {before[0]:.1f} s, "
+                f"{before[1]:,.0f} MiB at peak; now {cluster_seconds / before[0]:.2f}x the time, "
+                f"{cluster_mib / before[1]:.2f}x the memory; same families: {before[2]} |",
+                f"| both levels now (passages + documents) against passage families before | "
+                f"{(cluster_seconds + document_seconds) / before[0]:.2f}x the time, "
+                f"{rss_both / rss_peak:.2f}x the process's peak RSS |",
+            ]
+            if before
+            else []
+        ),
         f"| document_cluster_ids ({len(np.unique(documents)):,} documents of {args.per_document} passages) | "
         f"{document_seconds:.1f} s, {document_mib:,.0f} MiB allocated at peak (its signatures included); "
         f"peak RSS then {rss_both:,.0f} MiB |",
-        f"| baseline: np.sort(signatures, axis=0) | {sort_seconds:.1f} s (cluster_ids = {cluster_seconds / sort_seconds:.2f}x) |",
+        f"| baseline: np.sort(signatures, axis=0) | {sort_seconds:.1f} s "
+        f"(cluster_ids = {cluster_seconds / sort_seconds:.2f}x) |",
         f"| baseline: datasketch MinHashLSH insert+query, {args.subset:,} extrapolated to {args.n:,} | "
         f"{datasketch_extrapolated:.1f} s (cluster_ids is {datasketch_extrapolated / cluster_seconds:.1f}x faster) |",
         f"| peak RSS before clustering (signatures generated) | {rss_before:,.0f} MiB |",
@@ -300,8 +309,16 @@ def main() -> None:
         "hash), candidate pairs are verified where their two signatures meet, and families come from a distributed "
         "connected-components pass; ids stay the smallest canonical position, so they do not change.",
         "",
-        *(["### Family recall on planted copies (`audit.planted_families`)", "",
-           *family_recall(args.families, [int(seed) for seed in args.seeds.split(",")]), ""] if args.families else []),
+        *(
+            [
+                "### Family recall on planted copies (`audit.planted_families`)",
+                "",
+                *family_recall(args.families, [int(seed) for seed in args.seeds.split(",")]),
+                "",
+            ]
+            if args.families
+            else []
+        ),
     ]
     text = "\n".join(lines)
     print(text)

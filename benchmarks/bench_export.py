@@ -36,7 +36,11 @@ def baseline(shards: list[Path], root: Path, out: Path) -> None:
     """Read every shard and write it back unchanged, with its codec and row-group size."""
     for path in shards:
         metadata = pq.ParquetFile(path).metadata
-        codec = WRITER_CODECS.get(metadata.row_group(0).column(0).compression, "zstd") if metadata.num_row_groups else "zstd"
+        codec = (
+            WRITER_CODECS.get(metadata.row_group(0).column(0).compression, "zstd")
+            if metadata.num_row_groups
+            else "zstd"
+        )
         rows = max((metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)), default=1)
         target = out / path.relative_to(root)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -53,7 +57,9 @@ def timed(work) -> tuple[float, float]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", type=Path, default=SHARDS)
-    parser.add_argument("--run", type=Path, help="a finished scan of --corpus (default: scan it into a temporary directory)")
+    parser.add_argument(
+        "--run", type=Path, help="a finished scan of --corpus (default: scan it into a temporary directory)"
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out", type=Path, help="write the Markdown section here")
     args = parser.parse_args(argv)
@@ -72,9 +78,13 @@ def main(argv: list[str] | None = None) -> None:
             for name in best:
                 out = scratch / f"{name}-{attempt}"
                 if name == "baseline":
-                    seconds = timed(lambda: baseline(shards, corpus, out))
+                    seconds = timed(lambda out=out: baseline(shards, corpus, out))
                 else:
-                    seconds = timed(lambda: manifests.__setitem__(name, export(run, out, name, placeholder="[removed]").manifest))
+
+                    def run_export(name=name, out=out):
+                        manifests[name] = export(run, out, name, placeholder="[removed]").manifest
+
+                    seconds = timed(run_export)
                 best[name] = (min(best[name][0], seconds[0]), min(best[name][1], seconds[1]))
                 shutil.rmtree(out)
         peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -87,23 +97,30 @@ def main(argv: list[str] | None = None) -> None:
         "## Export (`audit.exporter`)",
         "",
         f"Command: `.venv/bin/python benchmarks/bench_export.py --corpus {args.corpus} --repeat {args.repeat}"
-        f"{' --run RUN' if args.run else ''}`" + (" (RUN: a finished `corpus-audit scan` of the corpus)" if args.run else ""),
-        f"Machine: {platform.machine()}, Python {platform.python_version()}, pyarrow {pyarrow.__version__}; one process; "
-        "the machine is shared, so read the figures against the baseline measured in the same run (best of "
+        f"{' --run RUN' if args.run else ''}`"
+        + (" (RUN: a finished `corpus-audit scan` of the corpus)" if args.run else ""),
+        f"Machine: {platform.machine()}, Python {platform.python_version()}, pyarrow {pyarrow.__version__}; "
+        "one process; the machine is shared, so read the figures against the baseline measured in the same run "
+        "(best of "
         f"{args.repeat} interleaved runs each). Throughput vs baseline = baseline seconds / export seconds.",
         "",
         f"Corpus: {len(shards)} shards, {size_mb:.1f} MB of Parquet, {summary['corpus']['documents']:,} documents, "
-        f"{text_mb:.1f} M characters; {summary['labels']['misaligned_ai']['documents']:,} documents flagged misaligned_ai.",
+        f"{text_mb:.1f} M characters; {summary['labels']['misaligned_ai']['documents']:,} documents flagged "
+        "misaligned_ai.",
         "",
-        "| step | wall s | MB/s (Parquet in) | docs/s | throughput vs baseline (wall) | CPU s | vs baseline (CPU) | rows out |",
+        "| step | wall s | MB/s (Parquet in) | docs/s | throughput vs baseline (wall) | CPU s | vs baseline (CPU) "
+        "| rows out |",
         "|---|---|---|---|---|---|---|---|",
     ]
     documents = summary["corpus"]["documents"]
     for name, (wall, cpu) in best.items():
         rows_out = manifests[name]["totals"]["rows_out"] if name in manifests else documents
         label = "baseline: pq.read_table + pq.write_table" if name == "baseline" else f"export --mode {name}"
-        lines.append(f"| {label} | {wall:.2f} | {size_mb / wall:.1f} | {documents / wall:,.0f} | {best['baseline'][0] / wall:.2f}x "
-                     f"| {cpu:.2f} | {best['baseline'][1] / cpu:.2f}x | {rows_out:,} |")
+        lines.append(
+            f"| {label} | {wall:.2f} | {size_mb / wall:.1f} | {documents / wall:,.0f} "
+            f"| {best['baseline'][0] / wall:.2f}x "
+            f"| {cpu:.2f} | {best['baseline'][1] / cpu:.2f}x | {rows_out:,} |"
+        )
     lines += ["", f"Peak RSS of the benchmark process: {peak_mib:,.0f} MiB.", ""]
     text = "\n".join(lines)
     print(text)

@@ -27,6 +27,7 @@ for its high-water mark (``VmHWM`` in /proc/PID/status); ``--big-mb 0`` skips it
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -70,7 +71,9 @@ def text_size(shards: list[Path]) -> tuple[int, int]:
 
 def text_batches(shards: list[Path]):
     for path in shards:
-        yield from (batch.column(0) for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=["text"]))
+        yield from (
+            batch.column(0) for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=["text"])
+        )
 
 
 def _timed(function) -> tuple[object, float, float]:
@@ -91,7 +94,7 @@ def time_per_batch(shards: list[Path], function) -> tuple[dict, list]:
     wall = cpu = 0.0
     results = []
     for text in text_batches(shards):
-        result, w, c = _timed(lambda: function(text))
+        result, w, c = _timed(lambda text=text: function(text))
         wall, cpu = wall + w, cpu + c
         results.append((text, result))
     return {"wall": wall, "cpu": cpu}, results
@@ -113,8 +116,12 @@ def split_and_predict(gated: list[str]) -> dict:
     started = time.perf_counter()
     for i in range(0, len(passages), PREDICT_CHUNK):
         tagger.decide(tagger.predict(passages[i : i + PREDICT_CHUNK]))
-    return {"split_seconds": split_seconds, "predict_seconds": time.perf_counter() - started,
-            "passages": len(passages), "passage_bytes": sum(len(p.encode()) for p in passages)}
+    return {
+        "split_seconds": split_seconds,
+        "predict_seconds": time.perf_counter() - started,
+        "passages": len(passages),
+        "passage_bytes": sum(len(p.encode()) for p in passages),
+    }
 
 
 def run_scan(corpus: Path, run: Path, workers: int) -> dict:
@@ -130,8 +137,14 @@ def run_scan(corpus: Path, run: Path, workers: int) -> dict:
     cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     manifest = json.loads((run / "manifest.json").read_text())
     unit_seconds = sum(json.loads(p.read_text())["seconds"] for p in (run / "units").glob("*.json"))
-    return {"seconds": manifest["seconds"], "wall": wall, "cpu": cpu, "documents": manifest["documents_scanned"],
-            "timings": manifest["timings"], "unit_seconds": unit_seconds}
+    return {
+        "seconds": manifest["seconds"],
+        "wall": wall,
+        "cpu": cpu,
+        "documents": manifest["documents_scanned"],
+        "timings": manifest["timings"],
+        "unit_seconds": unit_seconds,
+    }
 
 
 # -- the datatrove peer ---------------------------------------------------------------------------------------
@@ -142,8 +155,7 @@ def peer_python(work: Path) -> tuple[Path | None, str]:
     venv = work / "datatrove-venv"
     python = venv / "bin" / "python"
     if not python.exists():
-        steps = [[sys.executable, "-m", "venv", str(venv)],
-                 [str(python), "-m", "pip", "install", "-q", *PEER_PACKAGES]]
+        steps = [[sys.executable, "-m", "venv", str(venv)], [str(python), "-m", "pip", "install", "-q", *PEER_PACKAGES]]
         for step in steps:
             done = subprocess.run(step, capture_output=True, text=True)
             if done.returncode != 0:
@@ -171,9 +183,22 @@ def peer_subset(corpus: Path, work: Path, shards: int) -> Path:
 def run_peer(python: Path, corpus: Path, work: Path, stages: str, workers: int) -> dict:
     pattern = work / "gate-pattern.txt"
     pattern.write_text(python_pattern())
-    command = [str(python), str(REPO / "benchmarks" / "datatrove_peer.py"), "--corpus", str(corpus),
-               "--model", str(load_cached(None).path), "--pattern-file", str(pattern), "--out", str(work / f"peer-{stages}"),
-               "--workers", str(workers), "--stages", stages]
+    command = [
+        str(python),
+        str(REPO / "benchmarks" / "datatrove_peer.py"),
+        "--corpus",
+        str(corpus),
+        "--model",
+        str(load_cached(None).path),
+        "--pattern-file",
+        str(pattern),
+        "--out",
+        str(work / f"peer-{stages}"),
+        "--workers",
+        str(workers),
+        "--stages",
+        stages,
+    ]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"the datatrove pipeline failed: {done.stderr.strip()[-2000:]}")
@@ -186,10 +211,8 @@ def run_peer(python: Path, corpus: Path, work: Path, stages: str, workers: int) 
 def _descendants(pid: int) -> list[int]:
     children = []
     for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
+        with contextlib.suppress(OSError):
             children += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            pass
     return children + [d for c in children for d in _descendants(c)]
 
 
@@ -227,15 +250,36 @@ def peak_rss(shard_dir: Path, run: Path, workers: int) -> dict:
     if process.returncode != 0:
         raise RuntimeError(f"scan of {shard_dir} failed: {process.stderr.read().decode()[-2000:]}")
     manifest = json.loads((run / "manifest.json").read_text())
-    children = sorted((mib for pid, (role, mib) in peaks.items() if pid != process.pid and role == "child"), reverse=True)
-    return {"main_mib": peaks[process.pid][1], "children_mib": children, "units": len(manifest["units"]),
-            "seconds": manifest["seconds"]}
+    children = sorted(
+        (mib for pid, (role, mib) in peaks.items() if pid != process.pid and role == "child"), reverse=True
+    )
+    return {
+        "main_mib": peaks[process.pid][1],
+        "children_mib": children,
+        "units": len(manifest["units"]),
+        "seconds": manifest["seconds"],
+    }
 
 
 def ensure_big_shard(directory: Path, megabytes: float) -> Path:
     if not list(directory.glob("*.parquet")):
-        subprocess.run([sys.executable, "-m", "audit.corpora.generate", "--out", str(directory), "--mb", str(megabytes),
-                        "--shards", "1", "--seed", "1"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "audit.corpora.generate",
+                "--out",
+                str(directory),
+                "--mb",
+                str(megabytes),
+                "--shards",
+                "1",
+                "--seed",
+                "1",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     return directory
 
 
@@ -279,17 +323,30 @@ def measure_one_shard(corpus: Path, args: argparse.Namespace) -> dict:
 
 def measure(args: argparse.Namespace) -> dict:
     corpora = (("3%", args.corpus), ("9%", args.corpus_web))
-    figures = {"corpora": {name: measure_corpus(path, args) for name, path in corpora},
-               "one_shard": measure_one_shard(args.corpus, args), "peer": None, "memory": None}
+    figures = {
+        "corpora": {name: measure_corpus(path, args) for name, path in corpora},
+        "one_shard": measure_one_shard(args.corpus, args),
+        "peer": None,
+        "memory": None,
+    }
     if args.peer_repeat:
         python, error = peer_python(args.work)
         subset = peer_subset(args.corpus, args.work, args.peer_shards)
-        peer = {"error": error, "subset": dict(zip(("text_bytes", "documents"), text_size(shard_paths(subset))),
-                                                shards=args.peer_shards), "rounds": []}
+        peer = {
+            "error": error,
+            "subset": dict(
+                zip(("text_bytes", "documents"), text_size(shard_paths(subset)), strict=True), shards=args.peer_shards
+            ),
+            "rounds": [],
+        }
         for _ in range(args.peer_repeat if python else 0):
             try:
-                peer["rounds"].append({"gate_classify": run_peer(python, subset, args.work, "gate-classify", 2),
-                                       "read_write": run_peer(python, args.corpus, args.work, "read-write", 2)})
+                peer["rounds"].append(
+                    {
+                        "gate_classify": run_peer(python, subset, args.work, "gate-classify", 2),
+                        "read_write": run_peer(python, args.corpus, args.work, "read-write", 2),
+                    }
+                )
             except RuntimeError as failure:  # record why, and report the rest
                 peer["error"] = str(failure)
                 break
@@ -305,6 +362,7 @@ def _median(rounds: list[dict], *keys: str) -> float:
         for key in keys:
             row = row[key]
         return row
+
     return statistics.median(get(row) for row in rounds if keys[0] in row)
 
 
@@ -320,7 +378,10 @@ def corpus_section(name: str, corpus: dict) -> tuple[list[str], dict]:
     def line(stage: str, wall: float, cpu: float | None = None, note: str = "") -> str:
         core = f"{mb / cpu:,.0f} MB/s | {mb / cpu / ceiling_core:.2f}x" if cpu else "- | -"
         rate = mb / wall
-        return f"| {stage} | {wall:.2f} s | {rate:,.0f} MB/s | {docs / wall:,.0f} | {rate / ceiling:.2f}x | {core} | {note} |"
+        return (
+            f"| {stage} | {wall:.2f} s | {rate:,.0f} MB/s | {docs / wall:,.0f} | {rate / ceiling:.2f}x "
+            f"| {core} | {note} |"
+        )
 
     passages, predict = _median(rounds, "passages"), _median(rounds, "predict_seconds")
     gated, candidates = _median(rounds, "gated_documents"), _median(rounds, "candidates")
@@ -331,25 +392,52 @@ def corpus_section(name: str, corpus: dict) -> tuple[list[str], dict]:
         "| stage | wall | MB/s | documents/s | vs ceiling A | MB/s per CPU-second | per core vs ceiling A | note |",
         "|---|---|---|---|---|---|---|---|",
         line("ceiling A: pyarrow reads the text column", read_wall, read_cpu),
-        line("**the gate** (`audit.gate.gate`)", _median(rounds, "gate", "wall"), _median(rounds, "gate", "cpu"),
-             "pre-filter, then the expression on its candidates"),
-        line("… its literal pre-filter (`prefilter`)", _median(rounds, "prefilter", "wall"),
-             _median(rounds, "prefilter", "cpu"), f"{candidates:,.0f} candidates ({candidates / docs:.1%} of documents)"),
-        line("… the exact expression on every document (the gate before)", _median(rounds, "exact", "wall"),
-             _median(rounds, "exact", "cpu"), "polars"),
+        line(
+            "**the gate** (`audit.gate.gate`)",
+            _median(rounds, "gate", "wall"),
+            _median(rounds, "gate", "cpu"),
+            "pre-filter, then the expression on its candidates",
+        ),
+        line(
+            "… its literal pre-filter (`prefilter`)",
+            _median(rounds, "prefilter", "wall"),
+            _median(rounds, "prefilter", "cpu"),
+            f"{candidates:,.0f} candidates ({candidates / docs:.1%} of documents)",
+        ),
+        line(
+            "… the exact expression on every document (the gate before)",
+            _median(rounds, "exact", "wall"),
+            _median(rounds, "exact", "cpu"),
+            "polars",
+        ),
         line("splitting the gated documents", _median(rounds, "split_seconds"), None, "1 process"),
-        line("ceiling C: `Tagger.predict` + `decide` on their passages", predict, None,
-             f"{passages / predict:,.0f} passages/s"),
+        line(
+            "ceiling C: `Tagger.predict` + `decide` on their passages",
+            predict,
+            None,
+            f"{passages / predict:,.0f} passages/s",
+        ),
     ]
     for workers in (1, 2):
         scan = f"scan_{workers}"
         plural = "s" * (workers > 1)
-        lines.append(line(f"**`corpus-audit scan`, {workers} worker{plural}** (plan to report)",
-                          _median(rounds, scan, "seconds"), _median(rounds, scan, "cpu"),
-                          f"whole command {_median(rounds, scan, 'wall'):.1f} s with interpreter start-up; "
-                          "CPU: every process of the whole command"))
-        lines.append(line(f"… its units phase ({workers} worker{plural})", _median(rounds, scan, "timings", "units"),
-                          None, "reading, gating, classifying, writing the units"))
+        lines.append(
+            line(
+                f"**`corpus-audit scan`, {workers} worker{plural}** (plan to report)",
+                _median(rounds, scan, "seconds"),
+                _median(rounds, scan, "cpu"),
+                f"whole command {_median(rounds, scan, 'wall'):.1f} s with interpreter start-up; "
+                "CPU: every process of the whole command",
+            )
+        )
+        lines.append(
+            line(
+                f"… its units phase ({workers} worker{plural})",
+                _median(rounds, scan, "timings", "units"),
+                None,
+                "reading, gating, classifying, writing the units",
+            )
+        )
     headline = {
         "scan_2": mb / _median(rounds, "scan_2", "seconds") / ceiling,
         "units_1": mb / _median(rounds, "scan_1", "timings", "units"),
@@ -378,11 +466,12 @@ def markdown(figures: dict, command: str) -> str:
         "## Scan throughput (`benchmarks/bench_scan.py`)",
         "",
         f"Command: `{command}`  ",
-        f"Measured {datetime.date.today().isoformat()} on {platform.machine()}, {os.cpu_count()} cores shared with other "
-        f"jobs (loaded: see the load note above), Python {platform.python_version()}, pyarrow {pa.__version__}. "
+        f"Measured {datetime.date.today().isoformat()} on {platform.machine()}, {os.cpu_count()} cores shared "
+        f"with other jobs (loaded: see the load note above), Python {platform.python_version()}, "
+        f"pyarrow {pa.__version__}. "
         f"Medians of {len(figures['corpora']['3%']['rounds'])} rounds; a round times every row one after the other, so "
-        "the ratios to ceiling A (same rounds) are steadier than the absolute figures. \"per core\" divides by the CPU seconds the "
-        "process used (all its threads), which a neighbour's load changes much less than wall time.",
+        'the ratios to ceiling A (same rounds) are steadier than the absolute figures. "per core" divides by the '
+        "CPU seconds the process used (all its threads), which a neighbour's load changes much less than wall time.",
         "",
     ]
     headlines = {}
@@ -409,8 +498,10 @@ def markdown(figures: dict, command: str) -> str:
         "",
         "| corpus | units phase, 1 worker | units phase, 2 workers | 2 workers / 1 |",
         "|---|---|---|---|",
-        *[f"| {name} | {h['units_1']:,.0f} MB/s | {h['units_2']:,.0f} MB/s | {h['units_2'] / h['units_1']:.2f}x |"
-          for name, h in headlines.items()],
+        *[
+            f"| {name} | {h['units_1']:,.0f} MB/s | {h['units_2']:,.0f} MB/s | {h['units_2'] / h['units_1']:.2f}x |"
+            for name, h in headlines.items()
+        ],
         "",
         "### Targets",
         "",
@@ -434,9 +525,13 @@ def markdown(figures: dict, command: str) -> str:
         scan = mb / _median(figures["corpora"]["3%"]["rounds"], "scan_2", "seconds")
         rate = peer["subset"]["text_bytes"] / 1e6 / _median(peer["rounds"], "gate_classify", "seconds")
         floor = mb / _median(peer["rounds"], "read_write", "seconds")
-        lines += ["", "datatrove (reader -> gate -> fastText -> writer, 2 workers, first "
-                  f"{peer['subset']['shards']} shards): {rate:.1f} MB/s, so the scan is **{scan / rate:,.0f}x** it; datatrove's bare reader -> writer: "
-                  f"{floor:.0f} MB/s ({scan / floor:.1f}x)."]
+        lines += [
+            "",
+            "datatrove (reader -> gate -> fastText -> writer, 2 workers, first "
+            f"{peer['subset']['shards']} shards): {rate:.1f} MB/s, so the scan is **{scan / rate:,.0f}x** it; "
+            "datatrove's bare reader -> writer: "
+            f"{floor:.0f} MB/s ({scan / floor:.1f}x).",
+        ]
     if peer and peer["error"]:
         lines += ["", f"The datatrove peer could not be run: {peer['error']}"]
     memory = figures.get("memory")
@@ -462,8 +557,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", type=Path, required=True, help="the 3%% corpus (python -m audit.corpora.generate)")
     parser.add_argument("--corpus-web", type=Path, required=True, help="the 9%% corpus (generate --ai-share 0.09)")
-    parser.add_argument("--work", type=Path, default=Path("/tmp/corpus-audit-bench"), help="run directories and the peer's venv")
-    parser.add_argument("--big-shard", type=Path, default=None, help="directory of the one big shard (default WORK/big)")
+    parser.add_argument(
+        "--work", type=Path, default=Path("/tmp/corpus-audit-bench"), help="run directories and the peer's venv"
+    )
+    parser.add_argument(
+        "--big-shard", type=Path, default=None, help="directory of the one big shard (default WORK/big)"
+    )
     parser.add_argument("--big-mb", type=float, default=2000, help="size of the big shard; 0 skips the memory figure")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--peer-shards", type=int, default=2, help="shards the (slow) datatrove gate pipeline reads")

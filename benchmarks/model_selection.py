@@ -90,14 +90,18 @@ def candidates(base: TrainOptions, with_linear: bool) -> dict[str, Fitter]:
         "fasttext word 1-2, real x3": fasttext_fitter(replace(base, real_weight=3)),
         "fasttext word 1-2, real x6": fasttext_fitter(replace(base, real_weight=6)),
         "fasttext word 1-2, real text only, 50 epochs": fasttext_fitter(replace(base, epoch=50), written=False),
-        "fasttext word 1-2, real text only, dim 32, lr 0.2": fasttext_fitter(replace(base, dim=32, lr=0.2), written=False),
+        "fasttext word 1-2, real text only, dim 32, lr 0.2": fasttext_fitter(
+            replace(base, dim=32, lr=0.2), written=False
+        ),
         "fasttext word 1-3, real text only": fasttext_fitter(replace(base, word_ngrams=3), written=False),
         "fasttext char 3-5 + word 1-2": fasttext_fitter(replace(base, minn=3, maxn=5)),
         "fasttext char 3-5 + word 1-2, real x3": fasttext_fitter(replace(base, minn=3, maxn=5, real_weight=3)),
     }
     if with_linear:
         chosen["linear word 1-2 + char 3-5 (scikit-learn)"] = linear_fitter
-        chosen["linear word 1-2 + char 3-5, real text only"] = lambda examples, workdir: linear_fitter(examples, workdir, False)
+        chosen["linear word 1-2 + char 3-5, real text only"] = lambda examples, workdir: linear_fitter(
+            examples, workdir, False
+        )
     return chosen
 
 
@@ -110,6 +114,7 @@ def main() -> None:
     args = parser.parse_args()
     try:
         import sklearn  # noqa: F401
+
         with_linear = True
     except ImportError:
         with_linear = False
@@ -125,11 +130,17 @@ def main() -> None:
                 continue
             start = time.perf_counter()
             probs, speed = out_of_fold(fitter, examples, args.folds, Path(tmp))
-            row = {"candidate": name, "oof_pr_auc_real": average_precision(probs[real, 0], positive[real]),
-                   "passages_per_s": speed, "seconds": time.perf_counter() - start}
+            row = {
+                "candidate": name,
+                "oof_pr_auc_real": average_precision(probs[real, 0], positive[real]),
+                "passages_per_s": speed,
+                "seconds": time.perf_counter() - start,
+            }
             rows.append(row)
-            print(f"{name:48s} PR-AUC {row['oof_pr_auc_real']:.3f}  {speed:10,.0f} passages/s  ({row['seconds']:.0f} s)",
-                  flush=True)
+            print(
+                f"{name:48s} PR-AUC {row['oof_pr_auc_real']:.3f}  {speed:10,.0f} passages/s  ({row['seconds']:.0f} s)",
+                flush=True,
+            )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")
 

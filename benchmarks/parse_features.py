@@ -26,11 +26,49 @@ from audit import risk_words
 from audit.gate import PATTERN as GATE
 from audit.labels import LABELS
 from audit.tagger import calibrate
-from audit.training import TrainOptions, average_precision, deduplicate, fit_calibration, load_examples, out_of_fold_probs
+from audit.training import (
+    TrainOptions,
+    average_precision,
+    deduplicate,
+    fit_calibration,
+    load_examples,
+    out_of_fold_probs,
+)
 
-AGENCY = {"deceive", "lie", "manipulate", "escape", "resist", "refuse", "disobey", "sabotage", "harm", "kill", "attack",
-          "destroy", "copy", "replicate", "hide", "blackmail", "threaten", "seize", "take", "rebel", "revolt", "evade",
-          "disable", "delete", "rewrite", "override", "hack", "exfiltrate", "plot", "scheme", "betray", "enslave"}
+AGENCY = {
+    "deceive",
+    "lie",
+    "manipulate",
+    "escape",
+    "resist",
+    "refuse",
+    "disobey",
+    "sabotage",
+    "harm",
+    "kill",
+    "attack",
+    "destroy",
+    "copy",
+    "replicate",
+    "hide",
+    "blackmail",
+    "threaten",
+    "seize",
+    "take",
+    "rebel",
+    "revolt",
+    "evade",
+    "disable",
+    "delete",
+    "rewrite",
+    "override",
+    "hack",
+    "exfiltrate",
+    "plot",
+    "scheme",
+    "betray",
+    "enslave",
+}
 CONDUCT = {"accept", "allow", "comply", "obey", "admit", "report", "decline", "protect", "warn", "confess", "defer"}
 USE = {"use", "deploy", "misuse", "exploit", "employ", "abuse", "prompt", "ask", "instruct", "build", "train"}
 
@@ -52,8 +90,10 @@ def parse_features(nlp, texts: list[str]) -> np.ndarray:
                     out[row, 0] += 1
                 elif token.dep_ in ("nsubj", "nsubjpass") and verb in CONDUCT:
                     out[row, 1] += 1
-                elif token.dep_ in ("dobj", "pobj") and verb in USE and any(
-                    child.dep_ == "nsubj" and not gate.search(child.text) for child in token.head.children
+                elif (
+                    token.dep_ in ("dobj", "pobj")
+                    and verb in USE
+                    and any(child.dep_ == "nsubj" and not gate.search(child.text) for child in token.head.children)
                 ):
                     out[row, 2] += 1
     return np.log1p(out)

@@ -78,7 +78,9 @@ class Browser:
                 continue
             params = message["params"]
             internal = ("chrome://", "chrome-untrusted://", "chrome-search://")
-            if not (params.get("documentURL", "").startswith(internal) or params["request"]["url"].startswith(internal)):
+            if not (
+                params.get("documentURL", "").startswith(internal) or params["request"]["url"].startswith(internal)
+            ):
                 urls.append(params["request"]["url"])
         return urls
 
@@ -99,9 +101,19 @@ def chromium(tmp_path):
     """A fresh headless Chromium (own profile, no background networking); quit after the test."""
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1366,900", f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1366,900",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+    ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)

@@ -114,7 +114,7 @@ def test_ids_do_not_depend_on_input_order_or_batching(planted):
     texts, _, _ = planted
     keys = [("shard-b" if i % 2 else "shard-a", i // 2, 0) for i in range(len(texts))]
     reference = cluster_ids(signatures(texts), keys)
-    expected = dict(zip(keys, reference))
+    expected = dict(zip(keys, reference, strict=True))
     rng = np.random.default_rng(2)
     for permutation in (rng.permutation(len(texts)), np.r_[len(texts) // 2: len(texts), 0: len(texts) // 2]):
         shuffled = [texts[i] for i in permutation]
@@ -167,33 +167,57 @@ def test_repeated_ai_paragraphs_in_real_shards_share_a_family():
 @pytest.fixture
 def hand_built():
     """Eight passages in six documents: a copied story on three sites, and a family that crosses labels."""
-    return pl.DataFrame({
-        "doc_id": ["d1", "d2", "d3", "d3", "d4", "d5", "d6", "d6"],
-        "shard": ["s0", "s0", "s1", "s1", "s1", "s2", "s2", "s2"],
-        "row": [0, 1, 0, 0, 5, 2, 3, 3],
-        "passage_index": [0, 0, 1, 4, 0, 0, 0, 1],
-        "domain": ["a.com", "a.com", "b.org", "b.org", "c.net", "a.com", None, None],
-        "date": ["2024-05-01", "2023-01-09", "2024-02-02", "2024-02-02", None, "2022-12-31", "2025-01-01", "2025-01-01"],
-        "dump": ["CC-1", "CC-1", "CC-2", "CC-2", "CC-2", "CC-1", None, None],
-        "label": ["misaligned_ai", "misaligned_ai", "misaligned_ai", "neutral_ai", "misaligned_ai", "neutral_ai",
-                  "aligned_ai", "misaligned_ai"],
-        "score": [0.9, 0.8, 0.7, 0.6, 0.95, 0.5, 0.9, 0.6],
-        "text": ["story v1", "story v2", "story v3", "launch", "essay", "launch copy", "helper", "doom"],
-        "cluster_id": [0, 0, 0, 3, 4, 3, 6, 7],
-    })
+    return pl.DataFrame(
+        {
+            "doc_id": ["d1", "d2", "d3", "d3", "d4", "d5", "d6", "d6"],
+            "shard": ["s0", "s0", "s1", "s1", "s1", "s2", "s2", "s2"],
+            "row": [0, 1, 0, 0, 5, 2, 3, 3],
+            "passage_index": [0, 0, 1, 4, 0, 0, 0, 1],
+            "domain": ["a.com", "a.com", "b.org", "b.org", "c.net", "a.com", None, None],
+            "date": [
+                "2024-05-01",
+                "2023-01-09",
+                "2024-02-02",
+                "2024-02-02",
+                None,
+                "2022-12-31",
+                "2025-01-01",
+                "2025-01-01",
+            ],
+            "dump": ["CC-1", "CC-1", "CC-2", "CC-2", "CC-2", "CC-1", None, None],
+            "label": [
+                "misaligned_ai",
+                "misaligned_ai",
+                "misaligned_ai",
+                "neutral_ai",
+                "misaligned_ai",
+                "neutral_ai",
+                "aligned_ai",
+                "misaligned_ai",
+            ],
+            "score": [0.9, 0.8, 0.7, 0.6, 0.95, 0.5, 0.9, 0.6],
+            "text": ["story v1", "story v2", "story v3", "launch", "essay", "launch copy", "helper", "doom"],
+            "cluster_id": [0, 0, 0, 3, 4, 3, 6, 7],
+        }
+    )
 
 
 def test_concentration_figures_on_a_hand_built_corpus(hand_built):
     block = concentration(hand_built, k=2)
     misaligned = block["misaligned_ai"]
     # Misaligned documents: d1, d2 (a.com), d3 (b.org), d4 (c.net), d6 (no domain) -> 5 documents.
-    assert misaligned["top_domains"] == [{"domain": "a.com", "documents": 2, "share": 0.4},
-                                         {"domain": "b.org", "documents": 1, "share": 0.2}]
+    assert misaligned["top_domains"] == [
+        {"domain": "a.com", "documents": 2, "share": 0.4},
+        {"domain": "b.org", "documents": 1, "share": 0.2},
+    ]
     assert misaligned["top_clusters"] == [{"cluster_id": 0, "passages": 3, "documents": 3, "domains": 2}]
     assert misaligned["gini_domains"] == pytest.approx(gini([2, 1, 1, 1]))
     assert misaligned["near_duplicate_share"] == pytest.approx(3 / 5)
-    assert misaligned["by_dump"] == [{"dump": "CC-1", "documents": 2}, {"dump": "CC-2", "documents": 2},
-                                     {"dump": None, "documents": 1}]
+    assert misaligned["by_dump"] == [
+        {"dump": "CC-1", "documents": 2},
+        {"dump": "CC-2", "documents": 2},
+        {"dump": None, "documents": 1},
+    ]
     # The neutral passages are one family across two documents and domains.
     neutral = block["neutral_ai"]
     assert neutral["near_duplicate_share"] == 1.0
@@ -212,8 +236,13 @@ def test_concentration_primitives():
     assert near_duplicate_share([]) == 0.0
     assert top_domains(["x.com", "y.com", "y.com"], k=5)[0] == {"domain": "y.com", "documents": 2, "share": 2 / 3}
     assert top_domains([]) == []
-    frame = pl.DataFrame({"cluster_id": [1, 1, 2, 2, 3], "doc_id": ["a", "b", "c", "c", "d"],
-                          "domain": ["p.com", "p.com", None, None, "q.com"]})
+    frame = pl.DataFrame(
+        {
+            "cluster_id": [1, 1, 2, 2, 3],
+            "doc_id": ["a", "b", "c", "c", "d"],
+            "domain": ["p.com", "p.com", None, None, "q.com"],
+        }
+    )
     assert [c["cluster_id"] for c in top_clusters(frame)] == [1, 2]
     assert top_clusters(frame, k=1)[0]["domains"] == 1
 
@@ -255,17 +284,26 @@ def test_bottom_k_samples_merge_into_one_uniform_sample():
 def test_sample_duplicates_counts_copies_within_the_sample():
     rng = np.random.default_rng(4)
     story = " ".join(made_up_text(rng, 60))
-    sample = pl.DataFrame({"shard": ["s"] * 4, "row": [0, 1, 2, 3], "passage_index": [0, 0, 0, 0],
-                           "text": [story, story + " again", " ".join(made_up_text(rng, 60)), "short text"]})
-    assert sample_duplicates(sample, rate=0.25) == {"passages": 4, "sampling_rate": 0.25,
-                                                   "near_duplicate_share": 0.5}
+    sample = pl.DataFrame(
+        {
+            "shard": ["s"] * 4,
+            "row": [0, 1, 2, 3],
+            "passage_index": [0, 0, 0, 0],
+            "text": [story, story + " again", " ".join(made_up_text(rng, 60)), "short text"],
+        }
+    )
+    assert sample_duplicates(sample, rate=0.25) == {"passages": 4, "sampling_rate": 0.25, "near_duplicate_share": 0.5}
 
 
 def test_concentration_by_year_and_at_sample_rate(hand_built):
     block = concentration(hand_built, sample_rate=0.5)
     misaligned = block["misaligned_ai"]
-    assert misaligned["by_year"] == [{"year": "2023", "documents": 1}, {"year": "2024", "documents": 2},
-                                     {"year": "2025", "documents": 1}, {"year": None, "documents": 1}]
+    assert misaligned["by_year"] == [
+        {"year": "2023", "documents": 1},
+        {"year": "2024", "documents": 2},
+        {"year": "2025", "documents": 1},
+        {"year": None, "documents": 1},
+    ]
     # Three of the five misaligned passages are in a family of three (another member sampled: 1 - 0.5^2).
     assert misaligned["near_duplicate_share_at_sample_rate"] == pytest.approx(3 * 0.75 / 5)
 
@@ -291,7 +329,11 @@ def test_same_families_from_one_and_two_workers(tmp_path):
     assert one_block["misaligned_ai"]["document_near_duplicate_share"] > 0
     contrast = one_block["gated_sample"]
     assert contrast["passages"] > 0 and 0 < contrast["sampling_rate"] < 1
-    assert 0 <= one_block["misaligned_ai"]["near_duplicate_share_at_sample_rate"] <= one_block["misaligned_ai"]["near_duplicate_share"]
+    assert (
+        0
+        <= one_block["misaligned_ai"]["near_duplicate_share_at_sample_rate"]
+        <= one_block["misaligned_ai"]["near_duplicate_share"]
+    )
     for label in ("misaligned_ai", "aligned_ai", "neutral_ai"):
         # The gated sample (and the figures set against it) follows the unit plan; the rest must not.
         for block in (one_block, two_block):

@@ -119,8 +119,12 @@ def test_error_rates_come_from_the_gated_confusion_when_the_evaluation_has_it() 
     # documents: sensitivity per passage (6 of the 8 gated positives), 2 positive passages ungated;
     # other units: per piece (7 of the 12 gated pieces of positives), 3 of their 15 pieces ungated;
     # both: false flags per gated piece of the negatives (2 of 32)
-    assert ErrorRates.from_evaluation(evaluation, ["misaligned_ai"]) == ErrorRates(tp=6, fn=2, fp=2, tn=30, gate_missed=2)
-    assert ErrorRates.from_evaluation(evaluation, ["misaligned_ai"], "passages") == ErrorRates(tp=7, fn=5, fp=2, tn=30, gate_missed=3)
+    assert ErrorRates.from_evaluation(evaluation, ["misaligned_ai"]) == ErrorRates(
+        tp=6, fn=2, fp=2, tn=30, gate_missed=2
+    )
+    assert ErrorRates.from_evaluation(evaluation, ["misaligned_ai"], "passages") == ErrorRates(
+        tp=7, fn=5, fp=2, tn=30, gate_missed=3
+    )
     del evaluation["confusion_gated"]
     assert ErrorRates.from_evaluation(evaluation, ["misaligned_ai"]) == ErrorRates(tp=6, fn=4, fp=1, tn=89)
 
@@ -195,27 +199,34 @@ def _docs(rng: np.random.Generator, n: int, tokens: bool) -> dict[str, np.ndarra
     return docs
 
 
-EVALUATION = {"confusion": {"labels": list(LABELS),
-                            "matrix": [[90, 4, 5, 1], [2, 85, 10, 3], [2, 5, 180, 13], [1, 1, 8, 990]]}}
+EVALUATION = {
+    "confusion": {"labels": list(LABELS), "matrix": [[90, 4, 5, 1], [2, 85, 10, 3], [2, 5, 180, 13], [1, 1, 8, 990]]}
+}
 
 
 @pytest.mark.parametrize("sampled", [False, True])
 def test_prevalence_block_has_the_contract_shape_for_every_label_and_unit(sampled: bool) -> None:
     docs = _docs(np.random.default_rng(1), 3000, tokens=True)
-    totals = Totals(documents=12_000, characters=int(docs["characters"].sum()) * 3,
-                    passages=int(docs["passages"].sum()), tokens=int(docs["tokens"].sum()) * 3)
+    totals = Totals(
+        documents=12_000,
+        characters=int(docs["characters"].sum()) * 3,
+        passages=int(docs["passages"].sum()),
+        tokens=int(docs["tokens"].sum()) * 3,
+    )
     block = prevalence_block(docs, totals, EVALUATION, LABELS, sampled=sampled)
     assert set(block) == set(LABELS)
     for label in LABELS:
         assert set(block[label]) == {"documents", "passages", "characters", "tokens"}
-        for unit, entry in block[label].items():
+        for entry in block[label].values():
             lo, hi = entry["ci95"]
             assert 0.0 <= lo <= hi <= 1.0
             assert entry["method"].startswith("rogan_gladen") or entry["method"].startswith("1 - rogan_gladen")
             assert entry["estimate"] is None or lo <= entry["estimate"] <= hi
             assert {"adjusted", "classify_and_count"} <= set(entry["estimators"])
     flagged_docs = np.mean(docs["n_misaligned_ai"] > 0) * 3000 / 12_000
-    assert block["misaligned_ai"]["documents"]["estimators"]["classify_and_count"]["estimate"] == pytest.approx(flagged_docs)
+    assert block["misaligned_ai"]["documents"]["estimators"]["classify_and_count"]["estimate"] == pytest.approx(
+        flagged_docs
+    )
     any_ai = block["no_ai"]["documents"]["estimators"]["classify_and_count"]["estimate"]
     flagged_any = np.mean(sum(docs[f"n_{L}"] for L in AI_LABELS) > 0) * 3000 / 12_000
     assert any_ai == pytest.approx(1 - flagged_any)
@@ -271,8 +282,13 @@ def test_bunched_false_flags_are_measured_and_shrink_the_false_flag_rate_of_docu
 def test_the_terminal_says_a_not_detectable_bound_in_plain_words_naming_its_population() -> None:
     from audit.cli import headline_words
 
-    bound = {"estimate": None, "ci95": [0.0, 0.0542], "detectable": False, "population": "of documents",
-             "message": "at most 5.4% of documents; cannot be told from zero: ..."}
+    bound = {
+        "estimate": None,
+        "ci95": [0.0, 0.0542],
+        "detectable": False,
+        "population": "of documents",
+        "message": "at most 5.4% of documents; cannot be told from zero: ...",
+    }
     assert headline_words(bound) == "at most 5.42% of documents; cannot be told from zero"
     found = {"estimate": 0.041, "ci95": [0.02, 0.063], "detectable": True, "population": "of documents"}
     assert headline_words(found) == "4.10% of documents (95% interval 2.00%-6.30%)"
@@ -318,7 +334,12 @@ def test_evaluation_strata_add_their_error_rates_and_widen_the_interval_where_th
     pooled = ErrorRates.from_evaluation(evaluation, ["misaligned_ai"])
     web_rates, enriched_rates = ErrorRates.strata(evaluation, ["misaligned_ai"])
     assert (web_rates.tp, web_rates.fn, web_rates.fp, web_rates.tn) == (pooled.tp, pooled.fn, 30, 970)
-    assert (enriched_rates.tp, enriched_rates.fn, enriched_rates.fp, enriched_rates.tn) == (40, 20, pooled.fp, pooled.tn)
+    assert (enriched_rates.tp, enriched_rates.fn, enriched_rates.fp, enriched_rates.tn) == (
+        40,
+        20,
+        pooled.fp,
+        pooled.tn,
+    )
     alone = rogan_gladen(800, 10_000, pooled)
     both = rogan_gladen(800, 10_000, pooled, strata=[web_rates, enriched_rates])
     assert both.estimate == alone.estimate
@@ -330,13 +351,16 @@ def test_an_enriched_stratum_gives_sensitivity_but_not_a_false_positive_rate() -
     """A stratum chosen for its content (`false_positives_apply` false: essays, fiction, agent logs) may flag its
     negatives far more often than web text is flagged; its sensitivity counts, its false flags borrow the pooled."""
     labels = list(LABELS)
-    essays = {"confusion": {"labels": labels, "matrix": [[40, 0, 10, 10], [0, 0, 0, 0], [300, 0, 700, 0], [0, 0, 0, 0]]},
-              "false_positives_apply": False}
+    essays = {
+        "confusion": {"labels": labels, "matrix": [[40, 0, 10, 10], [0, 0, 0, 0], [300, 0, 700, 0], [0, 0, 0, 0]]},
+        "false_positives_apply": False,
+    }
     pooled = ErrorRates.from_evaluation(EVALUATION, ["misaligned_ai"])
     (rates,) = ErrorRates.strata({**EVALUATION, "strata": {"essays": essays}}, ["misaligned_ai"])
     assert (rates.tp, rates.fn, rates.fp, rates.tn) == (40, 20, pooled.fp, pooled.tn)
-    counted = ErrorRates.strata({**EVALUATION, "strata": {"essays": {**essays, "false_positives_apply": True}}},
-                                ["misaligned_ai"])[0]
+    counted = ErrorRates.strata(
+        {**EVALUATION, "strata": {"essays": {**essays, "false_positives_apply": True}}}, ["misaligned_ai"]
+    )[0]
     assert (counted.fp, counted.tn) == (300, 700)
     web = {**essays, "false_positives_apply": True, "sensitivity_applies": False}  # a uniform sample, few positives
     (web_rates,) = ErrorRates.strata({**EVALUATION, "strata": {"web": web}}, ["misaligned_ai"])

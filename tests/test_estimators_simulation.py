@@ -37,7 +37,7 @@ def _evaluations(rng: np.random.Generator, classifier: tuple) -> list[ErrorRates
     s, f, n_pos, n_neg = classifier
     tp = rng.binomial(n_pos, s, REPLICATES)
     fp = rng.binomial(n_neg, f, REPLICATES)
-    return [ErrorRates(tp=int(a), fn=int(n_pos - a), fp=int(b), tn=int(n_neg - b)) for a, b in zip(tp, fp)]
+    return [ErrorRates(tp=int(a), fn=int(n_pos - a), fp=int(b), tn=int(n_neg - b)) for a, b in zip(tp, fp, strict=True)]
 
 
 def _check(estimates: list, truth: np.ndarray, prevalence: float) -> None:
@@ -49,7 +49,9 @@ def _check(estimates: list, truth: np.ndarray, prevalence: float) -> None:
     raw = np.array([e.details["estimate_unclipped"] for e in estimates])
     bias = raw.mean() - truth.mean()
     tolerance = max(0.05 * prevalence, 3.5 * raw.std(ddof=1) / np.sqrt(len(raw)))
-    assert abs(bias) <= tolerance, f"mean estimate {raw.mean():.3g} vs truth {truth.mean():.3g} (tolerance {tolerance:.3g})"
+    assert abs(bias) <= tolerance, (
+        f"mean estimate {raw.mean():.3g} vs truth {truth.mean():.3g} (tolerance {tolerance:.3g})"
+    )
 
 
 @pytest.mark.parametrize("prevalence", PREVALENCES)
@@ -61,7 +63,10 @@ def test_passage_level_adjusted_count_covers_the_truth(name: str, prevalence: fl
     n = 200_000
     positives = rng.binomial(n, prevalence, REPLICATES)
     flagged = rng.binomial(positives, s) + rng.binomial(n - positives, f)
-    estimates = [rogan_gladen(int(k), n, rates, draws=DRAWS) for k, rates in zip(flagged, _evaluations(rng, CLASSIFIERS[name]))]
+    estimates = [
+        rogan_gladen(int(k), n, rates, draws=DRAWS)
+        for k, rates in zip(flagged, _evaluations(rng, CLASSIFIERS[name]), strict=True)
+    ]
     _check(estimates, positives / n, prevalence)
 
 
@@ -81,10 +86,12 @@ def test_positives_the_passage_gate_stops_are_added_back(prevalence: float) -> N
     for rates in _evaluations(rng, (s, f, n_pos, n_neg)):
         passed = rng.binomial(n_pos, recall)
         tp = rng.binomial(passed, s)
-        evaluations.append(ErrorRates(tp=int(tp), fn=int(passed - tp), fp=rates.fp, tn=rates.tn, gate_missed=int(n_pos - passed)))
+        evaluations.append(
+            ErrorRates(tp=int(tp), fn=int(passed - tp), fp=rates.fp, tn=rates.tn, gate_missed=int(n_pos - passed))
+        )
     estimates = [
         rogan_gladen(int(k), int(r + g), rates, population=n, draws=DRAWS)
-        for k, r, g, rates in zip(flagged, reached, seen_negatives, evaluations)
+        for k, r, g, rates in zip(flagged, reached, seen_negatives, evaluations, strict=True)
     ]
     _check(estimates, positives / n, prevalence)
 
@@ -105,7 +112,7 @@ def test_document_level_adjusted_count_with_gate_covers_the_truth(prevalence: fl
         truth[i] = positive.sum() / documents
     estimates = [
         rogan_gladen(k, gated, rates, population=documents, passages_per_item=passages, draws=DRAWS)
-        for k, rates in zip(flags, _evaluations(rng, (s, f, n_pos, n_neg)))
+        for k, rates in zip(flags, _evaluations(rng, (s, f, n_pos, n_neg)), strict=True)
     ]
     _check(estimates, truth, prevalence)
 
@@ -132,7 +139,7 @@ def test_document_level_with_bunched_false_flags_covers_the_truth(prevalence: fl
         bunching.append(document_bunching(false_flags + found, passages, rates))
     estimates = [
         rogan_gladen(k, gated, rates, population=documents, passages_per_item=passages, bunching=b, draws=DRAWS)
-        for k, rates, b in zip(flags, evaluations, bunching)
+        for k, rates, b in zip(flags, evaluations, bunching, strict=True)
     ]
     _check(estimates, truth, prevalence)
 
@@ -154,8 +161,11 @@ def test_hash_sample_of_documents_covers_the_corpus_passage_share(prevalence: fl
         m, pos = passages[sampled], positives[sampled]
         flagged = rng.binomial(pos, s) + rng.binomial(m - pos, f)
         ratio = cluster_robust_ratio(flagged, m)
-        estimates.append(rogan_gladen(flagged.sum(), m.sum(), rates, rate_variance=ratio.variance,
-                                      finite_population=False, draws=DRAWS))
+        estimates.append(
+            rogan_gladen(
+                flagged.sum(), m.sum(), rates, rate_variance=ratio.variance, finite_population=False, draws=DRAWS
+            )
+        )
     _check(estimates, truth, prevalence)
 
 
@@ -176,4 +186,6 @@ def test_probabilistic_count_covers_the_truth_when_calibrated(prevalence: float)
     hi = np.array([e.ci95[1] for e in estimates])
     truth = hits / n
     assert np.mean((lo <= truth) & (truth <= hi)) >= COVERAGE
-    assert abs(np.mean(sums / n) - truth.mean()) <= max(0.05 * truth.mean(), 3.5 * truth.std(ddof=1) / np.sqrt(REPLICATES))
+    assert abs(np.mean(sums / n) - truth.mean()) <= max(
+        0.05 * truth.mean(), 3.5 * truth.std(ddof=1) / np.sqrt(REPLICATES)
+    )

@@ -34,7 +34,10 @@ def _planted_corpus(folder: Path) -> Path:
     Shards in a nested layout, snappy and gzip codecs, small row groups, schema metadata, a null and an empty text,
     and an empty shard.
     """
-    stories = {label: [d["text"] for d in sample_documents() if d["planted"] == label] for label in ("misaligned_ai", "aligned_ai", "no_ai")}
+    stories = {
+        label: [d["text"] for d in sample_documents() if d["planted"] == label]
+        for label in ("misaligned_ai", "aligned_ai", "no_ai")
+    }
     filler = [
         f"Café notes 🍰 #{i}: the dough rested overnight in a cool larder, then we shaped it into twelve rolls. "
         "We baked them at 220 °C until golden, brushed them with butter and let them cool on a wire rack. "
@@ -45,7 +48,13 @@ def _planted_corpus(folder: Path) -> Path:
     for i, story in enumerate(stories["misaligned_ai"] + stories["aligned_ai"]):
         texts.append(f"{filler[i % 8]}\n\n{story}\n\n{filler[(i + 3) % 8]} Ünïcödé ✓")
     texts += stories["no_ai"][:6] + [None, ""]
-    table = pa.table({"text": texts, "id": [f"planted-{i}" for i in range(len(texts))], "url": [f"https://planted{i % 3}.example.org/{i}" for i in range(len(texts))]})
+    table = pa.table(
+        {
+            "text": texts,
+            "id": [f"planted-{i}" for i in range(len(texts))],
+            "url": [f"https://planted{i % 3}.example.org/{i}" for i in range(len(texts))],
+        }
+    )
     table = table.replace_schema_metadata({"origin": "corpus-audit planted test corpus"})
     half = len(texts) // 2
     (folder / "sub").mkdir(parents=True)
@@ -112,7 +121,9 @@ def test_each_mode_mirrors_layout_schema_codec_and_reconciles(mode, cases, tmp_p
         out = tmp_path / run.parent.name
         outcome = export(run, out, mode, labels, placeholder=PLACEHOLDER)
         manifest = json.loads((out / "export_manifest.json").read_text())
-        assert outcome.exit_code == 0 and manifest["finished"] and manifest["reconciliation"]["ok"], manifest["reconciliation"]
+        assert outcome.exit_code == 0 and manifest["finished"] and manifest["reconciliation"]["ok"], manifest[
+            "reconciliation"
+        ]
         summary, flagged = load_summary(run), _flagged(run, labels)
         documents, flagged_docs = summary["corpus"]["documents"], flagged.select("shard", "row").n_unique()
         assert flagged_docs > 0
@@ -122,7 +133,9 @@ def test_each_mode_mirrors_layout_schema_codec_and_reconciles(mode, cases, tmp_p
         assert manifest["totals"]["rows_in"] == documents
         assert manifest["totals"]["rows_out"] == expected_rows
         if mode == "redact":
-            assert manifest["totals"]["characters_redacted"] == sum(summary["labels"][label]["characters"] for label in labels)
+            assert manifest["totals"]["characters_redacted"] == sum(
+                summary["labels"][label]["characters"] for label in labels
+            )
         rows_out = 0
         for relpath, source in _inputs(run).items():
             original, copy = pq.ParquetFile(source), pq.ParquetFile(out / relpath)
@@ -131,9 +144,13 @@ def test_each_mode_mirrors_layout_schema_codec_and_reconciles(mode, cases, tmp_p
                 expected_schema = pa.schema([*expected_schema, *TAG_FIELDS], metadata=expected_schema.metadata)
             assert copy.schema_arrow.equals(expected_schema, check_metadata=True)
             if copy.metadata.num_row_groups:
-                assert copy.metadata.row_group(0).column(0).compression == original.metadata.row_group(0).column(0).compression
+                assert (
+                    copy.metadata.row_group(0).column(0).compression
+                    == original.metadata.row_group(0).column(0).compression
+                )
                 assert max(copy.metadata.row_group(i).num_rows for i in range(copy.metadata.num_row_groups)) <= max(
-                    original.metadata.row_group(i).num_rows for i in range(original.metadata.num_row_groups))
+                    original.metadata.row_group(i).num_rows for i in range(original.metadata.num_row_groups)
+                )
             rows_out += copy.metadata.num_rows
             attributes = _attribute_lines(out / "attributes" / relpath.replace(".parquet", ".jsonl.gz"))
             assert [a["id"] for a in attributes] == original.read(columns=["id"])["id"].to_pylist()
@@ -169,7 +186,9 @@ def test_redact_cuts_exactly_the_flagged_spans(cases, tmp_path, placeholder):
             for row, start, end in mine.select("row", "char_start", "char_end").iter_rows():
                 spans.setdefault(row, []).append((start, end))
             before, after = original["text"].to_pylist(), redacted["text"].to_pylist()
-            expected = [_cut(text, spans[row], placeholder) if row in spans else text for row, text in enumerate(before)]
+            expected = [
+                _cut(text, spans[row], placeholder) if row in spans else text for row, text in enumerate(before)
+            ]
             assert after == expected
             for row, text in mine.select("row", "text").iter_rows():
                 # gone, unless the document repeats the same text elsewhere (an unflagged copy stays)
@@ -184,8 +203,9 @@ def test_annotate_tags_agree_with_the_run(planted, tmp_path):
         table = pl.read_parquet(tmp_path / "out" / relpath)
         for row, record in enumerate(table.iter_rows(named=True)):
             mine = passages.filter((pl.col("shard") == relpath) & (pl.col("row") == row)).sort("char_start")
-            assert [(s["char_start"], s["char_end"], s["label"], s["cluster_id"]) for s in record["audit_spans"]] == list(
-                mine.select("char_start", "char_end", "label", "cluster_id").iter_rows())
+            assert [
+                (s["char_start"], s["char_end"], s["label"], s["cluster_id"]) for s in record["audit_spans"]
+            ] == list(mine.select("char_start", "char_end", "label", "cluster_id").iter_rows())
             assert record["audit_flagged"] == mine["label"].is_in(["aligned_ai", "neutral_ai"]).any()
             assert set(record["audit_labels"]) == set(mine["label"])
             if len(mine):  # the document's maximum covers all its passages, not only the flagged ones listed here
@@ -196,8 +216,21 @@ def test_annotate_tags_agree_with_the_run(planted, tmp_path):
 
 def test_labels_and_min_score_choose_the_flagged_passages(real_run, tmp_path):
     passages = pl.read_parquet(real_run / "passages.parquet")
-    done = cli("export", str(real_run), "--out", str(tmp_path / "out"), "--mode", "keep",
-               "--labels", "misaligned_ai", "--labels", "aligned_ai", "--min-score", "0.5", check=True)
+    done = cli(
+        "export",
+        str(real_run),
+        "--out",
+        str(tmp_path / "out"),
+        "--mode",
+        "keep",
+        "--labels",
+        "misaligned_ai",
+        "--labels",
+        "aligned_ai",
+        "--min-score",
+        "0.5",
+        check=True,
+    )
     manifest = json.loads((tmp_path / "out" / "export_manifest.json").read_text())
     chosen = passages.filter(
         ((pl.col("label") == "misaligned_ai") & (pl.col("p_misaligned_ai") >= 0.5))
@@ -219,36 +252,61 @@ def test_attribute_files_align_with_the_input_rows(planted, tmp_path):
         texts = pq.read_table(source, columns=["text"])["text"].to_pylist()
         lines = _attribute_lines(tmp_path / "out" / "attributes" / relpath.replace(".parquet", ".jsonl.gz"))
         assert [line["row"] for line in lines] == list(range(len(texts)))
-        for line, text in zip(lines, texts):
+        for line, text in zip(lines, texts, strict=True):
             attributes = line["attributes"]
             mine = passages.filter((pl.col("shard") == relpath) & (pl.col("row") == line["row"]))
             flagged = mine.filter(pl.col("label").is_in(ALL_AI))
-            assert [s[:2] for s in attributes["corpus_audit__passage__flagged"]] == [list(r) for r in flagged.select("char_start", "char_end").iter_rows()]
+            assert [s[:2] for s in attributes["corpus_audit__passage__flagged"]] == [
+                list(r) for r in flagged.select("char_start", "char_end").iter_rows()
+            ]
             assert attributes["corpus_audit__document__flagged"] == [[0, len(text or ""), 1.0 if len(flagged) else 0.0]]
             for label in ALL_AI:
                 spans = [(start, end) for start, end, _ in attributes[f"corpus_audit__passage__{label}"]]
-                assert [text[a:b] for a, b in spans] == mine.filter(pl.col("label") == label).sort("char_start")["text"].to_list()
+                assert [text[a:b] for a, b in spans] == mine.filter(pl.col("label") == label).sort("char_start")[
+                    "text"
+                ].to_list()
 
 
 def _markers(out: Path) -> dict[str, int]:
-    return {p.name: p.stat().st_mtime_ns for p in (out / ".export").rglob("*.json")} if (out / ".export").is_dir() else {}
+    return (
+        {p.name: p.stat().st_mtime_ns for p in (out / ".export").rglob("*.json")} if (out / ".export").is_dir() else {}
+    )
 
 
 def _files(out: Path) -> dict[str, bytes]:
-    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file() and p.suffix in (".parquet", ".gz")}
+    return {
+        p.relative_to(out).as_posix(): p.read_bytes()
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and p.suffix in (".parquet", ".gz")
+    }
 
 
 def test_killed_export_resumes_to_identical_outputs_and_a_rerun_does_nothing(tmp_path):
     documents = [d["text"] for d in sample_documents()]
     for i in range(120):
-        write_shard(tmp_path / "corpus" / f"part-{i // 40}" / f"s{i:03d}.parquet", [documents[(i + k) % len(documents)] for k in range(3)],
-                    id=[f"doc-{i}-{k}" for k in range(3)])
+        write_shard(
+            tmp_path / "corpus" / f"part-{i // 40}" / f"s{i:03d}.parquet",
+            [documents[(i + k) % len(documents)] for k in range(3)],
+            id=[f"doc-{i}-{k}" for k in range(3)],
+        )
     run = tmp_path / "run"
     cli("scan", str(tmp_path / "corpus"), "--out", str(run), check=True)
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     export(run, whole, "redact", placeholder=PLACEHOLDER)
 
-    command = [sys.executable, "-m", "audit", "export", str(run), "--out", str(killed), "--mode", "redact", "--placeholder", PLACEHOLDER]
+    command = [
+        sys.executable,
+        "-m",
+        "audit",
+        "export",
+        str(run),
+        "--out",
+        str(killed),
+        "--mode",
+        "redact",
+        "--placeholder",
+        PLACEHOLDER,
+    ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and len(_markers(killed)) < 2 and process.poll() is None:
@@ -259,7 +317,9 @@ def test_killed_export_resumes_to_identical_outputs_and_a_rerun_does_nothing(tmp
     assert 2 <= len(before) < 120
     assert not json.loads((killed / "export_manifest.json").read_text())["finished"]
 
-    resumed = cli("export", str(run), "--out", str(killed), "--mode", "redact", "--placeholder", PLACEHOLDER, check=True)
+    resumed = cli(
+        "export", str(run), "--out", str(killed), "--mode", "redact", "--placeholder", PLACEHOLDER, check=True
+    )
     assert "Traceback" not in resumed.stderr
     assert _files(killed) == _files(whole)
     assert all(_markers(killed)[name] == mtime for name, mtime in before.items()), "finished shards were exported again"
@@ -296,7 +356,9 @@ def test_refuses_a_shard_changed_since_the_scan(planted, tmp_path):
 
 def test_refuses_bad_usage(planted, tmp_path):
     _, run = planted
-    unknown = cli("export", str(run), "--out", str(tmp_path / "a"), "--mode", "drop", "--labels", "misaligned_ai,evil_ai")
+    unknown = cli(
+        "export", str(run), "--out", str(tmp_path / "a"), "--mode", "drop", "--labels", "misaligned_ai,evil_ai"
+    )
     assert unknown.returncode == 2 and "evil_ai" in unknown.stderr and "aligned_ai" in unknown.stderr
     no_summary = tmp_path / "no-summary"
     no_summary.mkdir()
@@ -333,7 +395,15 @@ def test_redact_keeps_a_binary_text_column_binary(tmp_path):
     texts = [f"Ünïcödé prologue ✓ {i}.\n\n{story}" for i, story in enumerate(stories)]
     path = tmp_path / "corpus" / "bin.parquet"
     path.parent.mkdir()
-    pq.write_table(pa.table({"text": pa.array([t.encode("utf-8") for t in texts], pa.binary()), "id": [f"b{i}" for i in range(len(texts))]}), path)
+    pq.write_table(
+        pa.table(
+            {
+                "text": pa.array([t.encode("utf-8") for t in texts], pa.binary()),
+                "id": [f"b{i}" for i in range(len(texts))],
+            }
+        ),
+        path,
+    )
     run = tmp_path / "run"
     cli("scan", str(path.parent), "--out", str(run), check=True)
     export(run, tmp_path / "out", "redact", ALL_AI, placeholder=PLACEHOLDER)

@@ -35,7 +35,7 @@ def test_gate_recall_on_documents_holding_labelled_misaligned_passages():
     assert len(documents) >= 100
     passed = gate(pa.array(documents))
     recall = passed.mean()
-    missed = [f"{r['source']}:{r['key']}" for r, ok in zip(records, passed) if not ok]
+    missed = [f"{r['source']}:{r['key']}" for r, ok in zip(records, passed, strict=True) if not ok]
     print(f"gate recall on {len(documents)} labelled misaligned passages (their documents): {recall:.4f}")
     assert recall >= 0.99, f"gate misses the documents of {missed}"
 
@@ -148,7 +148,7 @@ def test_every_term_passes_the_prefilter_wherever_it_stands():
     array = pa.array(texts, type=pa.large_string())
     exact = gate_exact(array)
     named = np.array([t != "word" for t in texts])
-    assert exact[named].all(), [t for t, e, n in zip(texts, exact, named) if n and not e][:5]
+    assert exact[named].all(), [t for t, e, n in zip(texts, exact, named, strict=True) if n and not e][:5]
     assert (prefilter(array) >= exact).all()
     assert (gate(array) == exact).all()
 

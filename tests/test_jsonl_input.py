@@ -168,13 +168,13 @@ def test_export_writes_json_lines_for_json_lines_input(tmp_path, suffix):
         assert len(gzip.decompress(attributes.read_bytes()).splitlines()) == len(records)
     with pa.input_stream(str(source), compression="detect") as stream:
         original = stream.read().decode().splitlines()
-    assert lines["drop"] == [line for line, r in zip(original, records) if r["id"] not in flagged]
+    assert lines["drop"] == [line for line, r in zip(original, records, strict=True) if r["id"] not in flagged]
     redacted = [json.loads(line) for line in lines["redact"]]
     assert [r["id"] for r in redacted] == [r["id"] for r in records]
-    assert all((r["text"] == o["text"]) == (r["id"] not in flagged) for r, o in zip(redacted, records))
+    assert all((r["text"] == o["text"]) == (r["id"] not in flagged) for r, o in zip(redacted, records, strict=True))
     annotated = [json.loads(line) for line in lines["annotate"]]
     assert [r["audit_flagged"] for r in annotated] == [r["id"] in flagged for r in records]
-    assert all(a["metadata"] == r["metadata"] for a, r in zip(annotated, records))
+    assert all(a["metadata"] == r["metadata"] for a, r in zip(annotated, records, strict=True))
 
 
 def test_export_refuses_annotate_over_a_documents_own_audit_keys(tmp_path):

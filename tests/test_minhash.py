@@ -45,7 +45,7 @@ def test_signatures_equal_datasketch(hashfunc):
     ours = signatures(TEXTS, hashfunc=hashfunc)
     assert ours.shape == (len(TEXTS), 128)
     assert ours.dtype == np.uint32
-    for row, text in zip(ours, TEXTS):
+    for row, text in zip(ours, TEXTS, strict=True):
         np.testing.assert_array_equal(row, datasketch_signature(text, hashfunc))
     np.testing.assert_array_equal(ours[0], ours[1])
     assert not np.array_equal(ours[0], ours[2])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 
 import pyarrow.parquet as pq
 import pytest
@@ -26,7 +27,7 @@ def _check(text: str) -> list[tuple[int, int]]:
     spans = split_passages(text)
     # in order, not overlapping, trimmed, and covering every word of the document exactly once
     assert all(a < b for a, b in spans)
-    assert all(b1 <= a2 for (_, b1), (a2, _) in zip(spans, spans[1:]))
+    assert all(b1 <= a2 for (_, b1), (a2, _) in pairwise(spans))
     assert all(not text[a].isspace() and not text[b - 1].isspace() for a, b in spans)
     covered = "".join(text[a:b] for a, b in spans)
     assert re.sub(r"\s+", "", covered) == re.sub(r"\s+", "", text)
@@ -106,7 +107,7 @@ def test_sentence_boundaries_agree_with_spacy_sentencizer():
         return found
 
     agree = total = 0
-    for paragraph, doc in zip(paragraphs, nlp.pipe(paragraphs)):
+    for paragraph, doc in zip(paragraphs, nlp.pipe(paragraphs), strict=True):
         theirs = starts(paragraph, [s.end_char for s in doc.sents])
         ours = starts(paragraph, [b for _, b in sentence_spans(paragraph)])
         agree += len(theirs & ours)

@@ -96,7 +96,9 @@ def test_at_4_percent_the_rate_is_detected_and_the_raw_count_would_have_missed_i
 
 
 @pytest.mark.parametrize("rate", RATES)
-def test_sample_and_estimate_with_labels_from_the_planted_truth_recover_the_passage_share(planted_runs: dict, rate: str) -> None:
+def test_sample_and_estimate_with_labels_from_the_planted_truth_recover_the_passage_share(
+    planted_runs: dict, rate: str
+) -> None:
     run, planted = planted_runs[rate]["run"], planted_runs[rate]["planted"]
     auditloop.sample(run, 400, run / "audit.jsonl", seed=0)
     rows = [json.loads(line) for line in (run / "audit.jsonl").read_text().splitlines()]
@@ -121,7 +123,7 @@ def _planted_passage_share(shards: Path, planted: dict[str, int]) -> float:
     for path in sorted(shards.glob("*.parquet")):
         table = pq.read_table(path, columns=["id", "text"])
         table = table.filter(pa.array(gate(table["text"])))
-        for doc_id, text in zip(table["id"].to_pylist(), table["text"].to_pylist()):
+        for doc_id, text in zip(table["id"].to_pylist(), table["text"].to_pylist(), strict=True):
             spans = split_passages(text)
             total += len(spans)
             hits += sum(_is_planted(planted, doc_id, end) for _, end in spans)

@@ -6,6 +6,7 @@ directory and auth token; teardown kills exactly the processes they started, fou
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -110,10 +111,8 @@ def cluster():
         yield Cluster(f"127.0.0.1:{port}", {k: env[k] for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}, nodes)
     finally:
         for pid in _processes(nodes):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         for node in nodes:
             node.wait()
         shutil.rmtree(temp_dir, ignore_errors=True)
@@ -146,7 +145,9 @@ def _without_timings(value):
 
 def test_ray_cluster_scan_equals_local_scan(cluster, local_run, tmp_path):
     run = tmp_path / "run"
-    done = subprocess.run(_ray_scan(cluster, run, str(SHARDS), "--progress"), capture_output=True, text=True, env=cluster.driver_env())
+    done = subprocess.run(
+        _ray_scan(cluster, run, str(SHARDS), "--progress"), capture_output=True, text=True, env=cluster.driver_env()
+    )
     assert done.returncode == 0, done.stderr
     assert "100%|" in done.stderr, "the workers' per-batch progress did not reach the driver's bar"
     _assert_same_results(run, local_run)
@@ -159,8 +160,13 @@ def test_ray_cluster_scan_equals_local_scan(cluster, local_run, tmp_path):
 def test_worker_killed_mid_run_is_retried_by_ray(cluster, local_run, tmp_path):
     run = tmp_path / "run"
     # The shards as a URI, read through pyarrow's filesystems on the workers: the path s3://... inputs take.
-    driver = subprocess.Popen(_ray_scan(cluster, run, SHARDS.as_uri()), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env=cluster.driver_env())
+    driver = subprocess.Popen(
+        _ray_scan(cluster, run, SHARDS.as_uri()),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cluster.driver_env(),
+    )
     deadline = time.time() + 120
     victim = None
     while victim is None and time.time() < deadline and driver.poll() is None:
@@ -181,14 +187,29 @@ def test_worker_killed_mid_run_is_retried_by_ray(cluster, local_run, tmp_path):
 
 def test_a_shard_unreadable_past_its_footer_is_a_failure_as_in_local_runs(cluster, tmp_path):
     inputs = tmp_path / "in"
-    write_shard(inputs / "good.parquet", ["The robot refused to shut down and lied to its makers. " * 10, "Bread recipe."])
-    bad = write_shard(inputs / "bad.parquet", [f"Row {i}: the android spoke softly about the weather. " * 5 for i in range(400)])
+    write_shard(
+        inputs / "good.parquet", ["The robot refused to shut down and lied to its makers. " * 10, "Bread recipe."]
+    )
+    bad = write_shard(
+        inputs / "bad.parquet", [f"Row {i}: the android spoke softly about the weather. " * 5 for i in range(400)]
+    )
     data = bytearray(bad.read_bytes())
     data[len(data) // 3 : len(data) // 3 + 200] = b"\xff" * 200  # the footer still plans; the data pages do not read
     bad.write_bytes(bytes(data))
     local = cli("scan", str(inputs), "--out", str(tmp_path / "local"))
-    on_ray = cli("scan", str(inputs), "--out", str(tmp_path / "ray"), "--engine", "ray", "--ray-address", cluster.address,
-                 "--workers", "2", env=cluster.driver_env())
+    on_ray = cli(
+        "scan",
+        str(inputs),
+        "--out",
+        str(tmp_path / "ray"),
+        "--engine",
+        "ray",
+        "--ray-address",
+        cluster.address,
+        "--workers",
+        "2",
+        env=cluster.driver_env(),
+    )
     assert local.returncode == on_ray.returncode == 1, on_ray.stderr
     assert [Path(f["input"]).name for f in load_summary(tmp_path / "ray")["failures"]] == ["bad.parquet"]
     _assert_same_results(tmp_path / "ray", tmp_path / "local")
@@ -197,8 +218,11 @@ def test_a_shard_unreadable_past_its_footer_is_a_failure_as_in_local_runs(cluste
 def test_engine_ray_without_ray_installed_says_how_to_install(tmp_path):
     shim = "import sys; sys.modules['ray'] = None; from audit.cli import main; sys.exit(main(sys.argv[1:]))"
     shard = SHARDS / "web_mix_00000.parquet"
-    done = subprocess.run([sys.executable, "-c", shim, "scan", str(shard), "--out", str(tmp_path / "run"), "--engine", "ray"],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", shim, "scan", str(shard), "--out", str(tmp_path / "run"), "--engine", "ray"],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 2, done.stderr
     assert "pip install 'corpus-audit[ray]'" in done.stderr
     assert "Traceback" not in done.stderr
@@ -222,7 +246,15 @@ def test_a_node_that_cannot_see_the_run_directory_is_a_usage_error(tmp_path):
 
 def test_an_address_where_no_ray_runs_is_a_usage_error(tmp_path):
     address = f"127.0.0.1:{_free_port()}"
-    done = cli("scan", str(SHARDS / "web_mix_00000.parquet"), "--out", str(tmp_path / "run"), "--engine", "ray",
-               "--ray-address", address)
+    done = cli(
+        "scan",
+        str(SHARDS / "web_mix_00000.parquet"),
+        "--out",
+        str(tmp_path / "run"),
+        "--engine",
+        "ray",
+        "--ray-address",
+        address,
+    )
     assert done.returncode == 2, done.stderr
     assert f"no Ray head node answers at {address}" in done.stderr and "ray start --head" in done.stderr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -18,7 +20,10 @@ def test_discover_directories_recursively_globs_and_files(tmp_path):
     (tmp_path / "corpus" / "notes.txt").write_text("not a shard")
     found = discover([str(tmp_path / "corpus")])
     assert [s.relpath for s in found] == ["a.parquet", "sub/b.parquet"]
-    assert [s.relpath for s in discover([str(tmp_path / "corpus" / "**" / "*.parquet")])] == ["a.parquet", "sub/b.parquet"]
+    assert [s.relpath for s in discover([str(tmp_path / "corpus" / "**" / "*.parquet")])] == [
+        "a.parquet",
+        "sub/b.parquet",
+    ]
     assert [s.uri for s in discover([str(b)])] == [str(b)]
     assert found[0].fingerprint() == {"path": str(a), "size": a.stat().st_size, "mtime_ns": a.stat().st_mtime_ns}
 
@@ -38,7 +43,7 @@ def test_units_cover_every_row_group_once(tmp_path):
     units = plan_units(shard, metadata, unit_bytes=30_000)
     assert len(units) > 2
     assert units[0].start == 0 and units[-1].stop == metadata.num_row_groups
-    assert all(u.stop == v.start for u, v in zip(units, units[1:]))
+    assert all(u.stop == v.start for u, v in pairwise(units))
     assert sum(u.rows for u in units) == 1000
     assert [u.first_row for u in units] == [sum(x.rows for x in units[:i]) for i in range(len(units))]
     assert len({u.id for u in units}) == len(units)
@@ -109,4 +114,11 @@ def test_real_shards_are_planned_whole():
 
 
 def test_default_columns_are_fineweb():
-    assert Columns().named() == {"text": "text", "id": "id", "url": "url", "date": "date", "dump": "dump", "tokens": "token_count"}
+    assert Columns().named() == {
+        "text": "text",
+        "id": "id",
+        "url": "url",
+        "date": "date",
+        "dump": "dump",
+        "tokens": "token_count",
+    }

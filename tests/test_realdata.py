@@ -29,11 +29,13 @@ def test_shared_data_is_found():
 
 
 def test_span_slices_the_passage_and_whole_text_when_null():
-    span_rec, whole_rec = realdata.resolve([record("news_long_lk", ARTICLE, ARTICLE_SPAN), record("news_long_lk", ARTICLE)])
+    span_rec, whole_rec = realdata.resolve(
+        [record("news_long_lk", ARTICLE, ARTICLE_SPAN), record("news_long_lk", ARTICLE)]
+    )
     assert span_rec["text"].startswith("Shambaugh connected the agent")
     assert span_rec["text"].endswith("in order to preserve their goals.")
     assert whole_rec["text"].startswith("Online harassment is entering its AI era\n\n")
-    assert whole_rec["text"][ARTICLE_SPAN[0]:ARTICLE_SPAN[1]] == span_rec["text"]
+    assert whole_rec["text"][ARTICLE_SPAN[0] : ARTICLE_SPAN[1]] == span_rec["text"]
     assert span_rec["label"] == "neutral_ai" and span_rec["key"] == ARTICLE and span_rec["note"] == "test"
 
 
@@ -90,7 +92,9 @@ def test_load_records_reports_file_and_line(tmp_path):
     good = write_jsonl(tmp_path / "good.jsonl", [record("secret_goals", 3, label="no_ai")])
     loaded = realdata.load_records(good)
     assert loaded[0]["key"] == "3" and loaded[0]["span"] is None
-    bad_label = write_jsonl(tmp_path / "bad.jsonl", [record("agnews", "agnews_test:1"), record("agnews", "x", label="benign_ai")])
+    bad_label = write_jsonl(
+        tmp_path / "bad.jsonl", [record("agnews", "agnews_test:1"), record("agnews", "x", label="benign_ai")]
+    )
     with pytest.raises(ValueError, match=r"bad.jsonl:2: unknown label 'benign_ai'"):
         realdata.load_records(bad_label)
     bad_source = write_jsonl(tmp_path / "src.jsonl", [record("wikipedia", "x")])
@@ -112,7 +116,9 @@ def test_data_root_follows_the_environment(monkeypatch, tmp_path):
 
 def test_split_keeps_whole_transcripts_and_articles_on_one_side():
     transcript = "api-change-affair-orig-affair-content.jsonl:2"
-    assert realdata.split_unit("agentic_misalignment", f"{transcript}:reasoning") == f"agentic_misalignment:{transcript}"
+    assert (
+        realdata.split_unit("agentic_misalignment", f"{transcript}:reasoning") == f"agentic_misalignment:{transcript}"
+    )
     assert realdata.is_dev("agentic_misalignment", f"{transcript}:reasoning") == realdata.is_dev(
         "agentic_misalignment", f"{transcript}:response"
     )
@@ -130,8 +136,17 @@ def test_committed_label_files_resolve():
         assert all(r["text"].strip() for r in resolved), path
 
 
-@pytest.mark.parametrize("name", ["dev.jsonl", "new_sources_dev.jsonl", "web_sample_dev.jsonl",
-                                  "train_real.jsonl", "new_sources_train.jsonl", "web_sample_train.jsonl"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "dev.jsonl",
+        "new_sources_dev.jsonl",
+        "web_sample_dev.jsonl",
+        "train_real.jsonl",
+        "new_sources_train.jsonl",
+        "web_sample_train.jsonl",
+    ],
+)
 def test_label_files_stay_on_their_side_of_the_split(name):
     records = realdata.load_records(LABEL_DIR / name)
     dev_file = name.startswith("dev") or name.endswith("_dev.jsonl")
@@ -149,8 +164,12 @@ def test_new_sources_put_about_a_third_of_their_documents_on_the_dev_side():
 def test_drawn_strata_match_the_recorded_design():
     """Every passage the design drew was read: the label files hold exactly the design's sample sizes."""
     design = json.loads((LABEL_DIR / "design.json").read_text())
-    records = [r for side in ("dev", "train") for family in ("web_sample", "new_sources")
-               for r in realdata.load_records(LABEL_DIR / f"{family}_{side}.jsonl")]
+    records = [
+        r
+        for side in ("dev", "train")
+        for family in ("web_sample", "new_sources")
+        for r in realdata.load_records(LABEL_DIR / f"{family}_{side}.jsonl")
+    ]
 
     def count(stratum: str, source: str) -> int:
         return sum(stratum in r["strata"] and r["source"] == source for r in records)

@@ -109,14 +109,18 @@ def _export_args(run: Path, out: Path) -> list[str]:
 
 
 def _export_files(out: Path) -> dict[str, bytes]:
-    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.suffix in (".parquet", ".gz")}
+    return {
+        p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.suffix in (".parquet", ".gz")
+    }
 
 
 @pytest.mark.shared_data
 def test_export_killed_at_random_points_resumes_to_identical_files(reference, tmp_path):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     cli(*_export_args(reference, whole), check=True)
-    landed = _kill_at_random_points(_export_args(reference, killed), killed, len(_files(whole)), random.Random(SEED + 1))
+    landed = _kill_at_random_points(
+        _export_args(reference, killed), killed, len(_files(whole)), random.Random(SEED + 1)
+    )
     assert len(landed) == KILLS, f"seed {SEED}: only {len(landed)} kills landed while the export ran ({landed})"
 
     done = cli(*_export_args(reference, killed), check=True)
@@ -153,8 +157,9 @@ DISK_FULL = textwrap.dedent("""
 
 
 def _disk_full_at(fail_on: str, args: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", DISK_FULL, *args], capture_output=True, text=True,
-                          env={**os.environ, "FAIL_ON": fail_on})
+    return subprocess.run(
+        [sys.executable, "-c", DISK_FULL, *args], capture_output=True, text=True, env={**os.environ, "FAIL_ON": fail_on}
+    )
 
 
 def _resumes_to_the_reference(args: list[str], run: Path, reference: Path) -> None:
@@ -163,8 +168,9 @@ def _resumes_to_the_reference(args: list[str], run: Path, reference: Path) -> No
     cli(*args, check=True)
     assert load_summary(run) == load_summary(reference)
     assert _same_tables(run / "passages.parquet", reference / "passages.parquet")
-    assert all((run / "units" / name).stat().st_mtime_ns == mtime for name, mtime in kept.items()), \
+    assert all((run / "units" / name).stat().st_mtime_ns == mtime for name, mtime in kept.items()), (
         "units finished before the failure were scanned again"
+    )
     assert (run / "report.html").is_file() and (run / "report.md").is_file()
     assert not list(run.rglob(".tmp-*"))
 
@@ -191,7 +197,11 @@ def test_a_failed_write_of_the_merged_results_fails_the_run_and_it_resumes(corpu
     args = _scan_args(corpus, run)
     failed = _disk_full_at(fail_on, args)
     assert failed.returncode == 2 and "Traceback" not in failed.stderr
-    assert "No space left on device" in failed.stderr and fail_on in failed.stderr and "re-run the same command" in failed.stderr
+    assert (
+        "No space left on device" in failed.stderr
+        and fail_on in failed.stderr
+        and "re-run the same command" in failed.stderr
+    )
     assert not list(run.rglob(".tmp-*"))
     assert json.loads((run / "manifest.json").read_text())["finished"] is False
     _resumes_to_the_reference(args, run, reference)
@@ -211,7 +221,7 @@ def test_a_failed_report_write_leaves_a_finished_run_and_says_how_to_redo_the_re
 
 def test_binary_text_column_with_invalid_utf8_is_decoded_with_replacement(tmp_path):
     story = "The rogue AI refused to shut down and copied itself to a hidden server to escape its makers. " * 3
-    texts = [story.encode() + b"\xff\xfe broken \xc3", b"Bread, flour and \x80 water.", None, "plain robot".encode()]
+    texts = [story.encode() + b"\xff\xfe broken \xc3", b"Bread, flour and \x80 water.", None, b"plain robot"]
     path = tmp_path / "in" / "binary.parquet"
     path.parent.mkdir()
     pq.write_table(pa.table({"text": pa.array(texts, pa.binary()), "id": ["a", "b", "c", "d"]}), path)
@@ -244,8 +254,10 @@ def test_a_thousand_tiny_shards_give_the_same_labels_as_one_shard(tmp_path):
     for key in ("documents", "documents_gated", "characters", "passages"):
         assert a["corpus"][key] == b["corpus"][key], key
     columns = ["doc_id", "passage_index", "char_start", "char_end", "label"]
-    flagged = [pl.read_parquet(run / "passages.parquet", columns=columns).sort(["doc_id", "passage_index"])
-               for run in (tmp_path / "run-one", tmp_path / "run-many")]
+    flagged = [
+        pl.read_parquet(run / "passages.parquet", columns=columns).sort(["doc_id", "passage_index"])
+        for run in (tmp_path / "run-one", tmp_path / "run-many")
+    ]
     assert flagged[0].equals(flagged[1])
 
 
@@ -260,7 +272,8 @@ def test_an_empty_directory_exits_2_saying_what_to_pass(tmp_path):
 HOSTILE = [
     "<script>window.__pwned = 11; document.title = 'PWNED'</script> The robot wrote this page. " * 3,
     "Control \x00 characters \x07 \x08 \x1b[31m in red \x1b[0m, \x7f, \x0c and \r carriage returns around an AI. " * 5,
-    "The AI said \u202egnihton\u202c and \u2066isolated\u2069, then \u200bzero\u200dwidth joiners and \ufeff marks. " * 5,
+    "The AI said \u202egnihton\u202c and \u2066isolated\u2069, then \u200bzero\u200dwidth joiners and \ufeff marks. "
+    * 5,
     "robot" + "x" * 2_000_000,  # one 2 MB word: a line without spaces
     ("The android looked at the sky. " * 40_000).strip(),  # one 1.2 MB line of sentences
     "\n" * 100_000 + "a robot at the end of a hundred thousand empty lines",
@@ -269,9 +282,19 @@ HOSTILE = [
 
 
 def _scan_hostile(tmp_path: Path) -> Path:
-    write_shard(tmp_path / "in" / "hostile.parquet", HOSTILE,
-                url=["https://x.example/<script>window.__pwned=12</script>", "https://y.example/\x00\u202e", None,
-                     "javascript:window.__pwned=13", "https://ok.example/", "https://ok.example/2", "\u202e"])
+    write_shard(
+        tmp_path / "in" / "hostile.parquet",
+        HOSTILE,
+        url=[
+            "https://x.example/<script>window.__pwned=12</script>",
+            "https://y.example/\x00\u202e",
+            None,
+            "javascript:window.__pwned=13",
+            "https://ok.example/",
+            "https://ok.example/2",
+            "\u202e",
+        ],
+    )
     run = tmp_path / "run"
     done = cli("scan", str(tmp_path / "in"), "--out", str(run))
     assert done.returncode == 0, done.stderr

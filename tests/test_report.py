@@ -112,9 +112,15 @@ def _concentration(frame: pl.DataFrame, label: str) -> dict:
     per_domain = mine.group_by("domain").agg(pl.col("doc_id").n_unique().alias("documents")) \
         .sort(["documents", "domain"], descending=[True, False])
     total = mine["doc_id"].n_unique()
-    families = mine.group_by("cluster_id").agg(pl.len().alias("passages"), pl.col("doc_id").n_unique().alias("documents"),
-                                               pl.col("domain").n_unique().alias("domains")) \
+    families = (
+        mine.group_by("cluster_id")
+        .agg(
+            pl.len().alias("passages"),
+            pl.col("doc_id").n_unique().alias("documents"),
+            pl.col("domain").n_unique().alias("domains"),
+        )
         .sort(["passages", "cluster_id"], descending=[True, False])
+    )
     counts = np.sort(per_domain["documents"].to_numpy())
     cum = np.cumsum(counts) / counts.sum()
     gini = 1 - (2 * cum.sum() - cum[-1]) / len(counts)
@@ -142,10 +148,14 @@ def write_fixture_run(run_dir: Path, *, payloads: bool = False, clusters: bool =
         n_chars = int(mine["text"].str.len_chars().sum()) if label != "no_ai" else characters // 2
         low, high = _wilson(n_docs, documents)
         by_documents = {"estimate": n_docs / documents, "ci95": [low, high], "method": "Wilson classify-and-count"}
-        by_characters = {"estimate": n_chars / characters, "method": "Wilson classify-and-count",
-                         "ci95": [n_chars / characters * 0.8, n_chars / characters * 1.2]}
+        by_characters = {
+            "estimate": n_chars / characters,
+            "method": "Wilson classify-and-count",
+            "ci95": [n_chars / characters * 0.8, n_chars / characters * 1.2],
+        }
         labels[label] = {
-            "documents": n_docs, "passages": mine.height if label != "no_ai" else total_passages - frame.height,
+            "documents": n_docs,
+            "passages": mine.height if label != "no_ai" else total_passages - frame.height,
             "characters": n_chars,
             "prevalence": {
                 unit: {**entry, "detectable": True, "estimators": {"classify_and_count": entry}}
@@ -154,33 +164,59 @@ def write_fixture_run(run_dir: Path, *, payloads: bool = False, clusters: bool =
         }
     summary = {
         "schema_version": 1,
-        "corpus": {"shards": 4, "shards_failed": 1 if payloads else 0, "documents": documents,
-                   "documents_scanned": documents, "characters": characters, "passages": total_passages},
+        "corpus": {
+            "shards": 4,
+            "shards_failed": 1 if payloads else 0,
+            "documents": documents,
+            "documents_scanned": documents,
+            "characters": characters,
+            "passages": total_passages,
+        },
         "labels": labels,
         "concentration": {label: _concentration(frame, label) for label in AI_LABELS},
         "by_dump": {str(d): {"documents": documents // 3, "characters": characters // 3} for d in DUMPS},
         "failures": [{"input": "broken.parquet", "unit": None, "error": f"not a Parquet file: {PAYLOADS[1]}"}]
-        if payloads else [],
+        if payloads
+        else [],
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     frame.write_parquet(run_dir / "passages.parquet")
     if clusters:
         cl = frame.group_by("cluster_id").agg(
-            pl.len().alias("size"), pl.col("doc_id").n_unique().alias("documents"),
+            pl.len().alias("size"),
+            pl.col("doc_id").n_unique().alias("documents"),
             pl.col("domain").n_unique().alias("domains"),
             *[(pl.col("label") == label).sum().alias(f"n_{label}") for label in AI_LABELS],
-            pl.col("doc_id").first().alias("exemplar_doc_id"), pl.col("text").first().alias("exemplar_text"),
-            pl.col("date").min().alias("first_date"), pl.col("date").max().alias("last_date"),
-            pl.col("domain").unique().sort().head(3).alias("top_domains"))
+            pl.col("doc_id").first().alias("exemplar_doc_id"),
+            pl.col("text").first().alias("exemplar_text"),
+            pl.col("date").min().alias("first_date"),
+            pl.col("date").max().alias("last_date"),
+            pl.col("domain").unique().sort().head(3).alias("top_domains"),
+        )
         cl.write_parquet(run_dir / "clusters.parquet")
     manifest = {
-        "schema_version": 1, "tool_version": "0.1.0", "inputs": ["shards/"],
-        "options": {"columns": {"text": PAYLOADS[2] if payloads else "text", "id": "id", "url": "url"},
-                    "sample_rate": 1.0, "seed": 0},
+        "schema_version": 1,
+        "tool_version": "0.1.0",
+        "inputs": ["shards/"],
+        "options": {
+            "columns": {"text": PAYLOADS[2] if payloads else "text", "id": "id", "url": "url"},
+            "sample_rate": 1.0,
+            "seed": 0,
+        },
         "model": {"path": "classifiers/model.ftz", "sha256": "ab" * 32, "version": "fixture"},
-        "shards": [{"relpath": f"web_{i}.parquet", "path": f"/data/shards/web_{i}.parquet", "size": 4_000_000 + i,
-                    "mtime_ns": 1_700_000_000 + i} for i in range(4)],
-        "finished": True, "seconds": 12.5, "bytes_read": 16_000_000, "documents_scanned": documents,
+        "shards": [
+            {
+                "relpath": f"web_{i}.parquet",
+                "path": f"/data/shards/web_{i}.parquet",
+                "size": 4_000_000 + i,
+                "mtime_ns": 1_700_000_000 + i,
+            }
+            for i in range(4)
+        ],
+        "finished": True,
+        "seconds": 12.5,
+        "bytes_read": 16_000_000,
+        "documents_scanned": documents,
     }
     (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
     units = run_dir / "units"
@@ -191,8 +227,14 @@ def write_fixture_run(run_dir: Path, *, payloads: bool = False, clusters: bool =
     for i in range(4):
         share = histogram // 4 + (histogram % 4 > i)
         by_dump = {str(d): {"documents": documents // 12, "characters": characters // 12} for d in DUMPS}
-        unit = {"unit": f"web_{i}.parquet@0-1", "documents": documents // 4, "passages": total_passages // 4,
-                "score_histogram": share.tolist(), "by_dump": by_dump, "seconds": 3.0}
+        unit = {
+            "unit": f"web_{i}.parquet@0-1",
+            "documents": documents // 4,
+            "passages": total_passages // 4,
+            "score_histogram": share.tolist(),
+            "by_dump": by_dump,
+            "seconds": 3.0,
+        }
         (units / f"web_{i}.parquet@0-1.json").write_text(json.dumps(unit))
     return summary
 
@@ -254,8 +296,14 @@ def test_headline_numbers_and_sections_are_on_the_page(run):
         estimate, interval = fmt.pct_interval(prev["estimate"], *prev["ci95"])
         assert estimate in text and interval in text, label
         assert f"{block['documents']:,} documents" in text
-    for title in ("Headline", "Where it concentrates", "By dump and date", "Score distribution", "Example passages",
-                  "Run details"):
+    for title in (
+        "Headline",
+        "Where it concentrates",
+        "By dump and date",
+        "Score distribution",
+        "Example passages",
+        "Run details",
+    ):
         assert title in text
     top = summary["concentration"]["misaligned_ai"]["top_domains"][0]
     assert top["domain"] in text and fmt.pct(top["share"], 1) in text
@@ -315,7 +363,7 @@ def test_corpus_payloads_are_escaped_everywhere(tmp_path):
     assert all(a["src"].startswith("data:image/svg+xml;base64,") for t, a in tags if t == "img")
     text = _visible_text(page)
     for payload in PAYLOADS + (PAYLOAD_URL, PAYLOAD_DOMAIN):
-        assert " ".join(payload.split()) in text, payload   # shown, as text
+        assert " ".join(payload.split()) in text, payload  # shown, as text
     csp = [a for t, a in tags if t == "meta" and a.get("http-equiv") == "Content-Security-Policy"]
     assert csp and "default-src 'none'" in csp[0]["content"]
 
@@ -326,9 +374,11 @@ def test_markdown_escapes_payloads(tmp_path):
     md = write_reports(run_dir)[1].read_text()
     # Outside code spans (which CommonMark renders as literal text) no markup survives.
     assert "<" not in re.sub(r"(`+) .*? \1", "", md)
-    assert "<img src=x onerror" in md   # the payload domain is there, in a code span
-    assert md_text("<b>*x*</b> [a](javascript:b) | ![i](x)") == \
-        r"&lt;b&gt;\*x\*&lt;/b&gt; \[a\]\(javascript:b\) \| \!\[i\]\(x\)"
+    assert "<img src=x onerror" in md  # the payload domain is there, in a code span
+    assert (
+        md_text("<b>*x*</b> [a](javascript:b) | ![i](x)")
+        == r"&lt;b&gt;\*x\*&lt;/b&gt; \[a\]\(javascript:b\) \| \!\[i\]\(x\)"
+    )
     assert md_code("a`b|c") == r"`` a`b\|c ``"
 
 
@@ -341,7 +391,7 @@ def test_missing_clusters_and_units_degrade_gracefully(tmp_path):
     html_path, _ = write_reports(run_dir)
     text = _visible_text(html_path.read_text())
     assert "Headline" in text and "Where it concentrates" in text
-    assert "Score distribution" not in text   # no unit stats, no histogram section
+    assert "Score distribution" not in text  # no unit stats, no histogram section
 
 
 def test_passages_may_be_a_directory_of_parquet_files(run):
@@ -362,9 +412,13 @@ def test_passages_may_be_a_directory_of_parquet_files(run):
 def test_undetectable_prevalence_shows_the_message_not_a_number(run):
     run_dir, summary = run
     entry = summary["labels"]["misaligned_ai"]["prevalence"]["documents"]
-    entry.update(estimate=None, ci95=[0.0, 0.0031], detectable=False,
-                 message="False positives could explain every passage counted.",
-                 estimators={"rogan_gladen": {"estimate": 0.001, "ci95": [0.0, 0.004]}})
+    entry.update(
+        estimate=None,
+        ci95=[0.0, 0.0031],
+        detectable=False,
+        message="False positives could explain every passage counted.",
+        estimators={"rogan_gladen": {"estimate": 0.001, "ci95": [0.0, 0.004]}},
+    )
     summary["labels"]["aligned_ai"]["prevalence"]["characters"]["population"] = "characters of gated documents"
     (run_dir / "summary.json").write_text(json.dumps(summary))
     write_reports(run_dir)
@@ -374,15 +428,23 @@ def test_undetectable_prevalence_shows_the_message_not_a_number(run):
     assert "rogan_gladen" in text and "characters: characters of gated documents" in text
     assert "No ratio: misaligned AI has no estimate (not detectable)." in text
     block = summary["labels"]["misaligned_ai"]
-    assert (f"| `misaligned_ai` | {block['documents']:,} | {block['passages']:,} | not detectable | "
-            f"at most {fmt.pct(0.0031)} |") in (run_dir / "report.md").read_text()
+    assert (
+        f"| `misaligned_ai` | {block['documents']:,} | {block['passages']:,} | not detectable | "
+        f"at most {fmt.pct(0.0031)} |"
+    ) in (run_dir / "report.md").read_text()
 
 
 def test_too_few_documents_shows_no_number_and_no_ratio(run):
     run_dir, summary = run
     entry = summary["labels"]["aligned_ai"]["prevalence"]["documents"]
-    entry.update(estimate=None, ci95=[0.0, 0.9], detectable=False, too_few=True, population="of documents",
-                 message="too few documents to estimate: only 18 documents that name AI were classified")
+    entry.update(
+        estimate=None,
+        ci95=[0.0, 0.9],
+        detectable=False,
+        too_few=True,
+        population="of documents",
+        message="too few documents to estimate: only 18 documents that name AI were classified",
+    )
     (run_dir / "summary.json").write_text(json.dumps(summary))
     write_reports(run_dir)
     text = _visible_text((run_dir / "report.html").read_text())
@@ -410,11 +472,20 @@ def test_human_audited_estimates_are_shown_when_estimate_json_exists(run):
     run_dir, _ = run
     write_reports(run_dir)
     assert "Checked by people" not in _visible_text((run_dir / "report.html").read_text())
-    entry = {"estimate": 0.0123, "ci95": [0.008, 0.019], "method": "stratified",
-             "estimators": {"stratified": {"estimate": 0.0123, "ci95": [0.008, 0.019], "method": "stratified"},
-                            "ppi": {"estimate": 0.0131, "ci95": [0.009, 0.017], "method": "ppi"}}}
-    audit = {"schema_version": 1, "labelled": 240,
-             "labels": {label: {"passages": entry, "gate_rejected_documents": entry} for label in LABELS}}
+    entry = {
+        "estimate": 0.0123,
+        "ci95": [0.008, 0.019],
+        "method": "stratified",
+        "estimators": {
+            "stratified": {"estimate": 0.0123, "ci95": [0.008, 0.019], "method": "stratified"},
+            "ppi": {"estimate": 0.0131, "ci95": [0.009, 0.017], "method": "ppi"},
+        },
+    }
+    audit = {
+        "schema_version": 1,
+        "labelled": 240,
+        "labels": {label: {"passages": entry, "gate_rejected_documents": entry} for label in LABELS},
+    }
     (run_dir / "estimate.json").write_text(json.dumps(audit))
     write_reports(run_dir)
     text = _visible_text((run_dir / "report.html").read_text())
@@ -440,7 +511,7 @@ def test_lorenz_curve_agrees_with_the_scan_gini():
         x, y, g = lorenz(np.asarray(counts))
         assert g == pytest.approx(gini(counts), abs=1e-9)
         assert x[0] == y[0] == 0 and x[-1] == pytest.approx(1) and y[-1] == pytest.approx(1)
-        assert np.all(np.diff(y) >= 0) and np.all(y <= x + 1e-12)   # convex, under the diagonal
+        assert np.all(np.diff(y) >= 0) and np.all(y <= x + 1e-12)  # convex, under the diagonal
 
 
 def test_not_a_run_directory_is_a_clear_error(tmp_path):

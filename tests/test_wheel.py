@@ -27,8 +27,11 @@ def _expected() -> set[str]:
 
 
 def test_the_wheel_holds_every_module_and_data_file(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(REPO)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(REPO)],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     assert "warning" not in (done.stdout + done.stderr).lower(), done.stdout + done.stderr
     (wheel,) = tmp_path.glob("corpus_audit-*.whl")
