@@ -34,6 +34,7 @@ def _passages(rng: np.random.Generator, unit: int, start: int, count: int, flagg
     index = np.arange(start, start + count)
     return {
         "doc_id": np.array([f"u{unit}-d{i // 4}" for i in index]), "passage_index": (index % 4).astype(np.int32),
+        "shard": np.full(count, f"u{unit}.parquet"), "row": index // 4,
         "label": label, "probs": probs, "truth": truth,
         "sample_hash": rng.integers(0, 2**63, count, dtype=np.int64).astype(np.uint64),
     }
@@ -42,7 +43,7 @@ def _passages(rng: np.random.Generator, unit: int, start: int, count: int, flagg
 def _rows(p: dict, kind: str | None = None) -> pa.Table:
     n = len(p["doc_id"])
     columns = {
-        "doc_id": p["doc_id"], "shard": np.full(n, "s.parquet"), "row": np.arange(n), "url": np.full(n, None),
+        "doc_id": p["doc_id"], "shard": p["shard"], "row": p["row"], "url": np.full(n, None),
         "passage_index": p["passage_index"], "char_start": np.zeros(n, np.int64), "char_end": np.full(n, 10),
         "text": np.array([f"passage {d}/{i}" for d, i in zip(p["doc_id"], p["passage_index"])]),
         "label": p["label"], **{f"p_{L}": p["probs"][:, j].astype(np.float32) for j, L in enumerate(LABELS)},
@@ -61,13 +62,33 @@ def _concat(parts: list[dict]) -> dict:
     return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
 
+def _documents(both: dict, unit: int, root: Path) -> tuple[pa.Table, np.ndarray, dict]:
+    """The gate-passed documents of a unit's passages (4 each, in order): their docs.parquet table as the scan
+    writes it, their planted truth (a document is misaligned when a passage of it is), and their shard, written
+    to root/corpus with one text per document; returns the shard's manifest entry."""
+    labels, probs = both["label"].reshape(-1, 4), both["probs"].reshape(-1, 4, len(LABELS))
+    doc_ids = both["doc_id"][::4]
+    texts = [f"planted document {d}" for d in doc_ids]
+    table = {"doc_id": doc_ids, "shard": both["shard"][::4], "row": both["row"][::4],
+             "url": pa.array([None] * len(doc_ids), pa.string()), "characters": [len(t) for t in texts]}
+    for j, L in enumerate(AI_LABELS):
+        table |= {f"n_{L}": (labels == L).sum(axis=1), f"any_p_{L}": 1 - np.prod(1 - probs[:, :, j], axis=1),
+                  f"sum_p_{L}": probs[:, :, j].sum(axis=1)}
+    path = root / "corpus" / f"u{unit}.parquet"
+    path.parent.mkdir(exist_ok=True)
+    pq.write_table(pa.table({"text": texts}), path)
+    entry = {"relpath": path.name, "path": str(path), "size": path.stat().st_size, "mtime_ns": path.stat().st_mtime_ns}
+    return pa.table(table), both["truth"].reshape(-1, 4).any(axis=1), entry
+
+
 def planted_run(root: Path, seed: int = 0) -> dict:
-    """Two units with flagged passages, gated no_ai passages and gate-rejected documents, each with a planted
-    truth; the files hold what a scan would keep (all flagged passages, bottom-k samples). Returns the true
+    """Two units with flagged passages, gated no_ai passages, gate-passed documents (4 passages each) and
+    gate-rejected documents, each with a planted truth; the files hold what a scan would keep (all flagged
+    passages, every gate-passed document, bottom-k samples) and the shards the documents' text. Returns the true
     misaligned shares."""
     rng = np.random.default_rng(seed)
     (root / "units").mkdir(parents=True)
-    flagged_all, passage_truth, rejected_truth, everything = [], [], [], []
+    flagged_all, passage_truth, rejected_truth, document_truth, everything, shards = [], [], [], [], [], []
     for unit, (n_flagged, n_low, n_rejected) in enumerate([(700, 5000, 3000), (300, 2000, 1500)]):
         flagged = _passages(rng, unit, 0, n_flagged, flagged=True)
         low = _passages(rng, unit, n_flagged, n_low, flagged=False)
@@ -75,16 +96,19 @@ def planted_run(root: Path, seed: int = 0) -> dict:
         rejected["doc_id"] = np.array([f"u{unit}-r{i}" for i in range(n_rejected)])
         rejected["passage_index"] = np.full(n_rejected, -1, np.int32)
         rejected["truth"] = rng.random(n_rejected) < TRUE_REJECTED_RATE
+        docs, truth, entry = _documents(_concat([flagged, low]), unit, root)
+        document_truth.append(truth)
+        shards.append(entry)
+        everything.append({"doc_id": docs["doc_id"].to_numpy(), "passage_index": np.full(len(truth), -1),
+                           "truth": truth})
         gated_sample = _bottom(_concat([flagged, low]), SAMPLE_GATED)
         sample = pa.concat_tables([_rows(gated_sample, "gated"), _rows(_bottom(rejected, SAMPLE_REJECTED), "gate_rejected")])
         sample = sample.set_column(sample.schema.get_field_index("passage_index"), "passage_index",
                                    pa.array([None if i < 0 else int(i) for i in sample["passage_index"].to_pylist()], pa.int32()))
         uid = f"shard{unit}@0-1"
         pq.write_table(sample, root / "units" / f"{uid}.sample.parquet")
-        both = _concat([flagged, low])
-        docs = {f"sum_p_{L}": [float(both["probs"][:, j].sum())] for j, L in enumerate(AI_LABELS)}
-        pq.write_table(pa.table(docs), root / "units" / f"{uid}.docs.parquet")
-        stats = {"unit": uid, "documents_sampled": 10**4, "documents_gated": 10**4 - n_rejected,
+        pq.write_table(docs, root / "units" / f"{uid}.docs.parquet")
+        stats = {"unit": uid, "documents_sampled": len(truth) + n_rejected, "documents_gated": len(truth),
                  "passages_by_label": {L: int(np.sum(flagged["label"] == L)) for L in AI_LABELS} | {"no_ai": n_low}}
         (root / "units" / f"{uid}.json").write_text(json.dumps(stats))
         flagged_all.append(flagged)
@@ -93,12 +117,16 @@ def planted_run(root: Path, seed: int = 0) -> dict:
         everything += [flagged, low, rejected]
     pq.write_table(_rows(_concat(flagged_all)), root / "passages.parquet")
     (root / "summary.json").write_text("{}")
+    (root / "manifest.json").write_text(json.dumps({"options": {"columns": {"text": "text"}}, "shards": shards}))
     truth_of = {}
     for part in everything:
         truth_of.update({(d, None if i < 0 else int(i)): bool(t) for d, i, t in zip(part["doc_id"], part["passage_index"], part["truth"])})
+    gated, rejected = np.concatenate(document_truth), np.concatenate(rejected_truth)
     return {
         "passages": float(np.concatenate(passage_truth).mean()),
-        "gate_rejected_documents": float(np.concatenate(rejected_truth).mean()),
+        "gate_rejected_documents": float(rejected.mean()),
+        "gated_documents": float(gated.mean()),
+        "documents": float(np.concatenate([gated, rejected]).mean()),
         "truth_of": truth_of,
     }
 
@@ -128,12 +156,19 @@ def test_sample_draws_every_stratum_and_records_its_population(audited: dict) ->
     assert strata["gated_no_ai"]["population"] == 7000
     assert strata["gate_rejected"]["population"] == 4500
     assert sum(s["population"] for n, s in strata.items() if n.startswith("flagged")) == 1000
+    assert sum(s["population"] for n, s in strata.items() if n in auditloop.DOC_STRATA) == 2000
     assert sum(s["drawn"] for s in strata.values()) == 600
     assert all(s["drawn"] > 0 for s in strata.values() if s["population"])
-    lines = (audited["root"] / "audit.jsonl").read_text().splitlines()
-    first = json.loads(lines[0])
+    assert audited["plan"]["drawn"] == {
+        unit: sum(s["drawn"] for s in strata.values() if s["unit"] == unit) for unit in ("passage", "document")}
+    lines = [json.loads(line) for line in (audited["root"] / "audit.jsonl").read_text().splitlines()]
     assert len(lines) == 600
-    assert {"doc_id", "passage_index", "text", "stratum", "model_label", "scores", "label"} <= set(first)
+    assert {"doc_id", "passage_index", "unit", "text", "stratum", "model_label", "scores", "label"} <= set(lines[0])
+    # A gate-passed document is labelled whole: its row holds the document's text, read from its shard.
+    documents = [r for r in lines if r["stratum"] in auditloop.DOC_STRATA]
+    texts = {r: pq.read_table(audited["root"] / "corpus" / r)["text"].to_pylist() for r in ("u0.parquet", "u1.parquet")}
+    assert documents and all(r["unit"] == "document" and r["passage_index"] is None for r in documents)
+    assert all(r["text"] == texts[r["shard"]][r["row"]] == f"planted document {r['doc_id']}" for r in documents)
 
 
 def test_sample_is_deterministic(audited: dict, tmp_path: Path) -> None:
@@ -143,7 +178,7 @@ def test_sample_is_deterministic(audited: dict, tmp_path: Path) -> None:
     auditloop.sample(audited["root"], 600, audited["root"] / "audit.jsonl", seed=3)  # restore the plan
 
 
-@pytest.mark.parametrize("unit", ["passages", "gate_rejected_documents"])
+@pytest.mark.parametrize("unit", ["documents", "gated_documents", "passages", "gate_rejected_documents"])
 def test_estimate_recovers_the_planted_rate(audited: dict, unit: str) -> None:
     truth = audited["truth"][unit]
     entry = audited["result"]["labels"]["misaligned_ai"][unit]
