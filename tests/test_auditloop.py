@@ -256,37 +256,77 @@ def test_neyman_allocation_gives_tighter_passage_intervals_than_equal_shares() -
     assert np.mean(widths["neyman"]) < 0.9 * np.mean(widths["equal"]), {k: np.mean(v) for k, v in widths.items()}
 
 
-def test_intervals_cover_with_one_to_three_positives_per_stratum() -> None:
-    """Three strata whose labels hold 1-3 positives on average (rates 1-4% among 60-80 labels, scores that track
-    the truth loosely): both intervals must cover the true share in at least 94% of 300 samples."""
-    rng = np.random.default_rng(12)
-    sizes, labels, rates = (4_000, 20_000, 1_500), (80, 60, 70), (0.04, 0.015, 0.03)
-    hits = {"stratified": 0, "ppi": 0}
-    for _ in range(300):
+def one_to_three_positives_coverage(sizes: tuple[int, ...], labels: tuple[int, ...], rates: tuple[float, ...],
+                                    populations: dict[str, slice], samples: int = 300, seed: int = 12) -> dict:
+    """How often the stratified and the PPI interval cover the true share of each population (a run of strata),
+    over repeated samples of `labels` rows per stratum with scores that track the truth loosely."""
+    rng = np.random.default_rng(seed)
+    hits = {(name, population): 0 for name in ("stratified", "ppi") for population in populations}
+    for _ in range(samples):
         truth = [rng.random(N) < p for N, p in zip(sizes, rates)]
         scores = [np.clip(0.5 * t + rng.beta(1, 20, len(t)), 0, 1) for t in truth]
         picks = [rng.choice(N, n, replace=False) for N, n in zip(sizes, labels)]
-        share = sum(t.sum() for t in truth) / sum(sizes)
-        results = {
-            "stratified": auditloop.stratified_estimate([(N, t[i].astype(float)) for N, t, i in zip(sizes, truth, picks)],
-                                                        draws=2000),
-            "ppi": auditloop.ppi_estimate([(N, t[i].astype(float), f[i], float(f.mean()))
-                                           for N, t, f, i in zip(sizes, truth, scores, picks)], draws=2000),
-        }
-        for name, result in results.items():
-            hits[name] += result["ci95"][0] <= share <= result["ci95"][1]
-    assert all(h / 300 >= 0.94 for h in hits.values()), hits
+        for population, part in populations.items():
+            share = sum(t.sum() for t in truth[part]) / sum(sizes[part])
+            strata = list(zip(sizes[part], truth[part], scores[part], picks[part]))
+            results = {
+                "stratified": auditloop.stratified_estimate([(N, t[i].astype(float)) for N, t, _, i in strata],
+                                                            draws=2000),
+                "ppi": auditloop.ppi_estimate([(N, t[i].astype(float), f[i], float(f.mean())) for N, t, f, i in strata],
+                                              draws=2000),
+            }
+            for name, result in results.items():
+                hits[name, population] += result["ci95"][0] <= share <= result["ci95"][1]
+    return {key: h / samples for key, h in hits.items()}
 
 
-def test_ppi_matches_the_reference_implementation_where_the_designs_match() -> None:
-    """One stratum with many positives, a population far larger than the sample (no finite-population
-    correction to speak of): point estimate and interval agree with ppi-python's power-tuned PPI mean."""
+@pytest.mark.parametrize(
+    ("sizes", "labels", "rates", "populations"),
+    [
+        # three passage strata, 1-3 positives among 60-80 labels each
+        ((4_000, 20_000, 1_500), (80, 60, 70), (0.04, 0.015, 0.03), {"passages": slice(None)}),
+        # the document strata (gate-passed: the model found misaligned_ai, other AI labels, nothing; then the
+        # gate-rejected), 1-3 positives among 60-110 labels each; all documents and the gate-passed ones
+        ((300, 1_500, 8_000, 90_000), (60, 70, 90, 110), (0.03, 0.02, 0.02, 0.015),
+         {"documents": slice(None), "gated_documents": slice(0, 3)}),
+    ],
+    ids=["passage strata", "document strata"],
+)
+def test_intervals_cover_with_one_to_three_positives_per_stratum(sizes, labels, rates, populations) -> None:
+    """Strata whose labels hold 1-3 positives on average: both intervals must cover the true share of every
+    population in at least 94% of 300 samples."""
+    coverage = one_to_three_positives_coverage(sizes, labels, rates, populations)
+    assert all(c >= 0.94 for c in coverage.values()), coverage
+
+
+def _passage_scores(rng: np.random.Generator, N: int) -> tuple[np.ndarray, np.ndarray]:
+    """Passages: a model probability each, and a truth that follows it (scores a little too high)."""
+    scores = rng.beta(2, 5, N)
+    return scores, (rng.random(N) < scores * 0.9).astype(float)
+
+
+def _document_scores(rng: np.random.Generator, N: int) -> tuple[np.ndarray, np.ndarray]:
+    """Documents of 2-6 passages as the scan scores them: any_p = 1 - prod(1 - p) over the passages (which assumes
+    they are independent), and a truth that holds when some passage is truly positive."""
+    sizes = rng.integers(2, 7, N)
+    p = rng.beta(0.5, 8, sizes.sum())
+    owner = np.repeat(np.arange(N), sizes)
+    none = np.ones(N)
+    np.multiply.at(none, owner, 1 - p)
+    truth = np.bincount(owner, weights=rng.random(len(p)) < p * 0.8, minlength=N) > 0
+    return 1 - none, truth.astype(float)
+
+
+@pytest.mark.parametrize("unit", ["passages", "documents"])
+def test_ppi_matches_the_reference_implementation_where_the_designs_match(unit: str) -> None:
+    """One stratum (of passages, or of whole documents scored by the scan's any_p) with many positives, a
+    population far larger than the sample (no finite-population correction to speak of): point estimate and
+    interval agree with ppi-python's power-tuned PPI mean."""
     import ppi_py  # ppi-python, in the test extras
 
     rng = np.random.default_rng(13)
     N, n = 2_000_000, 500
-    scores = rng.beta(2, 5, N)
-    truth = (rng.random(N) < scores * 0.9).astype(float)
+    scores, truth = (_passage_scores if unit == "passages" else _document_scores)(rng, N)
     pick = rng.choice(N, n, replace=False)
     ours = auditloop.ppi_estimate([(N, truth[pick], scores[pick], float(scores.mean()))], draws=200_000)
     unlabelled = np.delete(scores, pick)
@@ -363,9 +403,10 @@ def test_sample_and_estimate_recover_a_rate_planted_in_real_web_text(tmp_path: P
     (tmp_path / "labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     result = auditloop.estimate(run, tmp_path / "labels.jsonl")
 
-    entry = result["labels"]["misaligned_ai"]["passages"]
-    for name, est in entry["estimators"].items():
-        assert est["ci95"][0] <= true_share <= est["ci95"][1], f"{name}: {est['ci95']} misses {true_share:.4f}"
+    true_documents = sum(MARKER in t for t in texts) / len(texts)  # a document row is its whole text
+    for unit, truth in (("passages", true_share), ("documents", true_documents)):
+        for name, est in result["labels"]["misaligned_ai"][unit]["estimators"].items():
+            assert est["ci95"][0] <= truth <= est["ci95"][1], f"{unit}, {name}: {est['ci95']} misses {truth:.4f}"
     assert result["labels"]["misaligned_ai"]["gate_rejected_documents"]["estimate"] == 0.0
 
 
@@ -377,8 +418,13 @@ def test_labels_lead_the_summary_and_the_terminal(audited: dict, capsys: pytest.
     summary = json.loads((audited["root"] / "summary.json").read_text())
     checked = summary["checked"]["labels"]["misaligned_ai"]
     stratified = audited["result"]["labels"]["misaligned_ai"]["passages"]["estimators"]["stratified"]
+    documents = audited["result"]["labels"]["misaligned_ai"]["documents"]["estimators"]["stratified"]
     assert checked["passages"]["estimate"] == stratified["estimate"]
     assert checked["gate_rejected_documents"]["population"] == "of the documents the gate passed over"
+    # The figure that checks the scan's headline is a share of the same population, and it comes first.
+    assert summary["checked"]["headline"] == "documents" and next(iter(checked)) == "documents"
+    assert checked["documents"]["population"] == "of documents"
+    assert checked["gated_documents"]["population"] == "of documents that name AI"
     assert summary["checked"]["labelled"] == 600
     model_figures = {"documents": 3, "passages": 4, "prevalence": {"documents": {
         "estimate": None, "ci95": [0.0, 0.05], "detectable": False, "population": "of documents"}}}
@@ -388,6 +434,27 @@ def test_labels_lead_the_summary_and_the_terminal(audited: dict, capsys: pytest.
     out = capsys.readouterr().out
     assert out.index("checked by people") < out.index("at most 5.00% of documents; cannot be told from zero")
     assert f"{stratified['estimate']:.2%} of the passages of documents that name AI" in out
+    assert out.index(f"{documents['estimate']:.2%} of documents (95% interval") < out.index("of the passages")
+
+
+def test_a_sample_drawn_without_document_strata_still_estimates(audited: dict, tmp_path: Path) -> None:
+    """A plan drawn before there were document strata (passage strata and gate-rejected documents only)
+    estimates as before: passages and gate-rejected documents, no documents figure, and says so."""
+    root = tmp_path / "run"
+    (root / "units").mkdir(parents=True)
+    plan = json.loads((audited["root"] / auditloop.PLAN_FILE).read_text())
+    keep = [i for i, r in enumerate(plan["rows"]) if r["stratum"] not in auditloop.DOC_STRATA]
+    old = {**{k: v for k, v in plan.items() if k != "drawn"},
+           "strata": [s for s in plan["strata"] if s["name"] not in auditloop.DOC_STRATA],
+           "rows": [plan["rows"][i] for i in keep]}
+    (root / auditloop.PLAN_FILE).write_text(json.dumps(old))
+    lines = (audited["root"] / "labels.jsonl").read_text().splitlines()
+    (root / "labels.jsonl").write_text("".join(lines[i] + "\n" for i in keep))
+    result = auditloop.estimate(root, root / "labels.jsonl")
+    assert set(result["labels"]["misaligned_ai"]) == {"passages", "gate_rejected_documents"}
+    assert result["labels"]["misaligned_ai"]["passages"] == audited["result"]["labels"]["misaligned_ai"]["passages"]
+    assert auditloop.checked_block(result)["headline"] is None
+    assert "no gate-passed document strata" in auditloop.render(result)
 
 
 def test_a_new_summary_keeps_the_checked_block_while_estimate_json_exists(audited: dict) -> None:
