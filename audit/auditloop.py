@@ -231,7 +231,7 @@ def _document_frame(docs: pl.DataFrame) -> pl.DataFrame:
     they track people's labels, the narrower its interval."""
     counts = [pl.col(f"n_{L}") > 0 for L in AI_LABELS]
     label = pl.when(counts[0]).then(pl.lit(AI_LABELS[0]))
-    for L, holds in zip(AI_LABELS[1:], counts[1:]):
+    for L, holds in zip(AI_LABELS[1:], counts[1:], strict=True):
         label = label.when(holds).then(pl.lit(L))
     no_ai = pl.lit(1.0)
     for L in AI_LABELS:

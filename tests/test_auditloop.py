@@ -263,12 +263,12 @@ def one_to_three_positives_coverage(sizes: tuple[int, ...], labels: tuple[int, .
     rng = np.random.default_rng(seed)
     hits = {(name, population): 0 for name in ("stratified", "ppi") for population in populations}
     for _ in range(samples):
-        truth = [rng.random(N) < p for N, p in zip(sizes, rates)]
+        truth = [rng.random(N) < p for N, p in zip(sizes, rates, strict=True)]
         scores = [np.clip(0.5 * t + rng.beta(1, 20, len(t)), 0, 1) for t in truth]
-        picks = [rng.choice(N, n, replace=False) for N, n in zip(sizes, labels)]
+        picks = [rng.choice(N, n, replace=False) for N, n in zip(sizes, labels, strict=True)]
         for population, part in populations.items():
             share = sum(t.sum() for t in truth[part]) / sum(sizes[part])
-            strata = list(zip(sizes[part], truth[part], scores[part], picks[part]))
+            strata = list(zip(sizes[part], truth[part], scores[part], picks[part], strict=True))
             results = {
                 "stratified": auditloop.stratified_estimate([(N, t[i].astype(float)) for N, t, _, i in strata],
                                                             draws=2000),
