@@ -283,9 +283,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _sample_parser(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("sample", help="draw a stratified audit sample of passages for people to label")
+    p = commands.add_parser("sample", help="draw a stratified audit sample of passages and whole documents for people "
+                                           "to label")
     p.add_argument("run", type=Path, help="a finished run directory")
-    p.add_argument("--n", type=int, required=True, help="how many passages to draw")
+    p.add_argument("--n", type=int, required=True, help="how many rows (passages and whole documents) to draw")
     p.add_argument("--out", type=Path, required=True, help="JSON Lines file to write (fill in each line's label)")
     p.add_argument("--seed", type=int, default=0, help="seed of the draw (default 0; the same seed draws the same passages)")
     p.set_defaults(handler=_cmd_sample)
@@ -297,7 +298,9 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     plan = sample(args.run, args.n, args.out, args.seed)
     for stratum in plan["strata"]:
         print(f"  {stratum['name']:<28} drew {stratum['drawn']:>5} of {stratum['population']:>10,}")
-    print(f"{len(plan['rows'])} passages to label in {args.out}; then run `corpus-audit estimate {args.run} --labels {args.out}`")
+    print(f"{len(plan['rows'])} rows to label in {args.out} ({plan['drawn']['passage']} passages, "
+          f"{plan['drawn']['document']} whole documents); then run "
+          f"`corpus-audit estimate {args.run} --labels {args.out}`")
     return 0
 
 
