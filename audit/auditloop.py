@@ -37,7 +37,7 @@ import numpy as np
 import polars as pl
 
 from .atomic import write_json_atomic, write_text_atomic
-from .errors import UsageError
+from .errors import InputError, UsageError
 from .agreement import settled_labels
 from .estimators import beta_draws, wilson
 from .config import Columns
@@ -286,7 +286,11 @@ def _fill_document_texts(run: RunDir, rows: list[dict]) -> None:
     """Give each sampled gate-passed document its whole text, read again from its shard; UsageError naming the
     shard and row when it cannot be (a shard moved or changed since the scan)."""
     wanted = [r for r in rows if r["text"] is None]
-    texts = document_texts(run, {(r["shard"], r["row"]) for r in wanted})
+    try:
+        texts = document_texts(run, {(r["shard"], r["row"]) for r in wanted})
+    except InputError as error:
+        raise UsageError(f"the audit sample's documents cannot be read again from their shards ({error}); put the "
+                         "shard back where the scan read it, or scan again") from None
     for r in wanted:
         text = texts.get((r["shard"], r["row"]))
         if text is None or len(text) != r["characters"]:

@@ -171,6 +171,28 @@ def test_sample_draws_every_stratum_and_records_its_population(audited: dict) ->
     assert all(r["text"] == texts[r["shard"]][r["row"]] == f"planted document {r['doc_id']}" for r in documents)
 
 
+@pytest.mark.parametrize("change", ["moved", "changed"])
+def test_sample_refuses_a_shard_that_moved_or_changed_since_the_scan(audited: dict, tmp_path: Path,
+                                                                     change: str) -> None:
+    """A document row is the document's text read again from its shard: where that text is gone or no longer the
+    one the scan saw, `sample` stops with an error naming the shard, before writing anything."""
+    import shutil
+
+    root = Path(shutil.copytree(audited["root"], tmp_path / "run"))
+    manifest = json.loads((root / "manifest.json").read_text())
+    for entry in manifest["shards"]:
+        entry["path"] = str(tmp_path / "gone" / entry["relpath"])
+        if change == "changed":
+            Path(entry["path"]).parent.mkdir(exist_ok=True)
+            table = pq.read_table(root / "corpus" / entry["relpath"])
+            pq.write_table(pa.table({"text": [t + " (edited)" for t in table["text"].to_pylist()]}), entry["path"])
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    expected = r"u[01]\.parquet.*(not a readable|row \d+ \(document 'u[01]-d\d+'\) cannot be read as the scan saw it)"
+    with pytest.raises(UsageError, match=expected):
+        auditloop.sample(root, 600, tmp_path / "again.jsonl", seed=3)
+    assert not (tmp_path / "again.jsonl").exists()
+
+
 def test_sample_is_deterministic(audited: dict, tmp_path: Path) -> None:
     again = auditloop.sample(audited["root"], 600, tmp_path / "again.jsonl", seed=3)
     assert again["rows"] == audited["plan"]["rows"]
