@@ -523,8 +523,10 @@ def _stratum_report(stratum: Stratum, human: list[str], rows: list[dict]) -> dic
     }
 
 
-def render(result: dict) -> str:
-    """A plain-text view of estimate.json for the terminal."""
+def render(result: dict, summary: dict | None = None) -> str:
+    """A plain-text view of estimate.json for the terminal; with the run's summary, each label's checked share of
+    documents is followed by the model's headline, a share of the same population."""
+    from .cli import headline_words
 
     def fmt(entry: dict) -> str:
         est = "n/a" if entry["estimate"] is None else f"{entry['estimate']:.4%}"
@@ -532,9 +534,15 @@ def render(result: dict) -> str:
 
     checked = checked_block(result)
     lines = [f"checked by people ({result['labelled']} labelled rows; design-based, needs no model):"]
+    models = (summary or {}).get("labels", {})
     for L, units in checked["labels"].items():
-        if L != "no_ai":
-            lines += [f"  {L:<14} {checked_words(entry)}" for entry in units.values()]
+        if L == "no_ai":
+            continue
+        model = models.get(L, {}).get("prevalence", {}).get("documents")
+        for unit, entry in units.items():
+            lines.append(f"  {L:<14} {checked_words(entry)}")
+            if model and unit == checked["headline"]:
+                lines.append(f"  {'':<14}   the model's headline, beside it: {headline_words(model)}")
     if checked["headline"] is None:
         lines.append("  (this sample has no gate-passed document strata, so nothing above is a share of documents "
                      "like the scan's headline; `corpus-audit sample` draws one that has them)")

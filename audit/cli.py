@@ -6,6 +6,7 @@ Exit codes (CONTRACT.md): 0 success; 1 the run finished but some inputs failed; 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -318,7 +319,8 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     from .reports import write_reports
 
     result = estimate(args.run, args.labels)
-    print(render(result))
+    summary = args.run / "summary.json"
+    print(render(result, json.loads(summary.read_text()) if summary.is_file() else None))
     print(render_agreement(result["agreement"]))
     html_path, _ = write_reports(args.run)
     print(f"written: {args.run / 'estimate.json'}; the report now shows it: {html_path}")

@@ -479,6 +479,10 @@ def test_labels_lead_the_summary_and_the_terminal(audited: dict, capsys: pytest.
     assert out.index("checked by people") < out.index("at most 5.00% of documents; cannot be told from zero")
     assert f"{stratified['estimate']:.2%} of the passages of documents that name AI" in out
     assert out.index(f"{documents['estimate']:.2%} of documents (95% interval") < out.index("of the passages")
+    # `corpus-audit estimate` puts the model's headline right under the checked share of the same population.
+    lines = auditloop.render(audited["result"], {"labels": {"misaligned_ai": model_figures}}).splitlines()
+    at = next(i for i, line in enumerate(lines) if f"{documents['estimate']:.2%} of documents (95%" in line)
+    assert "the model's headline, beside it: at most 5.00% of documents" in lines[at + 1]
 
 
 def test_a_sample_drawn_without_document_strata_still_estimates(audited: dict, tmp_path: Path) -> None:
