@@ -320,7 +320,7 @@ def _shard_texts(source: Source, column: str, rows: set[int]) -> Iterator[tuple[
     """(row, text) for the wanted rows of one open shard."""
     if not isinstance(source, ParquetSource):  # JSON Lines: read through, counting documents as the scan does
         start = 0
-        for batch in source.batches(None, {"text": column}, 10_000):
+        for batch in source.batches(source.units(1)[0], {"text": column}, 10_000):
             texts = batch["text"]
             yield from ((row, texts[row - start].as_py()) for row in sorted(rows) if start <= row < start + len(texts))
             start += len(texts)

@@ -14,7 +14,7 @@ from audit import auditloop
 from audit.errors import UsageError
 from audit.labels import AI_LABELS, LABELS
 from audit.scanner import SAMPLE_GATED, SAMPLE_REJECTED
-from support import SHARDS
+from support import SHARDS, write_shard
 
 TRUE_GATED_RATE = 0.01  # misaligned passages among those the model called no_ai
 TRUE_REJECTED_RATE = 0.02  # misaligned documents among those the gate passed over
@@ -191,6 +191,31 @@ def test_sample_refuses_a_shard_that_moved_or_changed_since_the_scan(audited: di
     with pytest.raises(UsageError, match=expected):
         auditloop.sample(root, 600, tmp_path / "again.jsonl", seed=3)
     assert not (tmp_path / "again.jsonl").exists()
+
+
+def test_document_texts_are_read_again_from_parquet_row_groups_and_json_lines(tmp_path: Path) -> None:
+    """The text of chosen rows, as the scan numbered them: across Parquet row groups, and in a compressed JSON
+    Lines file with a blank line (skipped, as the scan skips it) and its text under a nested key (each shard
+    reads the first of the manifest's candidate text columns it has); a shard the manifest does not name is
+    left out."""
+    import gzip
+
+    from audit.rundir import RunDir
+
+    texts = [f"document number {i} " * (i % 5 + 1) for i in range(40)]
+    parquet = write_shard(tmp_path / "in" / "a.parquet", texts, row_group_size=7)
+    jsonl = tmp_path / "in" / "b.jsonl.gz"
+    lines = [json.dumps({"body": {"text": t}}) for t in texts]
+    jsonl.write_bytes(gzip.compress(("\n".join(lines[:10] + [""] + lines[10:]) + "\n").encode()))
+    shards = [{"relpath": f.name, "path": str(f), "size": f.stat().st_size, "mtime_ns": f.stat().st_mtime_ns}
+              for f in (parquet, jsonl)]
+    wanted = {(name, row) for name in ("a.parquet", "b.jsonl.gz") for row in (0, 6, 7, 12, 39)} | {("c.parquet", 1)}
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "manifest.json").write_text(json.dumps({"options": {"columns": {"text": ["body.text", "text"]}},
+                                                   "shards": shards}))
+    found = auditloop.document_texts(RunDir(run), wanted)
+    assert found == {(name, row): texts[row] for name, row in wanted if name != "c.parquet"}
 
 
 def test_sample_is_deterministic(audited: dict, tmp_path: Path) -> None:
