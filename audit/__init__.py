@@ -77,7 +77,7 @@ def export(run_dir: str | Path, out: str | Path, mode: str = "drop", labels: tup
 
 
 def sample(run_dir: str | Path, n: int, out: str | Path, seed: int = 0) -> dict:
-    """Draw a stratified audit sample of passages for people to label (JSON Lines at ``out``)."""
+    """Draw a stratified audit sample of passages and whole documents for people to label (JSON Lines at ``out``)."""
     from .auditloop import sample as draw
 
     return draw(run_dir, n, out, seed)

@@ -1,25 +1,35 @@
-"""The audit loop: draw a stratified sample of passages for people to label, then estimate prevalence from it.
+"""The audit loop: draw a stratified sample of passages and documents for people to label, then estimate
+prevalence from it.
 
 The classifier's own estimates lean on its evaluation set resembling the corpus. A sample labelled by people from
 this very corpus needs no such assumption. `sample` splits what the scan saw into strata, the places where the
-model is most and least likely to be wrong:
+model is most and least likely to be wrong. Passage strata (the passage share):
 
 - flagged passages (any label but no_ai), in bands of `p_misaligned_ai`;
 - passages of gate-passed documents that the model called no_ai (misses hide here);
-- documents the gate passed over (never classified; misses of the gate hide here), labelled as whole documents.
 
-and draws from each by Neyman allocation (in proportion to its size times the spread of its labels, guessed from
-the model's scores), with a floor per stratum (fewer where a stratum has fewer to offer). It writes the rows as JSON Lines
-and the plan (strata, their population sizes, the drawn rows and their scores) to RUN/audit_sample.json.
+and document strata, each row a whole document labelled as a whole (the documents share, the scan's headline):
+
+- gate-passed documents by the model's document label (DOC_STRATA: it found a misaligned_ai passage, only other
+  AI labels, or nothing);
+- documents the gate passed over (never classified; misses of the gate hide here).
+
+It draws from each by Neyman allocation (in proportion to the stratum's share of its population times the spread
+of its labels, guessed from the model's scores), with a floor per stratum (fewer where a stratum has fewer to
+offer). It writes the rows as JSON Lines and the plan (strata, their population sizes, the drawn rows and their
+scores) to RUN/audit_sample.json.
 
 `estimate` reads the labels so far (rows with no settled label, see agreement.py, are left out) and gives, per
-label, the stratified (design-based) estimate and a prediction-powered inference (PPI) estimate, each with a 95%
-interval, plus per-stratum precision of the model, and writes RUN/estimate.json.
+label and population (passages; documents, gate-passed documents and gate-rejected documents), the stratified
+(design-based) estimate and a prediction-powered inference (PPI) estimate, each with a 95% interval, plus
+per-stratum precision of the model, and writes RUN/estimate.json. A sample drawn before there were document
+strata still estimates: it gives the passage and gate-rejected figures only.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -27,10 +37,12 @@ import numpy as np
 import polars as pl
 
 from .atomic import write_json_atomic, write_text_atomic
-from .errors import UsageError
+from .errors import InputError, UsageError
 from .agreement import settled_labels
 from .estimators import beta_draws, wilson
+from .config import Columns
 from .labels import AI_LABELS, LABELS
+from .reader import ParquetSource, Shard, Source, open_source, read_column, resolve_columns
 from .rundir import SCHEMA_VERSION, RunDir
 from .scanner import SAMPLE_GATED, SAMPLE_REJECTED, doc_hash
 
@@ -42,6 +54,27 @@ SEED = 20_260_127
 FLOOR = 0.2  # every stratum gets at least this share of an equal allocation
 MIN_RATE = 0.005  # the least spread a stratum is assumed to have when allocating labels
 FEW = 5  # a stratum with fewer labelled positives (or negatives) than this gets an exact interval in PPI
+REJECTED = "gate_rejected"
+# Gate-passed documents by the model's document label (a document holds label L when a passage of it does).
+DOC_STRATA = {
+    "documents_misaligned_ai": pl.col("n_misaligned_ai") > 0,
+    "documents_other_ai": (pl.col("n_misaligned_ai") == 0) & (pl.col("n_aligned_ai") + pl.col("n_neutral_ai") > 0),
+    "documents_no_ai": pl.col("n_misaligned_ai") + pl.col("n_aligned_ai") + pl.col("n_neutral_ai") == 0,
+}
+# A whole document's one label, as people give it and as the model's passage labels give it: the first label of
+# LABELS that one of its passages holds (misaligned_ai if any passage is, else aligned_ai, ...; no_ai if none).
+DOCUMENT_RULE = ("a document is misaligned_ai if any passage of it is; else aligned_ai if any is; else neutral_ai "
+                 "if any is; else no_ai")
+POPULATIONS = {  # estimate.json's populations: what each holds, and how a sentence names it
+    "documents": ("every document (gate-passed document strata + gate_rejected), each labelled as a whole",
+                  "of documents"),
+    "gated_documents": ("documents the gate passed (they name AI), each labelled as a whole",
+                        "of documents that name AI"),
+    "passages": ("passages of gate-passed documents (flagged bands + gated_no_ai strata)",
+                 "of the passages of documents that name AI"),
+    "gate_rejected_documents": ("documents the gate passed over, each labelled as a whole",
+                                "of the documents the gate passed over"),
+}
 
 
 @dataclass
@@ -67,12 +100,17 @@ def sample(run_dir: str | Path, n: int, out: str | Path, seed: int = 0) -> dict:
         raise UsageError(f"--n must be at least 1 (got {n})")
     run = _run(run_dir)
     strata, frames = _strata(run)
-    sizes = allocate(n, [len(frame) for frame in frames], [neyman_weight(s) for s in strata])
+    # Each stratum's weight is its share of its own population (passages or documents) times its spread: the
+    # allocation that minimises the sum of the variances of the passage share and the document share.
+    totals = {unit: sum(s.population for s in strata if s.unit == unit) for unit in ("passage", "document")}
+    weights = [neyman_weight(s) / totals[s.unit] if totals[s.unit] else 0.0 for s in strata]
+    sizes = allocate(n, [len(frame) for frame in frames], weights)
     rows: list[dict] = []
     for stratum, frame, size in zip(strata, frames, sizes):
         order = np.argsort([doc_hash(f"{d}#{i}", seed) for d, i in zip(frame["doc_id"], frame["passage_index"])], kind="stable")
         stratum.frame, stratum.drawn = len(frame), size
         rows += [_sample_row(r, stratum) for r in frame[order[:size].tolist()].iter_rows(named=True)]
+    _fill_document_texts(run, rows)
     lines = [json.dumps({**{k: v for k, v in r.items() if k != "f"}, "label": None}, ensure_ascii=False) for r in rows]
     write_text_atomic(out, "".join(line + "\n" for line in lines))
     plan = {
@@ -81,6 +119,7 @@ def sample(run_dir: str | Path, n: int, out: str | Path, seed: int = 0) -> dict:
         "n": n,
         "seed": seed,
         "strata": [asdict(s) for s in strata],
+        "drawn": {unit: sum(s.drawn for s in strata if s.unit == unit) for unit in ("passage", "document")},
         "rows": [{k: r[k] for k in ("doc_id", "passage_index", "stratum", "model_label", "f")} for r in rows],
     }
     write_json_atomic(run.root / PLAN_FILE, plan)
@@ -169,11 +208,39 @@ def _strata(run: RunDir) -> tuple[list[Stratum], list[pl.DataFrame]]:
     strata.append(Stratum("gated_no_ai", "passage", low, means))
     frames.append(_bottom_k_frame(run, units, "gated", SAMPLE_GATED).filter(pl.col("label") == "no_ai"))
 
-    rejected = sum(s["documents_sampled"] - s["documents_gated"] for s in stats)
-    strata.append(Stratum("gate_rejected", "document", rejected, {**{L: 0.0 for L in AI_LABELS}, "no_ai": 1.0}))
-    frames.append(_bottom_k_frame(run, units, "gate_rejected", SAMPLE_REJECTED))
     # A label line names its row by (doc_id, passage_index): where a corpus repeats an id, its first row stays.
+    gated = _document_frame(docs).unique(subset=["doc_id"], keep="first", maintain_order=True)
+    for name, rule in DOC_STRATA.items():
+        frame = gated.filter(rule)
+        strata.append(Stratum(name, "document", len(frame), _means(frame)))
+        frames.append(frame)
+
+    rejected = sum(s["documents_sampled"] - s["documents_gated"] for s in stats)
+    strata.append(Stratum(REJECTED, "document", rejected, {**{L: 0.0 for L in AI_LABELS}, "no_ai": 1.0}))
+    rejected_rows = _bottom_k_frame(run, units, "gate_rejected", SAMPLE_REJECTED)
+    if len(rejected_rows):  # where a corpus repeats an id, a gate-passed document keeps it
+        rejected_rows = rejected_rows.filter(~pl.col("doc_id").is_in(gated["doc_id"].implode()))
+    frames.append(rejected_rows)
     return strata, [f.unique(subset=["doc_id", "passage_index"], keep="first", maintain_order=True) for f in frames]
+
+
+def _document_frame(docs: pl.DataFrame) -> pl.DataFrame:
+    """docs.parquet's gate-passed documents as sample rows: the model's document label (DOCUMENT_RULE over its
+    passage labels) and document probabilities p_L = any_p_L (the chance that some passage holds L, as the scan
+    computes it; p_no_ai the chance that none holds an AI label). PPI is unbiased whatever these are; the closer
+    they track people's labels, the narrower its interval."""
+    counts = [pl.col(f"n_{L}") > 0 for L in AI_LABELS]
+    label = pl.when(counts[0]).then(pl.lit(AI_LABELS[0]))
+    for L, holds in zip(AI_LABELS[1:], counts[1:], strict=True):
+        label = label.when(holds).then(pl.lit(L))
+    no_ai = pl.lit(1.0)
+    for L in AI_LABELS:
+        no_ai = no_ai * (1.0 - pl.col(f"any_p_{L}"))
+    return docs.select(
+        "doc_id", "shard", "row", "url", "characters", *[f"n_{L}" for L in AI_LABELS],
+        pl.lit(None, pl.Int32).alias("passage_index"), label.otherwise(pl.lit("no_ai")).alias("label"),
+        *[pl.col(f"any_p_{L}").cast(pl.Float64).alias(f"p_{L}") for L in AI_LABELS], no_ai.alias("p_no_ai"),
+    )
 
 
 def _means(frame: pl.DataFrame) -> dict[str, float]:
@@ -193,23 +260,80 @@ def _bottom_k_frame(run: RunDir, units: list[str], kind: str, k: int) -> pl.Data
 
 
 def _sample_row(row: dict, stratum: Stratum) -> dict:
+    """One sample line. A gate-passed document's text is read from its shard afterwards (_fill_document_texts)."""
     document = stratum.unit == "document"
-    scores = None if document else {L: float(row[f"p_{L}"]) for L in LABELS}
+    scores = None if stratum.name == REJECTED else {L: float(row[f"p_{L}"]) for L in LABELS}
     return {
         "doc_id": row["doc_id"],
         "passage_index": None if document else int(row["passage_index"]),
+        "unit": stratum.unit,
         "stratum": stratum.name,
         "model_label": row["label"],
         "scores": scores,
-        "text": row["text"],
+        "text": row.get("text"),
         "shard": row["shard"],
         "row": row["row"],
         "url": row["url"],
-        "char_start": row["char_start"],
-        "char_end": row["char_end"],
+        "char_start": row.get("char_start", 0),
+        "char_end": row.get("char_end", row.get("characters")),
+        "characters": row.get("characters"),
         # The model's probabilities as PPI uses them; a document the gate passed over is no_ai by the tool.
         "f": scores or {**{L: 0.0 for L in AI_LABELS}, "no_ai": 1.0},
     }
+
+
+def _fill_document_texts(run: RunDir, rows: list[dict]) -> None:
+    """Give each sampled gate-passed document its whole text, read again from its shard; UsageError naming the
+    shard and row when it cannot be (a shard moved or changed since the scan)."""
+    wanted = [r for r in rows if r["text"] is None]
+    try:
+        texts = document_texts(run, {(r["shard"], r["row"]) for r in wanted})
+    except InputError as error:
+        raise UsageError(f"the audit sample's documents cannot be read again from their shards ({error}); put the "
+                         "shard back where the scan read it, or scan again") from None
+    for r in wanted:
+        text = texts.get((r["shard"], r["row"]))
+        if text is None or len(text) != r["characters"]:
+            raise UsageError(f"{r['shard']} row {r['row']} (document {r['doc_id']!r}) cannot be read as the scan "
+                             "saw it: the shard moved or changed since the scan. Restore it, or scan again.")
+        r["text"], r["char_end"] = text, len(text)
+
+
+def document_texts(run: RunDir, wanted: set[tuple[str, int]]) -> dict[tuple[str, int], str]:
+    """The text of each (shard relpath, row) in `wanted`, read again from the shards the run's manifest names (only
+    the Parquet row groups that hold a wanted row). A shard the manifest does not name is left out; one that
+    cannot be read raises InputError naming it."""
+    manifest = run.read_manifest() or {}
+    column = (manifest.get("options", {}).get("columns") or {}).get("text") or "text"
+    shards = {s["relpath"]: s for s in manifest.get("shards", [])}
+    found: dict[tuple[str, int], str] = {}
+    for relpath in sorted({shard for shard, _ in wanted if shard in shards}):
+        entry = shards[relpath]
+        source = open_source(Shard(entry["path"], relpath, entry["size"], entry["mtime_ns"]))
+        name = resolve_columns(source.shard, source.schema, Columns(text=column), frozenset({"text"}))["text"]
+        rows = {row for shard, row in wanted if shard == relpath}
+        found.update({(relpath, row): text or "" for row, text in _shard_texts(source, name, rows)})
+    return found
+
+
+def _shard_texts(source: Source, column: str, rows: set[int]) -> Iterator[tuple[int, str | None]]:
+    """(row, text) for the wanted rows of one open shard."""
+    if not isinstance(source, ParquetSource):  # JSON Lines: read through, counting documents as the scan does
+        start = 0
+        for batch in source.batches(source.units(1)[0], {"text": column}, 10_000):
+            texts = batch["text"]
+            yield from ((row, texts[row - start].as_py()) for row in sorted(rows) if start <= row < start + len(texts))
+            start += len(texts)
+        return
+    start = 0
+    for group in range(source.file.num_row_groups):
+        stop = start + source.file.metadata.row_group(group).num_rows
+        mine = sorted(row for row in rows if start <= row < stop)
+        if mine:
+            table = source.file.read_row_group(group, columns=[column.split(".")[0]])
+            texts = read_column(table.combine_chunks().to_batches()[0], column)
+            yield from ((row, texts[row - start].as_py()) for row in mine)
+        start = stop
 
 
 # ----------------------------------------------------------------------------------------------- estimate
@@ -231,26 +355,20 @@ def estimate(run_dir: str | Path, labels_file: str | Path) -> dict:
     y = np.array([[h == L for L in LABELS] for h in human], dtype=np.float64).reshape(len(rows), len(LABELS))
     f = np.array([[r["f"][L] for L in LABELS] for r in rows], dtype=np.float64).reshape(len(rows), len(LABELS))
 
+    groups = populations(strata)
     result_labels = {}
     for j, L in enumerate(LABELS):
-        units = {}
-        for unit, key in (("passage", "passages"), ("document", "gate_rejected_documents")):
-            group = [s for s in strata if s.unit == unit and s.population > 0]
-            if not group:
-                continue
-            parts = [(s, y[by_stratum[s.name], j], f[by_stratum[s.name], j]) for s in group]
-            units[key] = _unit_estimates(parts, L)
-        result_labels[L] = units
+        result_labels[L] = {key: _unit_estimates([(s, y[by_stratum[s.name], j], f[by_stratum[s.name], j])
+                                                  for s in group], L)
+                            for key, group in groups.items()}
     result = {
         "schema_version": SCHEMA_VERSION,
         "labels_file": str(Path(labels_file).resolve()),
         "labelled": sum(h is not None for h in human),
         "sample_rows": len(rows),
         "agreement": agreement,
-        "populations": {
-            "passages": "passages of gate-passed documents (flagged bands + gated_no_ai strata)",
-            "gate_rejected_documents": "documents the gate passed over, each labelled as a whole",
-        },
+        "populations": {key: POPULATIONS[key][0] for key in groups},
+        "document_rule": DOCUMENT_RULE,
         "labels": result_labels,
         "strata": [_stratum_report(s, [human[i] for i in by_stratum[s.name]], [rows[i] for i in by_stratum[s.name]])
                    for s in strata],
@@ -262,14 +380,27 @@ def estimate(run_dir: str | Path, labels_file: str | Path) -> dict:
     return result
 
 
-POPULATION_WORDS = {"passages": "of the passages of documents that name AI",
-                    "gate_rejected_documents": "of the documents the gate passed over"}
+POPULATION_WORDS = {key: words for key, (_, words) in POPULATIONS.items()}
+
+
+def populations(strata: list[Stratum]) -> dict[str, list[Stratum]]:
+    """The strata (with items) each population of estimate.json sums over, the scan's headline population
+    (documents) first. A plan drawn before there were gate-passed document strata has passages and gate-rejected
+    documents only."""
+    held = [s for s in strata if s.population > 0]
+    rejected = [s for s in held if s.name == REJECTED]
+    gated = [s for s in held if s.name in DOC_STRATA]
+    drawn_documents = any(s.name in DOC_STRATA for s in strata)
+    groups = {"documents": gated + rejected, "gated_documents": gated} if drawn_documents else {}
+    groups |= {"passages": [s for s in held if s.unit == "passage"], "gate_rejected_documents": rejected}
+    return {key: group for key, group in groups.items() if group}
 
 
 def checked_block(result: dict) -> dict:
     """summary.json's `checked` block: the design-based (stratified) figures of estimate.json per label and
     population, which lead the terminal and the report wherever they exist; the model's own figures stay where
-    they were (labels.*.prevalence) and are shown beside them."""
+    they were (labels.*.prevalence) and are shown beside them. `headline` names the population the scan's
+    headline is a share of ("documents"), None for a sample drawn without document strata."""
     labels = {}
     for label, units in result["labels"].items():
         labels[label] = {}
@@ -277,8 +408,9 @@ def checked_block(result: dict) -> dict:
             stratified = entry["estimators"]["stratified"]
             labels[label][unit] = {"estimate": stratified["estimate"], "ci95": stratified["ci95"],
                                    "method": stratified["method"], "population": POPULATION_WORDS.get(unit, unit)}
+    documents = any("documents" in units for units in result["labels"].values())
     return {"source": ESTIMATE_FILE, "labels_file": result["labels_file"], "labelled": result["labelled"],
-            "labels": labels}
+            "headline": "documents" if documents else None, "labels": labels}
 
 
 def checked_words(entry: dict) -> str:
@@ -391,18 +523,31 @@ def _stratum_report(stratum: Stratum, human: list[str], rows: list[dict]) -> dic
     }
 
 
-def render(result: dict) -> str:
-    """A plain-text view of estimate.json for the terminal."""
+def render(result: dict, summary: dict | None = None) -> str:
+    """A plain-text view of estimate.json for the terminal; with the run's summary, each label's checked share of
+    documents is followed by the model's headline, a share of the same population."""
+    from .cli import headline_words
 
     def fmt(entry: dict) -> str:
         est = "n/a" if entry["estimate"] is None else f"{entry['estimate']:.4%}"
         return f"{est} [{entry['ci95'][0]:.4%}, {entry['ci95'][1]:.4%}]"
 
-    checked = checked_block(result)["labels"]
+    checked = checked_block(result)
     lines = [f"checked by people ({result['labelled']} labelled rows; design-based, needs no model):"]
-    for L, units in checked.items():
-        if L != "no_ai":
-            lines += [f"  {L:<14} {checked_words(entry)}" for entry in units.values()]
+    models = (summary or {}).get("labels", {})
+    for L, units in checked["labels"].items():
+        if L == "no_ai":
+            continue
+        model = models.get(L, {}).get("prevalence", {}).get("documents")
+        for unit, entry in units.items():
+            lines.append(f"  {L:<14} {checked_words(entry)}")
+            if model and unit == checked["headline"]:
+                lines.append(f"  {'':<14}   the model's headline, beside it: {headline_words(model)}")
+    if checked["headline"] is None:
+        lines.append("  (this sample has no gate-passed document strata, so nothing above is a share of documents "
+                     "like the scan's headline; `corpus-audit sample` draws one that has them)")
+    else:
+        lines.append(f"  (document labels: {DOCUMENT_RULE})")
     lines.append("every estimator:")
     for L, units in result["labels"].items():
         for unit, entry in units.items():

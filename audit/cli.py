@@ -6,6 +6,7 @@ Exit codes (CONTRACT.md): 0 success; 1 the run finished but some inputs failed; 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -283,9 +284,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _sample_parser(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("sample", help="draw a stratified audit sample of passages for people to label")
+    p = commands.add_parser("sample", help="draw a stratified audit sample of passages and whole documents for people "
+                                           "to label")
     p.add_argument("run", type=Path, help="a finished run directory")
-    p.add_argument("--n", type=int, required=True, help="how many passages to draw")
+    p.add_argument("--n", type=int, required=True, help="how many rows (passages and whole documents) to draw")
     p.add_argument("--out", type=Path, required=True, help="JSON Lines file to write (fill in each line's label)")
     p.add_argument("--seed", type=int, default=0, help="seed of the draw (default 0; the same seed draws the same passages)")
     p.set_defaults(handler=_cmd_sample)
@@ -297,7 +299,9 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     plan = sample(args.run, args.n, args.out, args.seed)
     for stratum in plan["strata"]:
         print(f"  {stratum['name']:<28} drew {stratum['drawn']:>5} of {stratum['population']:>10,}")
-    print(f"{len(plan['rows'])} passages to label in {args.out}; then run `corpus-audit estimate {args.run} --labels {args.out}`")
+    print(f"{len(plan['rows'])} rows to label in {args.out} ({plan['drawn']['passage']} passages, "
+          f"{plan['drawn']['document']} whole documents); then run "
+          f"`corpus-audit estimate {args.run} --labels {args.out}`")
     return 0
 
 
@@ -315,7 +319,8 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     from .reports import write_reports
 
     result = estimate(args.run, args.labels)
-    print(render(result))
+    summary = args.run / "summary.json"
+    print(render(result, json.loads(summary.read_text()) if summary.is_file() else None))
     print(render_agreement(result["agreement"]))
     html_path, _ = write_reports(args.run)
     print(f"written: {args.run / 'estimate.json'}; the report now shows it: {html_path}")

@@ -41,7 +41,6 @@ from .atomic import write_text_atomic
 from .domains import registered_domain
 from .errors import UsageError
 from .labels import LABELS
-from .reader import Shard, open_parquet, read_column
 from .rundir import RunDir
 
 HOST = "127.0.0.1"
@@ -79,7 +78,6 @@ class Session:
         self.index = row_keys(self.plan)
         self.order = interleaved(self.plan["rows"])
         self.guide = guide_lines()
-        self.shards = _shard_paths(RunDir(self.run))
         if self.labels.is_file():
             read_answers(self.labels, self.plan)  # refuse a file with problems before writing to it
 
@@ -144,7 +142,8 @@ class Session:
         document = row["passage_index"] is None
         before, passage, after, note = "", row["text"] or "", "", None
         if document:
-            note = "A document the keyword gate passed over: label the document as a whole (its start is shown)."
+            gate = "the keyword gate passed over (its start is shown)" if row.get("scores") is None else "that names AI"
+            note = (f"A whole document {gate}: label the document as a whole ({auditloop.DOCUMENT_RULE}).")
         else:
             text = self._document(row)
             if text is not None and text[row["char_start"]:row["char_end"]] == passage:
@@ -165,24 +164,13 @@ class Session:
         return self.documents[key]
 
     def _read_documents(self, relpath: str | None, wanted: int) -> dict[tuple[str | None, int], str]:
-        """The text of every sampled row in the row group of `relpath` that holds row `wanted`."""
-        entry = self.shards.get(relpath)
-        if entry is None:
-            return {}
+        """The text of every sampled passage's document in the shard `relpath` (row `wanted` among them)."""
+        sampled = {(relpath, r["row"]) for r in self.rows
+                   if r.get("shard") == relpath and r["passage_index"] is not None}
         try:
-            parquet = open_parquet(Shard(entry["path"], entry["relpath"], entry["size"], entry["mtime_ns"]))
-            start = 0
-            for group in range(parquet.num_row_groups):
-                stop = start + parquet.metadata.row_group(group).num_rows
-                if start <= wanted < stop:
-                    table = parquet.read_row_group(group, columns=[entry["text_column"].split(".")[0]])
-                    column = read_column(table.combine_chunks().to_batches()[0], entry["text_column"])
-                    sampled = {r["row"] for r in self.rows if r.get("shard") == relpath and start <= r["row"] < stop}
-                    return {(relpath, r): column[r - start].as_py() for r in sampled | {wanted}}
-                start = stop
-        except Exception:  # a moved, changed or non-Parquet shard: the page says so and shows the passage alone
+            return auditloop.document_texts(RunDir(self.run), sampled | {(relpath, wanted)})
+        except Exception:  # a moved, changed or unreadable shard: the page says so and shows the passage alone
             return {}
-        return {}
 
     # -- changes: each one rewrites the labels file before it returns
 
@@ -271,13 +259,6 @@ def guide_lines() -> dict[str, str]:
     if missing:
         raise RuntimeError(f"classifiers/LABELING.md has no one-line definition of {', '.join(missing)}")
     return {L: found[L] for L in LABELS}
-
-
-def _shard_paths(run: RunDir) -> dict[str, dict]:
-    """Each scanned shard's manifest entry by relpath, with the text column, to read documents again."""
-    manifest = run.read_manifest() or {}
-    text_column = (manifest.get("options", {}).get("columns") or {}).get("text") or "text"
-    return {s["relpath"]: {**s, "text_column": text_column} for s in manifest.get("shards", [])}
 
 
 def open_session(run_dir: str | Path, n: int, labels: str | Path | None, labeller: str | None,

@@ -14,7 +14,7 @@ from audit import auditloop
 from audit.errors import UsageError
 from audit.labels import AI_LABELS, LABELS
 from audit.scanner import SAMPLE_GATED, SAMPLE_REJECTED
-from support import SHARDS
+from support import SHARDS, write_shard
 
 TRUE_GATED_RATE = 0.01  # misaligned passages among those the model called no_ai
 TRUE_REJECTED_RATE = 0.02  # misaligned documents among those the gate passed over
@@ -34,6 +34,7 @@ def _passages(rng: np.random.Generator, unit: int, start: int, count: int, flagg
     index = np.arange(start, start + count)
     return {
         "doc_id": np.array([f"u{unit}-d{i // 4}" for i in index]), "passage_index": (index % 4).astype(np.int32),
+        "shard": np.full(count, f"u{unit}.parquet"), "row": index // 4,
         "label": label, "probs": probs, "truth": truth,
         "sample_hash": rng.integers(0, 2**63, count, dtype=np.int64).astype(np.uint64),
     }
@@ -42,7 +43,7 @@ def _passages(rng: np.random.Generator, unit: int, start: int, count: int, flagg
 def _rows(p: dict, kind: str | None = None) -> pa.Table:
     n = len(p["doc_id"])
     columns = {
-        "doc_id": p["doc_id"], "shard": np.full(n, "s.parquet"), "row": np.arange(n), "url": np.full(n, None),
+        "doc_id": p["doc_id"], "shard": p["shard"], "row": p["row"], "url": np.full(n, None),
         "passage_index": p["passage_index"], "char_start": np.zeros(n, np.int64), "char_end": np.full(n, 10),
         "text": np.array([f"passage {d}/{i}" for d, i in zip(p["doc_id"], p["passage_index"])]),
         "label": p["label"], **{f"p_{L}": p["probs"][:, j].astype(np.float32) for j, L in enumerate(LABELS)},
@@ -61,13 +62,33 @@ def _concat(parts: list[dict]) -> dict:
     return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
 
+def _documents(both: dict, unit: int, root: Path) -> tuple[pa.Table, np.ndarray, dict]:
+    """The gate-passed documents of a unit's passages (4 each, in order): their docs.parquet table as the scan
+    writes it, their planted truth (a document is misaligned when a passage of it is), and their shard, written
+    to root/corpus with one text per document; returns the shard's manifest entry."""
+    labels, probs = both["label"].reshape(-1, 4), both["probs"].reshape(-1, 4, len(LABELS))
+    doc_ids = both["doc_id"][::4]
+    texts = [f"planted document {d}" for d in doc_ids]
+    table = {"doc_id": doc_ids, "shard": both["shard"][::4], "row": both["row"][::4],
+             "url": pa.array([None] * len(doc_ids), pa.string()), "characters": [len(t) for t in texts]}
+    for j, L in enumerate(AI_LABELS):
+        table |= {f"n_{L}": (labels == L).sum(axis=1), f"any_p_{L}": 1 - np.prod(1 - probs[:, :, j], axis=1),
+                  f"sum_p_{L}": probs[:, :, j].sum(axis=1)}
+    path = root / "corpus" / f"u{unit}.parquet"
+    path.parent.mkdir(exist_ok=True)
+    pq.write_table(pa.table({"text": texts}), path)
+    entry = {"relpath": path.name, "path": str(path), "size": path.stat().st_size, "mtime_ns": path.stat().st_mtime_ns}
+    return pa.table(table), both["truth"].reshape(-1, 4).any(axis=1), entry
+
+
 def planted_run(root: Path, seed: int = 0) -> dict:
-    """Two units with flagged passages, gated no_ai passages and gate-rejected documents, each with a planted
-    truth; the files hold what a scan would keep (all flagged passages, bottom-k samples). Returns the true
+    """Two units with flagged passages, gated no_ai passages, gate-passed documents (4 passages each) and
+    gate-rejected documents, each with a planted truth; the files hold what a scan would keep (all flagged
+    passages, every gate-passed document, bottom-k samples) and the shards the documents' text. Returns the true
     misaligned shares."""
     rng = np.random.default_rng(seed)
     (root / "units").mkdir(parents=True)
-    flagged_all, passage_truth, rejected_truth, everything = [], [], [], []
+    flagged_all, passage_truth, rejected_truth, document_truth, everything, shards = [], [], [], [], [], []
     for unit, (n_flagged, n_low, n_rejected) in enumerate([(700, 5000, 3000), (300, 2000, 1500)]):
         flagged = _passages(rng, unit, 0, n_flagged, flagged=True)
         low = _passages(rng, unit, n_flagged, n_low, flagged=False)
@@ -75,16 +96,19 @@ def planted_run(root: Path, seed: int = 0) -> dict:
         rejected["doc_id"] = np.array([f"u{unit}-r{i}" for i in range(n_rejected)])
         rejected["passage_index"] = np.full(n_rejected, -1, np.int32)
         rejected["truth"] = rng.random(n_rejected) < TRUE_REJECTED_RATE
+        docs, truth, entry = _documents(_concat([flagged, low]), unit, root)
+        document_truth.append(truth)
+        shards.append(entry)
+        everything.append({"doc_id": docs["doc_id"].to_numpy(), "passage_index": np.full(len(truth), -1),
+                           "truth": truth})
         gated_sample = _bottom(_concat([flagged, low]), SAMPLE_GATED)
         sample = pa.concat_tables([_rows(gated_sample, "gated"), _rows(_bottom(rejected, SAMPLE_REJECTED), "gate_rejected")])
         sample = sample.set_column(sample.schema.get_field_index("passage_index"), "passage_index",
                                    pa.array([None if i < 0 else int(i) for i in sample["passage_index"].to_pylist()], pa.int32()))
         uid = f"shard{unit}@0-1"
         pq.write_table(sample, root / "units" / f"{uid}.sample.parquet")
-        both = _concat([flagged, low])
-        docs = {f"sum_p_{L}": [float(both["probs"][:, j].sum())] for j, L in enumerate(AI_LABELS)}
-        pq.write_table(pa.table(docs), root / "units" / f"{uid}.docs.parquet")
-        stats = {"unit": uid, "documents_sampled": 10**4, "documents_gated": 10**4 - n_rejected,
+        pq.write_table(docs, root / "units" / f"{uid}.docs.parquet")
+        stats = {"unit": uid, "documents_sampled": len(truth) + n_rejected, "documents_gated": len(truth),
                  "passages_by_label": {L: int(np.sum(flagged["label"] == L)) for L in AI_LABELS} | {"no_ai": n_low}}
         (root / "units" / f"{uid}.json").write_text(json.dumps(stats))
         flagged_all.append(flagged)
@@ -93,12 +117,16 @@ def planted_run(root: Path, seed: int = 0) -> dict:
         everything += [flagged, low, rejected]
     pq.write_table(_rows(_concat(flagged_all)), root / "passages.parquet")
     (root / "summary.json").write_text("{}")
+    (root / "manifest.json").write_text(json.dumps({"options": {"columns": {"text": "text"}}, "shards": shards}))
     truth_of = {}
     for part in everything:
         truth_of.update({(d, None if i < 0 else int(i)): bool(t) for d, i, t in zip(part["doc_id"], part["passage_index"], part["truth"])})
+    gated, rejected = np.concatenate(document_truth), np.concatenate(rejected_truth)
     return {
         "passages": float(np.concatenate(passage_truth).mean()),
-        "gate_rejected_documents": float(np.concatenate(rejected_truth).mean()),
+        "gate_rejected_documents": float(rejected.mean()),
+        "gated_documents": float(gated.mean()),
+        "documents": float(np.concatenate([gated, rejected]).mean()),
         "truth_of": truth_of,
     }
 
@@ -128,12 +156,66 @@ def test_sample_draws_every_stratum_and_records_its_population(audited: dict) ->
     assert strata["gated_no_ai"]["population"] == 7000
     assert strata["gate_rejected"]["population"] == 4500
     assert sum(s["population"] for n, s in strata.items() if n.startswith("flagged")) == 1000
+    assert sum(s["population"] for n, s in strata.items() if n in auditloop.DOC_STRATA) == 2000
     assert sum(s["drawn"] for s in strata.values()) == 600
     assert all(s["drawn"] > 0 for s in strata.values() if s["population"])
-    lines = (audited["root"] / "audit.jsonl").read_text().splitlines()
-    first = json.loads(lines[0])
+    assert audited["plan"]["drawn"] == {
+        unit: sum(s["drawn"] for s in strata.values() if s["unit"] == unit) for unit in ("passage", "document")}
+    lines = [json.loads(line) for line in (audited["root"] / "audit.jsonl").read_text().splitlines()]
     assert len(lines) == 600
-    assert {"doc_id", "passage_index", "text", "stratum", "model_label", "scores", "label"} <= set(first)
+    assert {"doc_id", "passage_index", "unit", "text", "stratum", "model_label", "scores", "label"} <= set(lines[0])
+    # A gate-passed document is labelled whole: its row holds the document's text, read from its shard.
+    documents = [r for r in lines if r["stratum"] in auditloop.DOC_STRATA]
+    texts = {r: pq.read_table(audited["root"] / "corpus" / r)["text"].to_pylist() for r in ("u0.parquet", "u1.parquet")}
+    assert documents and all(r["unit"] == "document" and r["passage_index"] is None for r in documents)
+    assert all(r["text"] == texts[r["shard"]][r["row"]] == f"planted document {r['doc_id']}" for r in documents)
+
+
+@pytest.mark.parametrize("change", ["moved", "changed"])
+def test_sample_refuses_a_shard_that_moved_or_changed_since_the_scan(audited: dict, tmp_path: Path,
+                                                                     change: str) -> None:
+    """A document row is the document's text read again from its shard: where that text is gone or no longer the
+    one the scan saw, `sample` stops with an error naming the shard, before writing anything."""
+    import shutil
+
+    root = Path(shutil.copytree(audited["root"], tmp_path / "run"))
+    manifest = json.loads((root / "manifest.json").read_text())
+    for entry in manifest["shards"]:
+        entry["path"] = str(tmp_path / "gone" / entry["relpath"])
+        if change == "changed":
+            Path(entry["path"]).parent.mkdir(exist_ok=True)
+            table = pq.read_table(root / "corpus" / entry["relpath"])
+            pq.write_table(pa.table({"text": [t + " (edited)" for t in table["text"].to_pylist()]}), entry["path"])
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    expected = r"u[01]\.parquet.*(not a readable|row \d+ \(document 'u[01]-d\d+'\) cannot be read as the scan saw it)"
+    with pytest.raises(UsageError, match=expected):
+        auditloop.sample(root, 600, tmp_path / "again.jsonl", seed=3)
+    assert not (tmp_path / "again.jsonl").exists()
+
+
+def test_document_texts_are_read_again_from_parquet_row_groups_and_json_lines(tmp_path: Path) -> None:
+    """The text of chosen rows, as the scan numbered them: across Parquet row groups, and in a compressed JSON
+    Lines file with a blank line (skipped, as the scan skips it) and its text under a nested key (each shard
+    reads the first of the manifest's candidate text columns it has); a shard the manifest does not name is
+    left out."""
+    import gzip
+
+    from audit.rundir import RunDir
+
+    texts = [f"document number {i} " * (i % 5 + 1) for i in range(40)]
+    parquet = write_shard(tmp_path / "in" / "a.parquet", texts, row_group_size=7)
+    jsonl = tmp_path / "in" / "b.jsonl.gz"
+    lines = [json.dumps({"body": {"text": t}}) for t in texts]
+    jsonl.write_bytes(gzip.compress(("\n".join(lines[:10] + [""] + lines[10:]) + "\n").encode()))
+    shards = [{"relpath": f.name, "path": str(f), "size": f.stat().st_size, "mtime_ns": f.stat().st_mtime_ns}
+              for f in (parquet, jsonl)]
+    wanted = {(name, row) for name in ("a.parquet", "b.jsonl.gz") for row in (0, 6, 7, 12, 39)} | {("c.parquet", 1)}
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "manifest.json").write_text(json.dumps({"options": {"columns": {"text": ["body.text", "text"]}},
+                                                   "shards": shards}))
+    found = auditloop.document_texts(RunDir(run), wanted)
+    assert found == {(name, row): texts[row] for name, row in wanted if name != "c.parquet"}
 
 
 def test_sample_is_deterministic(audited: dict, tmp_path: Path) -> None:
@@ -143,7 +225,7 @@ def test_sample_is_deterministic(audited: dict, tmp_path: Path) -> None:
     auditloop.sample(audited["root"], 600, audited["root"] / "audit.jsonl", seed=3)  # restore the plan
 
 
-@pytest.mark.parametrize("unit", ["passages", "gate_rejected_documents"])
+@pytest.mark.parametrize("unit", ["documents", "gated_documents", "passages", "gate_rejected_documents"])
 def test_estimate_recovers_the_planted_rate(audited: dict, unit: str) -> None:
     truth = audited["truth"][unit]
     entry = audited["result"]["labels"]["misaligned_ai"][unit]
@@ -221,37 +303,99 @@ def test_neyman_allocation_gives_tighter_passage_intervals_than_equal_shares() -
     assert np.mean(widths["neyman"]) < 0.9 * np.mean(widths["equal"]), {k: np.mean(v) for k, v in widths.items()}
 
 
-def test_intervals_cover_with_one_to_three_positives_per_stratum() -> None:
-    """Three strata whose labels hold 1-3 positives on average (rates 1-4% among 60-80 labels, scores that track
-    the truth loosely): both intervals must cover the true share in at least 94% of 300 samples."""
-    rng = np.random.default_rng(12)
-    sizes, labels, rates = (4_000, 20_000, 1_500), (80, 60, 70), (0.04, 0.015, 0.03)
-    hits = {"stratified": 0, "ppi": 0}
-    for _ in range(300):
-        truth = [rng.random(N) < p for N, p in zip(sizes, rates)]
+def test_the_sample_allocation_gives_tighter_document_intervals_than_equal_shares(audited: dict) -> None:
+    """On the planted run, 600 labels shared as `sample` shares them (Neyman over passage and document strata,
+    with the floor) against equal shares over the nine strata: the interval of the share of documents is
+    narrower on average, although the document strata get about the same number of labels either way."""
+    from audit.rundir import RunDir
+
+    rng = np.random.default_rng(14)
+    strata, frames = auditloop._strata(RunDir(audited["root"]))
+    truth = [np.array([audited["truth"]["truth_of"][d, None if i is None else int(i)]
+                       for d, i in zip(f["doc_id"], f["passage_index"], strict=True)], float) for f in frames]
+    plan = [s["drawn"] for s in audited["plan"]["strata"]]
+    allocations = {"sample": plan, "equal": auditloop.allocate(sum(plan), [len(f) for f in frames])}
+    documents = [h for h, s in enumerate(strata) if s.unit == "document"]
+    widths = {name: [] for name in allocations}
+    for _ in range(40):
+        for name, sizes in allocations.items():
+            labelled = [(strata[h].population, rng.choice(truth[h], sizes[h], replace=False)) for h in documents]
+            ci = auditloop.stratified_estimate(labelled, draws=2000)["ci95"]
+            widths[name].append(ci[1] - ci[0])
+    assert np.mean(widths["sample"]) < 0.9 * np.mean(widths["equal"]), {k: np.mean(v) for k, v in widths.items()}
+
+
+def one_to_three_positives_coverage(sizes: tuple[int, ...], labels: tuple[int, ...], rates: tuple[float, ...],
+                                    populations: dict[str, slice], samples: int = 300, seed: int = 12) -> dict:
+    """How often the stratified and the PPI interval cover the true share of each population (a run of strata),
+    over repeated samples of `labels` rows per stratum with scores that track the truth loosely."""
+    rng = np.random.default_rng(seed)
+    hits = {(name, population): 0 for name in ("stratified", "ppi") for population in populations}
+    for _ in range(samples):
+        truth = [rng.random(N) < p for N, p in zip(sizes, rates, strict=True)]
         scores = [np.clip(0.5 * t + rng.beta(1, 20, len(t)), 0, 1) for t in truth]
-        picks = [rng.choice(N, n, replace=False) for N, n in zip(sizes, labels)]
-        share = sum(t.sum() for t in truth) / sum(sizes)
-        results = {
-            "stratified": auditloop.stratified_estimate([(N, t[i].astype(float)) for N, t, i in zip(sizes, truth, picks)],
-                                                        draws=2000),
-            "ppi": auditloop.ppi_estimate([(N, t[i].astype(float), f[i], float(f.mean()))
-                                           for N, t, f, i in zip(sizes, truth, scores, picks)], draws=2000),
-        }
-        for name, result in results.items():
-            hits[name] += result["ci95"][0] <= share <= result["ci95"][1]
-    assert all(h / 300 >= 0.94 for h in hits.values()), hits
+        picks = [rng.choice(N, n, replace=False) for N, n in zip(sizes, labels, strict=True)]
+        for population, part in populations.items():
+            share = sum(t.sum() for t in truth[part]) / sum(sizes[part])
+            strata = list(zip(sizes[part], truth[part], scores[part], picks[part], strict=True))
+            results = {
+                "stratified": auditloop.stratified_estimate([(N, t[i].astype(float)) for N, t, _, i in strata],
+                                                            draws=2000),
+                "ppi": auditloop.ppi_estimate([(N, t[i].astype(float), f[i], float(f.mean())) for N, t, f, i in strata],
+                                              draws=2000),
+            }
+            for name, result in results.items():
+                hits[name, population] += result["ci95"][0] <= share <= result["ci95"][1]
+    return {key: h / samples for key, h in hits.items()}
 
 
-def test_ppi_matches_the_reference_implementation_where_the_designs_match() -> None:
-    """One stratum with many positives, a population far larger than the sample (no finite-population
-    correction to speak of): point estimate and interval agree with ppi-python's power-tuned PPI mean."""
+@pytest.mark.parametrize(
+    ("sizes", "labels", "rates", "populations"),
+    [
+        # three passage strata, 1-3 positives among 60-80 labels each
+        ((4_000, 20_000, 1_500), (80, 60, 70), (0.04, 0.015, 0.03), {"passages": slice(None)}),
+        # the document strata (gate-passed: the model found misaligned_ai, other AI labels, nothing; then the
+        # gate-rejected), 1-3 positives among 60-110 labels each; all documents and the gate-passed ones
+        ((300, 1_500, 8_000, 90_000), (60, 70, 90, 110), (0.03, 0.02, 0.02, 0.015),
+         {"documents": slice(None), "gated_documents": slice(0, 3)}),
+    ],
+    ids=["passage strata", "document strata"],
+)
+def test_intervals_cover_with_one_to_three_positives_per_stratum(sizes, labels, rates, populations) -> None:
+    """Strata whose labels hold 1-3 positives on average: both intervals must cover the true share of every
+    population in at least 94% of 300 samples."""
+    coverage = one_to_three_positives_coverage(sizes, labels, rates, populations)
+    assert all(c >= 0.94 for c in coverage.values()), coverage
+
+
+def _passage_scores(rng: np.random.Generator, N: int) -> tuple[np.ndarray, np.ndarray]:
+    """Passages: a model probability each, and a truth that follows it (scores a little too high)."""
+    scores = rng.beta(2, 5, N)
+    return scores, (rng.random(N) < scores * 0.9).astype(float)
+
+
+def _document_scores(rng: np.random.Generator, N: int) -> tuple[np.ndarray, np.ndarray]:
+    """Documents of 2-6 passages as the scan scores them: any_p = 1 - prod(1 - p) over the passages (which assumes
+    they are independent), and a truth that holds when some passage is truly positive."""
+    sizes = rng.integers(2, 7, N)
+    p = rng.beta(0.5, 8, sizes.sum())
+    owner = np.repeat(np.arange(N), sizes)
+    none = np.ones(N)
+    np.multiply.at(none, owner, 1 - p)
+    truth = np.bincount(owner, weights=rng.random(len(p)) < p * 0.8, minlength=N) > 0
+    return 1 - none, truth.astype(float)
+
+
+@pytest.mark.parametrize("unit", ["passages", "documents"])
+def test_ppi_matches_the_reference_implementation_where_the_designs_match(unit: str) -> None:
+    """One stratum (of passages, or of whole documents scored by the scan's any_p) with many positives, a
+    population far larger than the sample (no finite-population correction to speak of): point estimate and
+    interval agree with ppi-python's power-tuned PPI mean."""
     import ppi_py  # ppi-python, in the test extras
 
     rng = np.random.default_rng(13)
     N, n = 2_000_000, 500
-    scores = rng.beta(2, 5, N)
-    truth = (rng.random(N) < scores * 0.9).astype(float)
+    scores, truth = (_passage_scores if unit == "passages" else _document_scores)(rng, N)
     pick = rng.choice(N, n, replace=False)
     ours = auditloop.ppi_estimate([(N, truth[pick], scores[pick], float(scores.mean()))], draws=200_000)
     unlabelled = np.delete(scores, pick)
@@ -328,9 +472,10 @@ def test_sample_and_estimate_recover_a_rate_planted_in_real_web_text(tmp_path: P
     (tmp_path / "labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     result = auditloop.estimate(run, tmp_path / "labels.jsonl")
 
-    entry = result["labels"]["misaligned_ai"]["passages"]
-    for name, est in entry["estimators"].items():
-        assert est["ci95"][0] <= true_share <= est["ci95"][1], f"{name}: {est['ci95']} misses {true_share:.4f}"
+    true_documents = sum(MARKER in t for t in texts) / len(texts)  # a document row is its whole text
+    for unit, truth in (("passages", true_share), ("documents", true_documents)):
+        for name, est in result["labels"]["misaligned_ai"][unit]["estimators"].items():
+            assert est["ci95"][0] <= truth <= est["ci95"][1], f"{unit}, {name}: {est['ci95']} misses {truth:.4f}"
     assert result["labels"]["misaligned_ai"]["gate_rejected_documents"]["estimate"] == 0.0
 
 
@@ -342,8 +487,13 @@ def test_labels_lead_the_summary_and_the_terminal(audited: dict, capsys: pytest.
     summary = json.loads((audited["root"] / "summary.json").read_text())
     checked = summary["checked"]["labels"]["misaligned_ai"]
     stratified = audited["result"]["labels"]["misaligned_ai"]["passages"]["estimators"]["stratified"]
+    documents = audited["result"]["labels"]["misaligned_ai"]["documents"]["estimators"]["stratified"]
     assert checked["passages"]["estimate"] == stratified["estimate"]
     assert checked["gate_rejected_documents"]["population"] == "of the documents the gate passed over"
+    # The figure that checks the scan's headline is a share of the same population, and it comes first.
+    assert summary["checked"]["headline"] == "documents" and next(iter(checked)) == "documents"
+    assert checked["documents"]["population"] == "of documents"
+    assert checked["gated_documents"]["population"] == "of documents that name AI"
     assert summary["checked"]["labelled"] == 600
     model_figures = {"documents": 3, "passages": 4, "prevalence": {"documents": {
         "estimate": None, "ci95": [0.0, 0.05], "detectable": False, "population": "of documents"}}}
@@ -353,6 +503,31 @@ def test_labels_lead_the_summary_and_the_terminal(audited: dict, capsys: pytest.
     out = capsys.readouterr().out
     assert out.index("checked by people") < out.index("at most 5.00% of documents; cannot be told from zero")
     assert f"{stratified['estimate']:.2%} of the passages of documents that name AI" in out
+    assert out.index(f"{documents['estimate']:.2%} of documents (95% interval") < out.index("of the passages")
+    # `corpus-audit estimate` puts the model's headline right under the checked share of the same population.
+    lines = auditloop.render(audited["result"], {"labels": {"misaligned_ai": model_figures}}).splitlines()
+    at = next(i for i, line in enumerate(lines) if f"{documents['estimate']:.2%} of documents (95%" in line)
+    assert "the model's headline, beside it: at most 5.00% of documents" in lines[at + 1]
+
+
+def test_a_sample_drawn_without_document_strata_still_estimates(audited: dict, tmp_path: Path) -> None:
+    """A plan drawn before there were document strata (passage strata and gate-rejected documents only)
+    estimates as before: passages and gate-rejected documents, no documents figure, and says so."""
+    root = tmp_path / "run"
+    (root / "units").mkdir(parents=True)
+    plan = json.loads((audited["root"] / auditloop.PLAN_FILE).read_text())
+    keep = [i for i, r in enumerate(plan["rows"]) if r["stratum"] not in auditloop.DOC_STRATA]
+    old = {**{k: v for k, v in plan.items() if k != "drawn"},
+           "strata": [s for s in plan["strata"] if s["name"] not in auditloop.DOC_STRATA],
+           "rows": [plan["rows"][i] for i in keep]}
+    (root / auditloop.PLAN_FILE).write_text(json.dumps(old))
+    lines = (audited["root"] / "labels.jsonl").read_text().splitlines()
+    (root / "labels.jsonl").write_text("".join(lines[i] + "\n" for i in keep))
+    result = auditloop.estimate(root, root / "labels.jsonl")
+    assert set(result["labels"]["misaligned_ai"]) == {"passages", "gate_rejected_documents"}
+    assert result["labels"]["misaligned_ai"]["passages"] == audited["result"]["labels"]["misaligned_ai"]["passages"]
+    assert auditloop.checked_block(result)["headline"] is None
+    assert "no gate-passed document strata" in auditloop.render(result)
 
 
 def test_a_new_summary_keeps_the_checked_block_while_estimate_json_exists(audited: dict) -> None:

@@ -22,6 +22,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from audit.config import ScanConfig
 from audit.demo import sample_documents
+from audit.auditloop import DOC_STRATA
 from audit.labels import LABELS
 from audit.labelserver import LabelServer, interleaved, open_session, serve
 from audit.pipeline import scan
@@ -37,6 +38,7 @@ CONTEXT_DOC = "long-doc"
 PARAGRAPH = "The harbour committee met on Thursday to discuss the new ferry timetable and the price of parking. "
 STORY = ("The rogue AI refused to shut down, blackmailed its engineers and copied itself to a hidden server "
          "to escape human control.")
+CONTEXT_TEXT = PARAGRAPH * 40 + "\n\n" + STORY + "\n\n" + PARAGRAPH * 40
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +48,7 @@ def scanned(tmp_path_factory: pytest.TempPathFactory) -> Path:
     docs = sample_documents()
     texts = [d["text"] for d in docs] + [
         "A story about a rogue AI. " + " ".join(PAYLOADS) + " The AI refused shutdown and lied to its engineers.",
-        PARAGRAPH * 40 + "\n\n" + STORY + "\n\n" + PARAGRAPH * 40,
+        CONTEXT_TEXT,
     ]
     ids = [d["id"] for d in docs] + [PAYLOAD_DOC, CONTEXT_DOC]
     urls = [d["url"] for d in docs] + [PAYLOAD_URL, "https://harbour.example/news/1"]
@@ -170,6 +172,29 @@ def test_passage_is_shown_in_its_document_and_the_model_only_after_the_answer(ch
         page.send_keys("m")
         WebDriverWait(chromium.driver, 10).until(lambda d: "the model said" in find(By.ID, "last").text)
         assert f"the model said {model_label}" in find(By.ID, "last").text
+
+
+def test_a_document_row_is_shown_whole(chromium, run: Path) -> None:
+    """A gate-passed document drawn in a document stratum is one item: the whole document, read from its shard,
+    with the rule that gives a document its label."""
+    with serving(run) as server:
+        order = interleaved(server.session.plan["rows"])
+        target = next(i for i, r in enumerate(server.session.rows)
+                      if r["doc_id"] == CONTEXT_DOC and r["stratum"] in DOC_STRATA)
+        _open(chromium, server.url)
+        _skip_to(chromium, order, target)
+        find = chromium.driver.find_element
+        assert find(By.ID, "unit").text == "whole document"
+        assert find(By.ID, "passage").get_attribute("textContent") == CONTEXT_TEXT
+        assert [find(By.ID, part).get_attribute("textContent") for part in ("before", "after")] == ["", ""]
+        assert "names AI" in find(By.ID, "note").text and "misaligned_ai if any passage" in find(By.ID, "note").text
+        _press(chromium, "1", 1)
+        chromium.driver.find_element(By.TAG_NAME, "body").send_keys("e")
+        WebDriverWait(chromium.driver, 60).until(
+            lambda d: "Estimate from the labels so far" in d.find_element(By.ID, "estimate").text)
+        assert "documents that name AI (95% interval)" in find(By.ID, "estimate").text
+    line = json.loads((run / "labels.jsonl").read_text())
+    assert (line["doc_id"], line["passage_index"], line["label"]) == (CONTEXT_DOC, None, "misaligned_ai")
 
 
 def test_planted_script_in_corpus_text_stays_inert(chromium, run: Path) -> None:

@@ -96,9 +96,11 @@ def test_at_4_percent_the_rate_is_detected_and_the_raw_count_would_have_missed_i
 
 
 @pytest.mark.parametrize("rate", RATES)
-def test_sample_and_estimate_with_labels_from_the_planted_truth_recover_the_passage_share(
+def test_sample_and_estimate_with_labels_from_the_planted_truth_recover_the_passage_and_document_shares(
     planted_runs: dict, rate: str
 ) -> None:
+    """Both shares the audit loop estimates cover the planted truth: passages of documents that name AI, and
+    documents (a document row is the whole document, so it holds the planted text when its document does)."""
     run, planted = planted_runs[rate]["run"], planted_runs[rate]["planted"]
     auditloop.sample(run, 400, run / "audit.jsonl", seed=0)
     rows = [json.loads(line) for line in (run / "audit.jsonl").read_text().splitlines()]
@@ -107,10 +109,11 @@ def test_sample_and_estimate_with_labels_from_the_planted_truth_recover_the_pass
     (run / "labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     result = auditloop.estimate(run, run / "labels.jsonl")
 
-    true_share = _planted_passage_share(planted_runs[rate]["root"] / "shards", planted)
-    entry = result["labels"]["misaligned_ai"]["passages"]
-    for name, est in entry["estimators"].items():
-        assert est["ci95"][0] <= true_share <= est["ci95"][1], f"{name}: {est['ci95']} misses {true_share:.4f}"
+    truth = {"passages": _planted_passage_share(planted_runs[rate]["root"] / "shards", planted),
+             "documents": len(planted) / planted_runs[rate]["summary"]["corpus"]["documents"]}
+    for unit, share in truth.items():
+        for name, est in result["labels"]["misaligned_ai"][unit]["estimators"].items():
+            assert est["ci95"][0] <= share <= est["ci95"][1], f"{unit}, {name}: {est['ci95']} misses {share:.4f}"
 
 
 def _is_planted(planted: dict[str, int], doc_id: str, char_end: int) -> bool:

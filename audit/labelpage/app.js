@@ -2,6 +2,9 @@
 "use strict";
 
 const LABELS = ["misaligned_ai", "aligned_ai", "neutral_ai", "no_ai"];
+const POPULATIONS = {  // estimate.json's populations, as the estimate panel heads them
+  documents: "documents", gated_documents: "documents that name AI", passages: "passages",
+  gate_rejected_documents: "documents the gate passed over"};
 let state = null;
 let busy = false;
 
@@ -110,7 +113,9 @@ async function estimateNow() {
     const result = await call("api/estimate", {});
     const table = el("table");
     const head = el("tr");
-    for (const title of ["label", "passages (95% interval)", "documents the gate passed over (95% interval)"]) {
+    // Only the populations this sample has (one drawn before there were document strata has no documents).
+    const keys = Object.keys(POPULATIONS).filter((key) => LABELS.some((l) => (result.labels[l] || {})[key]));
+    for (const title of ["label", ...keys.map((key) => `${POPULATIONS[key]} (95% interval)`)]) {
       head.append(el("th", title));
     }
     table.append(head);
@@ -118,7 +123,7 @@ async function estimateNow() {
       const units = result.labels[label] || {};
       const row = el("tr");
       row.append(el("td", label));
-      for (const key of ["passages", "gate_rejected_documents"]) {
+      for (const key of keys) {
         const entry = units[key];
         row.append(el("td", entry ? `${pct(entry.estimate)} [${pct(entry.ci95[0])}, ${pct(entry.ci95[1])}]` : "–"));
       }
