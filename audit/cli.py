@@ -81,6 +81,8 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 
 
 def _print_summary(summary: dict, run_dir: Path) -> None:
+    from .rundir import RunDir
+
     for warning in summary.get("warnings", []):
         print(f"corpus-audit: warning: {warning}", file=sys.stderr)
     corpus = summary["corpus"]
@@ -100,7 +102,7 @@ def _print_summary(summary: dict, run_dir: Path) -> None:
               f"{headline_words(block.get('prevalence', {}).get('documents', {}))}")
     for failure in summary["failures"]:
         print(f"FAILED {failure['input']}: {failure['error']}", file=sys.stderr)
-    print(f"run directory: {run_dir}  (report: {run_dir / 'report.html'})")
+    print(f"run directory: {run_dir}  (report: {RunDir(run_dir).report_html})")
 
 
 def headline_words(head: dict) -> str:
@@ -125,9 +127,11 @@ def _report_parser(commands: argparse._SubParsersAction) -> None:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from .reports import write_reports
+    from .rundir import RunDir
 
-    if not (args.run / "summary.json").is_file():
-        raise UsageError(f"{args.run} has no summary.json; run `corpus-audit scan ... --out {args.run}` first")
+    run = RunDir(args.run)
+    if not run.summary.is_file():
+        raise UsageError(f"{args.run} has no {run.summary.name}; run `corpus-audit scan ... --out {args.run}` first")
     html_path, md_path = write_reports(args.run)
     print(html_path)
     print(md_path)
@@ -143,10 +147,11 @@ def _demo_parser(commands: argparse._SubParsersAction) -> None:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
+    from .rundir import RunDir
 
     outcome = run_demo(args.out, progress=args.progress)
     _print_summary(outcome.summary, outcome.run_dir)
-    print(f"report: {(outcome.run_dir / 'report.html').resolve()}")
+    print(f"report: {RunDir(outcome.run_dir).report_html.resolve()}")
     return outcome.exit_code
 
 
@@ -265,6 +270,7 @@ def _export_parser(commands: argparse._SubParsersAction) -> None:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from .exporter import export
+    from .rundir import ExportDir
 
     labels = [label for value in (args.labels or ["misaligned_ai"]) for label in value.split(",")]
     outcome = export(args.run, args.out, args.mode, labels, args.min_score, args.placeholder, args.progress)
@@ -278,7 +284,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         print(f"FAILED {failure['input']}: {failure['error']}", file=sys.stderr)
     if outcome.exported_shards == 0:
         print("nothing to do: every shard was already exported", file=sys.stderr)
-    print(f"export directory: {outcome.out}  (manifest: {outcome.out / 'export_manifest.json'})")
+    print(f"export directory: {outcome.out}  (manifest: {ExportDir(outcome.out).manifest})")
     return outcome.exit_code
 
 
@@ -313,12 +319,13 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     from .auditloop import estimate, render
 
     from .reports import write_reports
+    from .rundir import RunDir
 
     result = estimate(args.run, args.labels)
     print(render(result))
     print(render_agreement(result["agreement"]))
     html_path, _ = write_reports(args.run)
-    print(f"written: {args.run / 'estimate.json'}; the report now shows it: {html_path}")
+    print(f"written: {RunDir(args.run).estimate}; the report now shows it: {html_path}")
     return 0
 
 
