@@ -13,6 +13,7 @@ from pathlib import Path
 from . import __version__
 from .config import PRESETS, ScanConfig, resolve_columns
 from .errors import UsageError
+from .executors import ENGINES
 
 
 EXAMPLES = """examples:
@@ -42,7 +43,7 @@ def _scan_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--token-column", dest="tokens_column", metavar="COLUMN", help="the column holding token counts")
     p.add_argument("--model", help="a fastText model file with its model.json (default: the shipped model)")
     p.add_argument("--workers", type=int, default=1, help="units scanned in parallel (default 1; one per CPU core at most)")
-    p.add_argument("--engine", choices=("local", "ray"), default="local",
+    p.add_argument("--engine", choices=tuple(ENGINES), default="local",
                    help="local processes on this machine (default), or a Ray cluster (pip install 'corpus-audit[ray]')")
     p.add_argument("--ray-address", help="HEAD_IP:PORT, or auto on a cluster node (default: $RAY_ADDRESS, else a private Ray on this machine with --workers CPUs)")
     p.add_argument("--sample-rate", type=float, default=1.0, help="scan this share of documents, chosen by id hash")
