@@ -256,10 +256,12 @@ def _cmd_classify(args: argparse.Namespace) -> int:
 
 
 def _export_parser(commands: argparse._SubParsersAction) -> None:
+    from .exporter import MODES
+
     p = commands.add_parser("export", help="write a filtered copy of the scanned shards (+ dolma-style attribute files)")
     p.add_argument("run", type=Path, help="a finished run directory")
     p.add_argument("--out", required=True, type=Path, help="the export directory (re-run the same command to resume)")
-    p.add_argument("--mode", required=True, choices=("drop", "keep", "redact", "annotate"),
+    p.add_argument("--mode", required=True, choices=tuple(MODES),
                    help="drop or keep documents holding a flagged passage, redact the passages, or annotate every row")
     p.add_argument("--labels", action="append", metavar="LABEL[,LABEL]",
                    help="labels that flag a passage (comma-separated or repeated; default misaligned_ai)")

@@ -24,7 +24,7 @@ import gzip
 import hashlib
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +42,6 @@ from .labels import AI_LABELS
 from .reader import JsonlSource, Shard, filesystem, open_parquet, read_column, resolve_columns, role_arrays
 from .rundir import SCHEMA_VERSION, ExportDir, RunDir
 
-MODES = ("drop", "keep", "redact", "annotate")
 ATTRIBUTE_PREFIX = "corpus_audit"
 TAG_PREFIX = "audit_"
 BATCH_BYTES = 64 * 2**20  # about this much uncompressed data is read at a time
@@ -463,21 +462,58 @@ def _transform(batch: pa.RecordBatch, tags: _BatchTags, lengths: np.ndarray, mod
     counts.passages_flagged += int(tags.flagged.sum())
     starts, ends = tags.passages["char_start"].to_numpy(), tags.passages["char_end"].to_numpy()
     counts.characters_flagged += int((ends - starts)[tags.flagged].sum())
-    if mode in ("drop", "keep"):
-        keep = ~tags.flagged_doc if mode == "drop" else tags.flagged_doc
-        result = batch.filter(pa.array(keep))
-        kept_chars = int(lengths[keep].sum())
-    elif mode == "redact":
-        result, removed, spans = _redact(batch, tags.flagged_spans(), placeholder, text_column)
-        counts.characters_redacted += removed
-        counts.spans_redacted += spans
-        kept_chars = int(lengths.sum()) - removed + spans * len(placeholder)
-    else:
-        result = _annotate(batch, tags)
-        kept_chars = int(lengths.sum())
+    result, kept_chars = MODES[mode](batch, tags, lengths, _Rewrite(placeholder, text_column), counts)
     counts.rows_out += result.num_rows
     counts.characters_out += kept_chars
     return result
+
+
+@dataclass(frozen=True)
+class _Rewrite:
+    """What a mode may need besides the batch and its tags: the text left for a cut passage, the text column."""
+
+    placeholder: str
+    text_column: str
+
+
+# A mode's transform: (batch, its tags, each row's text length in code points, _Rewrite, counts it may add to)
+# -> (the batch as written, its characters of text).
+Transform = Callable[[pa.RecordBatch, _BatchTags, np.ndarray, _Rewrite, _Counts], tuple[pa.RecordBatch, int]]
+
+
+def _drop(batch: pa.RecordBatch, tags: _BatchTags, lengths: np.ndarray, rewrite: _Rewrite,
+          counts: _Counts) -> tuple[pa.RecordBatch, int]:
+    """Leave out the documents holding a flagged passage."""
+    return _rows(batch, lengths, ~tags.flagged_doc)
+
+
+def _keep(batch: pa.RecordBatch, tags: _BatchTags, lengths: np.ndarray, rewrite: _Rewrite,
+          counts: _Counts) -> tuple[pa.RecordBatch, int]:
+    """Keep only the documents holding a flagged passage."""
+    return _rows(batch, lengths, tags.flagged_doc)
+
+
+def _rows(batch: pa.RecordBatch, lengths: np.ndarray, keep: np.ndarray) -> tuple[pa.RecordBatch, int]:
+    return batch.filter(pa.array(keep)), int(lengths[keep].sum())
+
+
+def _redact_flagged(batch: pa.RecordBatch, tags: _BatchTags, lengths: np.ndarray, rewrite: _Rewrite,
+                    counts: _Counts) -> tuple[pa.RecordBatch, int]:
+    """Cut the flagged passages out of the text, leaving the placeholder in their place."""
+    result, removed, spans = _redact(batch, tags.flagged_spans(), rewrite.placeholder, rewrite.text_column)
+    counts.characters_redacted += removed
+    counts.spans_redacted += spans
+    return result, int(lengths.sum()) - removed + spans * len(rewrite.placeholder)
+
+
+def _annotate_rows(batch: pa.RecordBatch, tags: _BatchTags, lengths: np.ndarray, rewrite: _Rewrite,
+                   counts: _Counts) -> tuple[pa.RecordBatch, int]:
+    """Keep every row and add the audit_* tag columns."""
+    return _annotate(batch, tags), int(lengths.sum())
+
+
+# The export modes by name (the CLI's --mode choices): a new mode is a transform added here.
+MODES: dict[str, Transform] = {"drop": _drop, "keep": _keep, "redact": _redact_flagged, "annotate": _annotate_rows}
 
 
 def _redact(batch: pa.RecordBatch, spans: dict[int, list[tuple[int, int]]], placeholder: str, text_column: str) -> tuple[pa.RecordBatch, int, int]:
