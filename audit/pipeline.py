@@ -99,7 +99,7 @@ def _scan(config: ScanConfig, engine: Engine, model: Future) -> ScanOutcome:
         "tool_version": __version__,
         "inputs": list(config.inputs),
         "options": config.result_options(),
-        "model": {"path": str(tagger.path), "sha256": tagger.sha256, "version": tagger.info.get("version")},
+        "model": {"path": str(tagger.path), "sha256": tagger.sha256, "version": tagger.version},
         "shards": [{"relpath": s.relpath, **s.fingerprint()} for s in shards],
         "units": [u.to_dict() | {"shard": u.shard.relpath} for u in units],
     }

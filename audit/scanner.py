@@ -27,7 +27,7 @@ from .minhash import NUM_PERM, signatures
 from .passages import split_passages
 from .reader import Unit, open_source, resolve_columns
 from .rundir import DOCS_SCHEMA, FLAGGED_SCHEMA, SAMPLE_SCHEMA
-from .tagger import Tagger, tag_passages
+from .tagger import PassageTagger, tag_passages
 
 HISTOGRAM_BINS = 50
 SAMPLE_GATED = 400  # bottom-k sample of gated passages kept per unit
@@ -92,7 +92,7 @@ class _Collector:
 
 
 def scan_unit(
-    unit: Unit, config: ScanConfig, tagger: Callable[[], Tagger], progress: ProgressFn | None = None
+    unit: Unit, config: ScanConfig, tagger: Callable[[], PassageTagger], progress: ProgressFn | None = None
 ) -> UnitResult:
     """Scan one unit. Raises InputError when the shard cannot be read, UsageError when a required column is missing.
 
@@ -133,7 +133,7 @@ def scan_unit(
 
 
 def _scan_batch(
-    batch: dict[str, pa.Array], first_row: int, config: ScanConfig, tagger: Callable[[], Tagger], out: _Collector
+    batch: dict[str, pa.Array], first_row: int, config: ScanConfig, tagger: Callable[[], PassageTagger], out: _Collector
 ) -> int:
     """Scan one record batch; returns its text size in bytes (for progress).
 
@@ -219,7 +219,7 @@ def _docs(batch: dict[str, pa.Array], rows: np.ndarray, index: np.ndarray, lengt
     ]
 
 
-def _classify_docs(docs: list[_Doc], texts: list[str], tagger: Tagger, seed: int, out: _Collector) -> None:
+def _classify_docs(docs: list[_Doc], texts: list[str], tagger: PassageTagger, seed: int, out: _Collector) -> None:
     spans = [split_passages(t) for t in texts]
     passages = [t[a:b] for t, doc_spans in zip(texts, spans) for a, b in doc_spans]
     probs, labels, gated = tag_passages(tagger, passages)
