@@ -130,7 +130,9 @@ def neyman_weight(stratum: Stratum, label: str = "misaligned_ai") -> float:
 def _run(run_dir: str | Path) -> RunDir:
     run = RunDir(Path(run_dir))
     if not run.summary.is_file():
-        raise UsageError(f"{run.root} is not a finished run directory (no summary.json); run `corpus-audit scan` first")
+        raise UsageError(
+            f"{run.root} is not a finished run directory (no {run.summary.name}); run `corpus-audit scan` first"
+        )
     return run
 
 

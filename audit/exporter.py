@@ -172,10 +172,10 @@ def _read_run(run: RunDir) -> tuple[dict, dict]:
     """The scan's manifest and summary; UsageError unless the scan finished over the whole corpus."""
     how = f"run `corpus-audit scan ... --out {run.root}` to completion first"
     if not run.summary.is_file():
-        raise UsageError(f"{run.root} has no summary.json; {how}")
+        raise UsageError(f"{run.root} has no {run.summary.name}; {how}")
     manifest = run.read_manifest()
     if manifest is None or not manifest.get("finished"):
-        raise UsageError(f"{run.root} holds an unfinished scan (manifest.json missing or not finished); {how}")
+        raise UsageError(f"{run.root} holds an unfinished scan ({run.manifest.name} missing or not finished); {how}")
     if not run.passages.exists():
         raise UsageError(f"{run.passages} is missing; re-run the scan command to rebuild it")
     if manifest["options"].get("sample_rate", 1) < 1:
