@@ -210,7 +210,10 @@ def _check_out(export_dir: ExportDir, run: RunDir, shards: list[Shard]) -> None:
                 "input: choose a directory outside it"
             )
     if out.is_dir() and not export_dir.manifest.is_file() and any(out.iterdir()):
-        raise UsageError(f"--out {out} is a non-empty directory holding no {export_dir.manifest.name}; choose a new or empty directory")
+        raise UsageError(
+            f"--out {out} is a non-empty directory holding no {export_dir.manifest.name}; choose a new or empty "
+            "directory"
+        )
 
 
 def _check_unchanged(shards: list[Shard]) -> None:
@@ -339,7 +342,9 @@ class _Counts:
     spans_redacted: int = 0
 
 
-def _export_shard(shard: Shard, out: ExportDir, mode: str, placeholder: str, columns: Columns, tags: _ShardTags, bar: Progress) -> dict:
+def _export_shard(
+    shard: Shard, out: ExportDir, mode: str, placeholder: str, columns: Columns, tags: _ShardTags, bar: Progress
+) -> dict:
     """Write the shard's output and attribute files, then its marker; returns its stats."""
     if shard.is_jsonl:
         return _export_jsonl_shard(shard, out, mode, placeholder, columns, tags, bar)
@@ -371,7 +376,9 @@ def _export_shard(shard: Shard, out: ExportDir, mode: str, placeholder: str, col
     return _finish(shard, out, counts, started, row_groups_in=parquet.metadata.num_row_groups, row_groups_out=row_groups, codec=codec)
 
 
-def _export_jsonl_shard(shard: Shard, out: ExportDir, mode: str, placeholder: str, columns: Columns, tags: _ShardTags, bar: Progress) -> dict:
+def _export_jsonl_shard(
+    shard: Shard, out: ExportDir, mode: str, placeholder: str, columns: Columns, tags: _ShardTags, bar: Progress
+) -> dict:
     """The JSON Lines twin of a Parquet shard's export: the same rows out, in the same compression, each line
     copied byte for byte unless the mode changes its document (redact, annotate)."""
     started = time.perf_counter()

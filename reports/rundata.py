@@ -39,7 +39,8 @@ class RunData:
         total = [0] * len(histograms[0])
         for unit, histogram in zip(self.units, histograms):
             if len(histogram) != len(total):
-                raise UsageError(f"{RunDir(self.run_dir).units_dir}: unit {unit.get('unit')!r} has a score_histogram of "
+                where = RunDir(self.run_dir).units_dir
+                raise UsageError(f"{where}: unit {unit.get('unit')!r} has a score_histogram of "
                                  f"{len(histogram)} bins, others have {len(total)}; re-run the scan into a new --out")
             total = [a + b for a, b in zip(total, histogram)]
         return total

@@ -257,10 +257,12 @@ def test_a_registered_engine_runs_the_scan(tmp_path, monkeypatch):
         return run
 
     monkeypatch.setitem(executors.ENGINES, "serial", serial)
-    shard = write_shard(tmp_path / "in" / "a.parquet", ["The robot refused to shut down and hid from its makers. " * 5] * 20)
+    texts = ["The robot refused to shut down and hid from its makers. " * 5] * 9
+    shard = write_shard(tmp_path / "in" / "a.parquet", texts)
     outcome = audit.scan(str(shard), tmp_path / "serial", engine="serial")
     local = audit.scan(str(shard), tmp_path / "local")
-    assert ran and ran == [unit["id"] for unit in json.loads((tmp_path / "serial" / "manifest.json").read_text())["units"]]
+    planned = json.loads((tmp_path / "serial" / "manifest.json").read_text())["units"]
+    assert ran and ran == [unit["id"] for unit in planned]
     assert outcome.summary["labels"] == local.summary["labels"]
     with pytest.raises(UsageError, match="unknown engine 'spark'; use local or ray or serial"):
         audit.scan(str(shard), tmp_path / "spark", engine="spark")
