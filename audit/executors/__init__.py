@@ -1,5 +1,6 @@
-"""Executors run the scan's units of work. They own parallelism, retries, progress and completion markers;
-the scan step (`audit.scanner.scan_unit`) knows none of that.
+"""Executors run the scan's units of work. They own parallelism, retries and progress, and commit each unit's
+results through `audit.rundir.RunDir` (which owns the completion markers); the scan step
+(`audit.scanner.scan_unit`) knows none of that.
 
 An engine is made from the scan's config before planning (so it can start its workers meanwhile), is called with
 the pending units and returns one outcome per unit (see `audit.executors.unit.run_unit`, the task every engine
