@@ -43,12 +43,10 @@ from .estimators import beta_draws, wilson
 from .config import Columns
 from .labels import AI_LABELS, LABELS
 from .reader import ParquetSource, Shard, Source, open_source, read_column, resolve_columns
-from .rundir import SCHEMA_VERSION, RunDir
+from .rundir import ESTIMATE_FILE, SCHEMA_VERSION, RunDir
 from .scanner import SAMPLE_GATED, SAMPLE_REJECTED, doc_hash
 
 BANDS = (0.0, 0.2, 0.5, 0.8, 1.0)  # p_misaligned_ai bands of the flagged strata
-PLAN_FILE = "audit_sample.json"
-ESTIMATE_FILE = "estimate.json"
 DRAWS = 20_000
 SEED = 20_260_127
 FLOOR = 0.2  # every stratum gets at least this share of an equal allocation
@@ -122,7 +120,7 @@ def sample(run_dir: str | Path, n: int, out: str | Path, seed: int = 0) -> dict:
         "drawn": {unit: sum(s.drawn for s in strata if s.unit == unit) for unit in ("passage", "document")},
         "rows": [{k: r[k] for k in ("doc_id", "passage_index", "stratum", "model_label", "f")} for r in rows],
     }
-    write_json_atomic(run.root / PLAN_FILE, plan)
+    write_json_atomic(run.audit_plan, plan)
     return plan
 
 
@@ -171,12 +169,14 @@ def neyman_weight(stratum: Stratum, label: str = "misaligned_ai") -> float:
 def _run(run_dir: str | Path) -> RunDir:
     run = RunDir(Path(run_dir))
     if not run.summary.is_file():
-        raise UsageError(f"{run.root} is not a finished run directory (no summary.json); run `corpus-audit scan` first")
+        raise UsageError(
+            f"{run.root} is not a finished run directory (no {run.summary.name}); run `corpus-audit scan` first"
+        )
     return run
 
 
 def _unit_stats(run: RunDir) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(run.units_dir.glob("*.json"))]
+    return [json.loads(p.read_text()) for p in run.unit_stats_files()]
 
 
 def _read_parquet(path: Path) -> pl.DataFrame:
@@ -343,9 +343,9 @@ def estimate(run_dir: str | Path, labels_file: str | Path) -> dict:
     """Prevalence from the labelled audit sample; writes RUN/estimate.json atomically and returns its content."""
     run = RunDir(Path(run_dir))
     try:
-        plan = json.loads((run.root / PLAN_FILE).read_text())
+        plan = json.loads(run.audit_plan.read_text())
     except FileNotFoundError:
-        raise UsageError(f"{run.root / PLAN_FILE} is missing: draw the audit sample first with "
+        raise UsageError(f"{run.audit_plan} is missing: draw the audit sample first with "
                          f"`corpus-audit sample {run.root} --n N --out FILE`") from None
     human, agreement = settled_labels(labels_file, plan)  # None where unlabelled or disputed: left out
     strata = [Stratum(**s) for s in plan["strata"]]
@@ -373,7 +373,7 @@ def estimate(run_dir: str | Path, labels_file: str | Path) -> dict:
         "strata": [_stratum_report(s, [human[i] for i in by_stratum[s.name]], [rows[i] for i in by_stratum[s.name]])
                    for s in strata],
     }
-    write_json_atomic(run.root / ESTIMATE_FILE, result)
+    write_json_atomic(run.estimate, result)
     if run.summary.is_file():  # labels beat the model: the summary leads with them from now on
         summary = json.loads(run.summary.read_text())
         write_json_atomic(run.summary, {**summary, "checked": checked_block(result)})

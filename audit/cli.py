@@ -14,6 +14,7 @@ from pathlib import Path
 from . import __version__
 from .config import PRESETS, ScanConfig, resolve_columns
 from .errors import UsageError
+from .executors import ENGINES
 
 
 EXAMPLES = """examples:
@@ -43,7 +44,7 @@ def _scan_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--token-column", dest="tokens_column", metavar="COLUMN", help="the column holding token counts")
     p.add_argument("--model", help="a fastText model file with its model.json (default: the shipped model)")
     p.add_argument("--workers", type=int, default=1, help="units scanned in parallel (default 1; one per CPU core at most)")
-    p.add_argument("--engine", choices=("local", "ray"), default="local",
+    p.add_argument("--engine", choices=tuple(ENGINES), default="local",
                    help="local processes on this machine (default), or a Ray cluster (pip install 'corpus-audit[ray]')")
     p.add_argument("--ray-address", help="HEAD_IP:PORT, or auto on a cluster node (default: $RAY_ADDRESS, else a private Ray on this machine with --workers CPUs)")
     p.add_argument("--sample-rate", type=float, default=1.0, help="scan this share of documents, chosen by id hash")
@@ -82,6 +83,8 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 
 
 def _print_summary(summary: dict, run_dir: Path) -> None:
+    from .rundir import RunDir
+
     for warning in summary.get("warnings", []):
         print(f"corpus-audit: warning: {warning}", file=sys.stderr)
     corpus = summary["corpus"]
@@ -101,7 +104,7 @@ def _print_summary(summary: dict, run_dir: Path) -> None:
               f"{headline_words(block.get('prevalence', {}).get('documents', {}))}")
     for failure in summary["failures"]:
         print(f"FAILED {failure['input']}: {failure['error']}", file=sys.stderr)
-    print(f"run directory: {run_dir}  (report: {run_dir / 'report.html'})")
+    print(f"run directory: {run_dir}  (report: {RunDir(run_dir).report_html})")
 
 
 def headline_words(head: dict) -> str:
@@ -126,9 +129,11 @@ def _report_parser(commands: argparse._SubParsersAction) -> None:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from .reports import write_reports
+    from .rundir import RunDir
 
-    if not (args.run / "summary.json").is_file():
-        raise UsageError(f"{args.run} has no summary.json; run `corpus-audit scan ... --out {args.run}` first")
+    run = RunDir(args.run)
+    if not run.summary.is_file():
+        raise UsageError(f"{args.run} has no {run.summary.name}; run `corpus-audit scan ... --out {args.run}` first")
     html_path, md_path = write_reports(args.run)
     print(html_path)
     print(md_path)
@@ -144,10 +149,11 @@ def _demo_parser(commands: argparse._SubParsersAction) -> None:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
+    from .rundir import RunDir
 
     outcome = run_demo(args.out, progress=args.progress)
     _print_summary(outcome.summary, outcome.run_dir)
-    print(f"report: {(outcome.run_dir / 'report.html').resolve()}")
+    print(f"report: {RunDir(outcome.run_dir).report_html.resolve()}")
     return outcome.exit_code
 
 
@@ -251,10 +257,12 @@ def _cmd_classify(args: argparse.Namespace) -> int:
 
 
 def _export_parser(commands: argparse._SubParsersAction) -> None:
+    from .exporter import MODES
+
     p = commands.add_parser("export", help="write a filtered copy of the scanned shards (+ dolma-style attribute files)")
     p.add_argument("run", type=Path, help="a finished run directory")
     p.add_argument("--out", required=True, type=Path, help="the export directory (re-run the same command to resume)")
-    p.add_argument("--mode", required=True, choices=("drop", "keep", "redact", "annotate"),
+    p.add_argument("--mode", required=True, choices=tuple(MODES),
                    help="drop or keep documents holding a flagged passage, redact the passages, or annotate every row")
     p.add_argument("--labels", action="append", metavar="LABEL[,LABEL]",
                    help="labels that flag a passage (comma-separated or repeated; default misaligned_ai)")
@@ -266,6 +274,7 @@ def _export_parser(commands: argparse._SubParsersAction) -> None:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from .exporter import export
+    from .rundir import ExportDir
 
     labels = [label for value in (args.labels or ["misaligned_ai"]) for label in value.split(",")]
     outcome = export(args.run, args.out, args.mode, labels, args.min_score, args.placeholder, args.progress)
@@ -279,7 +288,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         print(f"FAILED {failure['input']}: {failure['error']}", file=sys.stderr)
     if outcome.exported_shards == 0:
         print("nothing to do: every shard was already exported", file=sys.stderr)
-    print(f"export directory: {outcome.out}  (manifest: {outcome.out / 'export_manifest.json'})")
+    print(f"export directory: {outcome.out}  (manifest: {ExportDir(outcome.out).manifest})")
     return outcome.exit_code
 
 
@@ -317,13 +326,14 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     from .auditloop import estimate, render
 
     from .reports import write_reports
+    from .rundir import RunDir
 
     result = estimate(args.run, args.labels)
     summary = args.run / "summary.json"
     print(render(result, json.loads(summary.read_text()) if summary.is_file() else None))
     print(render_agreement(result["agreement"]))
     html_path, _ = write_reports(args.run)
-    print(f"written: {args.run / 'estimate.json'}; the report now shows it: {html_path}")
+    print(f"written: {RunDir(args.run).estimate}; the report now shows it: {html_path}")
     return 0
 
 

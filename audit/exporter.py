@@ -24,7 +24,7 @@ import gzip
 import hashlib
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,13 +39,9 @@ from .config import Columns
 from .errors import InputError, UsageError
 from .executors.progress import Progress
 from .labels import AI_LABELS
-from .reader import JsonlSource, Shard, filesystem, open_parquet, read_column, resolve_columns, role_arrays, shard_stem
-from .rundir import SCHEMA_VERSION, RunDir
+from .reader import JsonlSource, Shard, filesystem, open_parquet, read_column, resolve_columns, role_arrays
+from .rundir import SCHEMA_VERSION, ExportDir, RunDir
 
-MODES = ("drop", "keep", "redact", "annotate")
-MANIFEST = "export_manifest.json"
-STATE_DIR = ".export"  # one marker per finished shard
-ATTRIBUTES_DIR = "attributes"
 ATTRIBUTE_PREFIX = "corpus_audit"
 TAG_PREFIX = "audit_"
 BATCH_BYTES = 64 * 2**20  # about this much uncompressed data is read at a time
@@ -99,27 +95,27 @@ def export(
     """Export the shards scanned into ``run_dir`` to ``out`` (or resume / confirm an export there)."""
     started = time.perf_counter()
     run = RunDir(Path(run_dir))
-    out = Path(out)
+    target = ExportDir(Path(out))
     selection = _selection(mode, labels, min_score)
     scan_manifest, summary = _read_run(run)
     failed_inputs = {failure["input"] for failure in summary["failures"]}
     shards = [_shard(entry) for entry in scan_manifest["shards"]]
-    _check_out(out, run, shards)
+    _check_out(target, run, shards)
     _check_unchanged(shards)
     identity = {"path": str(run.root.resolve()), "summary_sha256": hashlib.sha256(run.summary.read_bytes()).hexdigest()}
     options = {"mode": mode, "labels": list(selection.labels), "min_score": min_score, "placeholder": placeholder}
     todo = [s for s in shards if s.uri not in failed_inputs]
-    previous = _previous_export(out, identity, options)
-    if previous and previous.get("finished") and all(_done(out, s) for s in todo):
-        return ExportOutcome(previous, out, 0, time.perf_counter() - started)
+    previous = _previous_export(target, identity, options)
+    if previous and previous.get("finished") and all(target.done(s.relpath, s.fingerprint()) for s in todo):
+        return ExportOutcome(previous, target.root, 0, time.perf_counter() - started)
 
-    out.mkdir(parents=True, exist_ok=True)
-    clean_temporaries(out)
+    target.root.mkdir(parents=True, exist_ok=True)
+    clean_temporaries(target.root)
     header = {"schema_version": SCHEMA_VERSION, "tool_version": __version__, "run": identity, "options": options}
-    write_json_atomic(out / MANIFEST, {**header, "finished": False})
+    write_json_atomic(target.manifest, {**header, "finished": False})
     tags = _RunTags(run, scan_manifest, selection)
     columns = Columns(**{role: scan_manifest["options"]["columns"].get(role) for role in ("text", "id")})
-    pending = [s for s in todo if _done(out, s) is None]
+    pending = [s for s in todo if target.done(s.relpath, s.fingerprint()) is None]
     rows = {s.relpath: 0 for s in pending}
     for unit in scan_manifest["units"]:
         if unit["shard"] in rows:
@@ -128,10 +124,10 @@ def export(
     results, failures = [], [{"input": uri, "error": "failed in the scan; not exported"} for uri in sorted(failed_inputs)]
     try:
         for shard in todo:
-            done = _done(out, shard)
+            done = target.done(shard.relpath, shard.fingerprint())
             if done is None:
                 try:
-                    done = _export_shard(shard, out, mode, placeholder, columns, tags.for_shard(shard.relpath), bar)
+                    done = _export_shard(shard, target, mode, placeholder, columns, tags.for_shard(shard.relpath), bar)
                 except InputError as error:
                     failures.append({"input": shard.uri, "error": str(error)})
                     continue
@@ -148,8 +144,8 @@ def export(
         "totals": _totals(results),
     }
     manifest["reconciliation"] = _reconcile(manifest["totals"], summary, selection, mode, placeholder, bool(failures))
-    write_json_atomic(out / MANIFEST, manifest)
-    return ExportOutcome(manifest, out, len(pending), time.perf_counter() - started)
+    write_json_atomic(target.manifest, manifest)
+    return ExportOutcome(manifest, target.root, len(pending), time.perf_counter() - started)
 
 
 # -- checks before any work ----------------------------------------------------------------------------------
@@ -176,10 +172,10 @@ def _read_run(run: RunDir) -> tuple[dict, dict]:
     """The scan's manifest and summary; UsageError unless the scan finished over the whole corpus."""
     how = f"run `corpus-audit scan ... --out {run.root}` to completion first"
     if not run.summary.is_file():
-        raise UsageError(f"{run.root} has no summary.json; {how}")
+        raise UsageError(f"{run.root} has no {run.summary.name}; {how}")
     manifest = run.read_manifest()
     if manifest is None or not manifest.get("finished"):
-        raise UsageError(f"{run.root} holds an unfinished scan (manifest.json missing or not finished); {how}")
+        raise UsageError(f"{run.root} holds an unfinished scan ({run.manifest.name} missing or not finished); {how}")
     if not run.passages.exists():
         raise UsageError(f"{run.passages} is missing; re-run the scan command to rebuild it")
     if manifest["options"].get("sample_rate", 1) < 1:
@@ -202,7 +198,8 @@ def _input_root(shard: Shard) -> Path | None:
     return path.parents[len(Path(shard.relpath).parts) - 1]
 
 
-def _check_out(out: Path, run: RunDir, shards: list[Shard]) -> None:
+def _check_out(export_dir: ExportDir, run: RunDir, shards: list[Shard]) -> None:
+    out = export_dir.root
     target = out.resolve()
     if target == run.root.resolve():
         raise UsageError(f"--out {out} is the run directory; write the export somewhere else")
@@ -212,8 +209,11 @@ def _check_out(out: Path, run: RunDir, shards: list[Shard]) -> None:
                 f"--out {out} is inside, or holds, the input folder {root}; an export never writes into or over its "
                 "input: choose a directory outside it"
             )
-    if out.is_dir() and not (out / MANIFEST).is_file() and any(out.iterdir()):
-        raise UsageError(f"--out {out} is a non-empty directory holding no {MANIFEST}; choose a new or empty directory")
+    if out.is_dir() and not export_dir.manifest.is_file() and any(out.iterdir()):
+        raise UsageError(
+            f"--out {out} is a non-empty directory holding no {export_dir.manifest.name}; choose a new or empty "
+            "directory"
+        )
 
 
 def _check_unchanged(shards: list[Shard]) -> None:
@@ -230,47 +230,19 @@ def _check_unchanged(shards: list[Shard]) -> None:
             )
 
 
-def _previous_export(out: Path, identity: dict, options: dict) -> dict | None:
+def _previous_export(out: ExportDir, identity: dict, options: dict) -> dict | None:
     try:
-        previous = json.loads((out / MANIFEST).read_text())
+        previous = json.loads(out.manifest.read_text())
     except FileNotFoundError:
         return None
     except json.JSONDecodeError as error:
-        raise UsageError(f"{out / MANIFEST} is not valid JSON ({error}); choose a new --out") from None
+        raise UsageError(f"{out.manifest} is not valid JSON ({error}); choose a new --out") from None
     if previous.get("run") != identity or previous.get("options") != options:
         raise UsageError(
-            f"{out} holds an export of another run or with other options ({previous.get('options')}); re-run the "
+            f"{out.root} holds an export of another run or with other options ({previous.get('options')}); re-run the "
             "same command to resume it, or choose a new --out"
         )
     return previous
-
-
-# -- where each shard's outputs live ------------------------------------------------------------------------------
-
-
-def _output(out: Path, shard: Shard) -> Path:
-    return out / shard.relpath
-
-
-def _attributes(out: Path, shard: Shard) -> Path:
-    return out / ATTRIBUTES_DIR / (shard_stem(shard.relpath) + ".jsonl.gz")
-
-
-def _marker(out: Path, shard: Shard) -> Path:
-    return out / STATE_DIR / (shard.relpath + ".json")
-
-
-def _done(out: Path, shard: Shard) -> dict | None:
-    """The shard's stats when its export is complete and was made from this very input."""
-    try:
-        stats = json.loads(_marker(out, shard).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-    if stats.get("fingerprint") != shard.fingerprint():
-        return None
-    if not (_output(out, shard).is_file() and _attributes(out, shard).is_file()):
-        return None
-    return stats
 
 
 # -- what the run knows about each shard ----------------------------------------------------------------------
@@ -370,7 +342,9 @@ class _Counts:
     spans_redacted: int = 0
 
 
-def _export_shard(shard: Shard, out: Path, mode: str, placeholder: str, columns: Columns, tags: _ShardTags, bar: Progress) -> dict:
+def _export_shard(
+    shard: Shard, out: ExportDir, mode: str, placeholder: str, columns: Columns, tags: _ShardTags, bar: Progress
+) -> dict:
     """Write the shard's output and attribute files, then its marker; returns its stats."""
     if shard.is_jsonl:
         return _export_jsonl_shard(shard, out, mode, placeholder, columns, tags, bar)
@@ -402,7 +376,9 @@ def _export_shard(shard: Shard, out: Path, mode: str, placeholder: str, columns:
     return _finish(shard, out, counts, started, row_groups_in=parquet.metadata.num_row_groups, row_groups_out=row_groups, codec=codec)
 
 
-def _export_jsonl_shard(shard: Shard, out: Path, mode: str, placeholder: str, columns: Columns, tags: _ShardTags, bar: Progress) -> dict:
+def _export_jsonl_shard(
+    shard: Shard, out: ExportDir, mode: str, placeholder: str, columns: Columns, tags: _ShardTags, bar: Progress
+) -> dict:
     """The JSON Lines twin of a Parquet shard's export: the same rows out, in the same compression, each line
     copied byte for byte unless the mode changes its document (redact, annotate)."""
     started = time.perf_counter()
@@ -460,27 +436,28 @@ def _roles(shard: Shard, schema: pa.Schema | None, columns: Columns, mode: str) 
     return roles
 
 
-def _write_outputs(shard: Shard, out: Path, write_both) -> None:
+def _write_outputs(shard: Shard, out: ExportDir, write_both) -> None:
     """Run ``write_both(shard_tmp, attributes_tmp)``: the attribute file is renamed into place first, then the shard."""
     try:
-        write_atomic(_output(out, shard), lambda shard_tmp: write_atomic(_attributes(out, shard), lambda attributes_tmp: write_both(shard_tmp, attributes_tmp)))
+        write_atomic(out.output(shard.relpath), lambda shard_tmp: write_atomic(
+            out.attributes(shard.relpath), lambda attributes_tmp: write_both(shard_tmp, attributes_tmp)))
     except (OSError, pa.ArrowException) as error:
         raise InputError(f"{shard.uri}: export failed while reading or writing ({error})") from error
 
 
-def _finish(shard: Shard, out: Path, counts: _Counts, started: float, **formats) -> dict:
+def _finish(shard: Shard, out: ExportDir, counts: _Counts, started: float, **formats) -> dict:
     """Write the shard's marker (last, after both files) and return its stats."""
     stats = {
         "relpath": shard.relpath,
         "input": shard.uri,
         "fingerprint": shard.fingerprint(),
         "output": shard.relpath,
-        "attributes": _attributes(out, shard).relative_to(out).as_posix(),
+        "attributes": out.attributes(shard.relpath).relative_to(out.root).as_posix(),
         **vars(counts),
         **formats,
         "seconds": round(time.perf_counter() - started, 3),
     }
-    write_json_atomic(_marker(out, shard), stats)
+    out.commit_shard(shard.relpath, stats)
     return stats
 
 
@@ -492,21 +469,58 @@ def _transform(batch: pa.RecordBatch, tags: _BatchTags, lengths: np.ndarray, mod
     counts.passages_flagged += int(tags.flagged.sum())
     starts, ends = tags.passages["char_start"].to_numpy(), tags.passages["char_end"].to_numpy()
     counts.characters_flagged += int((ends - starts)[tags.flagged].sum())
-    if mode in ("drop", "keep"):
-        keep = ~tags.flagged_doc if mode == "drop" else tags.flagged_doc
-        result = batch.filter(pa.array(keep))
-        kept_chars = int(lengths[keep].sum())
-    elif mode == "redact":
-        result, removed, spans = _redact(batch, tags.flagged_spans(), placeholder, text_column)
-        counts.characters_redacted += removed
-        counts.spans_redacted += spans
-        kept_chars = int(lengths.sum()) - removed + spans * len(placeholder)
-    else:
-        result = _annotate(batch, tags)
-        kept_chars = int(lengths.sum())
+    result, kept_chars = MODES[mode](batch, tags, lengths, _Rewrite(placeholder, text_column), counts)
     counts.rows_out += result.num_rows
     counts.characters_out += kept_chars
     return result
+
+
+@dataclass(frozen=True)
+class _Rewrite:
+    """What a mode may need besides the batch and its tags: the text left for a cut passage, the text column."""
+
+    placeholder: str
+    text_column: str
+
+
+# A mode's transform: (batch, its tags, each row's text length in code points, _Rewrite, counts it may add to)
+# -> (the batch as written, its characters of text).
+Transform = Callable[[pa.RecordBatch, _BatchTags, np.ndarray, _Rewrite, _Counts], tuple[pa.RecordBatch, int]]
+
+
+def _drop(batch: pa.RecordBatch, tags: _BatchTags, lengths: np.ndarray, rewrite: _Rewrite,
+          counts: _Counts) -> tuple[pa.RecordBatch, int]:
+    """Leave out the documents holding a flagged passage."""
+    return _rows(batch, lengths, ~tags.flagged_doc)
+
+
+def _keep(batch: pa.RecordBatch, tags: _BatchTags, lengths: np.ndarray, rewrite: _Rewrite,
+          counts: _Counts) -> tuple[pa.RecordBatch, int]:
+    """Keep only the documents holding a flagged passage."""
+    return _rows(batch, lengths, tags.flagged_doc)
+
+
+def _rows(batch: pa.RecordBatch, lengths: np.ndarray, keep: np.ndarray) -> tuple[pa.RecordBatch, int]:
+    return batch.filter(pa.array(keep)), int(lengths[keep].sum())
+
+
+def _redact_flagged(batch: pa.RecordBatch, tags: _BatchTags, lengths: np.ndarray, rewrite: _Rewrite,
+                    counts: _Counts) -> tuple[pa.RecordBatch, int]:
+    """Cut the flagged passages out of the text, leaving the placeholder in their place."""
+    result, removed, spans = _redact(batch, tags.flagged_spans(), rewrite.placeholder, rewrite.text_column)
+    counts.characters_redacted += removed
+    counts.spans_redacted += spans
+    return result, int(lengths.sum()) - removed + spans * len(rewrite.placeholder)
+
+
+def _annotate_rows(batch: pa.RecordBatch, tags: _BatchTags, lengths: np.ndarray, rewrite: _Rewrite,
+                   counts: _Counts) -> tuple[pa.RecordBatch, int]:
+    """Keep every row and add the audit_* tag columns."""
+    return _annotate(batch, tags), int(lengths.sum())
+
+
+# The export modes by name (the CLI's --mode choices): a new mode is a transform added here.
+MODES: dict[str, Transform] = {"drop": _drop, "keep": _keep, "redact": _redact_flagged, "annotate": _annotate_rows}
 
 
 def _redact(batch: pa.RecordBatch, spans: dict[int, list[tuple[int, int]]], placeholder: str, text_column: str) -> tuple[pa.RecordBatch, int, int]:

@@ -44,8 +44,6 @@ from .labels import LABELS
 from .rundir import RunDir
 
 HOST = "127.0.0.1"
-SAMPLE_FILE = "audit_sample.jsonl"  # where `label` draws the sample when there is none yet
-LABELS_FILE = "labels.jsonl"
 CONTEXT_CHARS = 1500  # document text shown on each side of the passage
 IDLE_SECONDS = 30 * 60
 MAX_BODY = 4096  # an answer is a few dozen bytes
@@ -264,20 +262,20 @@ def guide_lines() -> dict[str, str]:
 def open_session(run_dir: str | Path, n: int, labels: str | Path | None, labeller: str | None,
                  seed: int = 0) -> Session:
     """The sample (drawn now, as `sample` draws it, if the run has none) with the labels so far."""
-    run = Path(run_dir)
-    plan_path = run / auditloop.PLAN_FILE
+    run_files = RunDir(Path(run_dir))
+    run, plan_path = run_files.root, run_files.audit_plan
     plan = json.loads(plan_path.read_text()) if plan_path.is_file() else None
     if plan is None or not Path(plan["file"]).is_file():
         # No sample yet, or its rows file is gone: draw it (the same seed and size give the same rows again).
-        plan = auditloop.sample(run, plan["n"] if plan else n, run / SAMPLE_FILE, plan["seed"] if plan else seed)
+        plan = auditloop.sample(run, plan["n"] if plan else n, run_files.label_sample, plan["seed"] if plan else seed)
     elif plan["n"] != n:
         print(f"labelling the existing sample of {len(plan['rows'])} rows (drawn with --n {plan['n']}); "
               f"`corpus-audit sample` draws another")
     sample_file = Path(plan["file"])
-    labels_path = Path(labels) if labels else run / LABELS_FILE
+    labels_path = Path(labels) if labels else run_files.labels
     if labels_path.resolve() == sample_file.resolve():
         raise UsageError(f"--labels {labels_path} is the sample file itself; give another file (default: "
-                         f"{run / LABELS_FILE})")
+                         f"{run_files.labels})")
     rows = [json.loads(line) for line in sample_file.read_text(encoding="utf-8").splitlines() if line.strip()]
     if [(r["doc_id"], r["passage_index"]) for r in rows] != [(r["doc_id"], r["passage_index"]) for r in plan["rows"]]:
         raise UsageError(f"{sample_file} does not hold the rows of {plan_path}; draw the sample again with "

@@ -20,6 +20,7 @@ from . import __version__
 from .atomic import clean_temporaries
 from .config import ScanConfig
 from .errors import InputError, UsageError
+from .executors import Engine, make_engine
 from .executors.progress import Progress
 from .reader import Shard, Unit, discover, glob_root, open_source, resolve_columns
 from .rundir import RunDir
@@ -66,7 +67,7 @@ def plan(shards: list[Shard], config: ScanConfig) -> tuple[list[Unit], list[dict
 def scan(config: ScanConfig) -> ScanOutcome:
     """Run (or resume) a scan and write its run directory."""
     _check_options(config)
-    engine = _engine(config)  # the local engine's workers start now, while this process plans
+    engine = make_engine(config)  # the local engine's workers start now, while this process plans
     # In the background of planning and of the units: the model (for the manifest, and for the units themselves with
     # one worker), then the merge's and the report's modules (scipy, matplotlib).
     background = ThreadPoolExecutor(1, thread_name_prefix="scan-background")
@@ -84,7 +85,7 @@ def _import(*modules: str) -> None:
         importlib.import_module(module)
 
 
-def _scan(config: ScanConfig, engine, model: Future) -> ScanOutcome:
+def _scan(config: ScanConfig, engine: Engine, model: Future) -> ScanOutcome:
     clock = _Clock()
     run = RunDir(Path(config.out))
     run.root.mkdir(parents=True, exist_ok=True)
@@ -98,7 +99,7 @@ def _scan(config: ScanConfig, engine, model: Future) -> ScanOutcome:
         "tool_version": __version__,
         "inputs": list(config.inputs),
         "options": config.result_options(),
-        "model": {"path": str(tagger.path), "sha256": tagger.sha256, "version": tagger.info.get("version")},
+        "model": {"path": str(tagger.path), "sha256": tagger.sha256, "version": tagger.version},
         "shards": [{"relpath": s.relpath, **s.fingerprint()} for s in shards],
         "units": [u.to_dict() | {"shard": u.shard.relpath} for u in units],
     }
@@ -179,18 +180,6 @@ class _Clock:
 
     def total(self) -> float:
         return time.perf_counter() - self.started
-
-
-def _engine(config: ScanConfig):
-    if config.engine == "local":
-        from .executors.local import LocalEngine
-
-        return LocalEngine(config)
-    if config.engine == "ray":
-        from .executors.ray import run_ray
-
-        return run_ray
-    raise UsageError(f"unknown engine {config.engine!r}; use local or ray")
 
 
 def _check_options(config: ScanConfig) -> None:

@@ -26,7 +26,8 @@ from .labels import AI_LABELS, LABELS
 from .minhash import NUM_PERM, signatures
 from .passages import split_passages
 from .reader import Unit, open_source, resolve_columns
-from .tagger import Tagger, tag_passages
+from .rundir import DOCS_SCHEMA, FLAGGED_SCHEMA, SAMPLE_SCHEMA
+from .tagger import PassageTagger, tag_passages
 
 HISTOGRAM_BINS = 50
 SAMPLE_GATED = 400  # bottom-k sample of gated passages kept per unit
@@ -91,7 +92,7 @@ class _Collector:
 
 
 def scan_unit(
-    unit: Unit, config: ScanConfig, tagger: Callable[[], Tagger], progress: ProgressFn | None = None
+    unit: Unit, config: ScanConfig, tagger: Callable[[], PassageTagger], progress: ProgressFn | None = None
 ) -> UnitResult:
     """Scan one unit. Raises InputError when the shard cannot be read, UsageError when a required column is missing.
 
@@ -132,7 +133,7 @@ def scan_unit(
 
 
 def _scan_batch(
-    batch: dict[str, pa.Array], first_row: int, config: ScanConfig, tagger: Callable[[], Tagger], out: _Collector
+    batch: dict[str, pa.Array], first_row: int, config: ScanConfig, tagger: Callable[[], PassageTagger], out: _Collector
 ) -> int:
     """Scan one record batch; returns its text size in bytes (for progress).
 
@@ -203,7 +204,7 @@ class _Doc:
     dump: str | None
 
     def identity(self, shard: str) -> dict:
-        """The columns every unit table starts with (_DOC_FIELDS)."""
+        """The columns every unit table starts with (the document fields of `audit.rundir`'s schemas)."""
         return {"doc_id": self.doc_id, "shard": shard, "row": self.row, "url": self.url,
                 "domain": registered_domain(self.url), "date": self.date, "dump": self.dump}
 
@@ -218,7 +219,7 @@ def _docs(batch: dict[str, pa.Array], rows: np.ndarray, index: np.ndarray, lengt
     ]
 
 
-def _classify_docs(docs: list[_Doc], texts: list[str], tagger: Tagger, seed: int, out: _Collector) -> None:
+def _classify_docs(docs: list[_Doc], texts: list[str], tagger: PassageTagger, seed: int, out: _Collector) -> None:
     spans = [split_passages(t) for t in texts]
     passages = [t[a:b] for t, doc_spans in zip(texts, spans) for a, b in doc_spans]
     probs, labels, gated = tag_passages(tagger, passages)
@@ -331,32 +332,3 @@ def _table(rows: list[dict], schema: pa.Schema) -> pa.Table:
     if not rows:
         return schema.empty_table()
     return pa.Table.from_pylist(rows, schema=schema)
-
-
-def _fields(**types: pa.DataType) -> list[pa.Field]:
-    return [pa.field(name, kind) for name, kind in types.items()]
-
-
-_PROB_FIELDS = [pa.field(f"p_{name}", pa.float32()) for name in LABELS]
-_DOC_FIELDS = _fields(doc_id=pa.string(), shard=pa.string(), row=pa.int64(), url=pa.string(), domain=pa.string(), date=pa.string(), dump=pa.string())
-_PASSAGE_FIELDS = [
-    *_fields(passage_index=pa.int32(), char_start=pa.int64(), char_end=pa.int64(), text=pa.large_string(), label=pa.string(), score=pa.float32()),
-    *_PROB_FIELDS,
-]
-FLAGGED_SCHEMA = pa.schema([*_DOC_FIELDS, *_PASSAGE_FIELDS, pa.field("cluster_id", pa.int64())])
-DOCS_SCHEMA = pa.schema(
-    [
-        *_DOC_FIELDS,
-        pa.field("characters", pa.int64()),
-        pa.field("tokens", pa.int64()),
-        pa.field("passages", pa.int32()),
-        pa.field("gated_passages", pa.int32()),  # passages that name AI themselves: only these meet the model
-        pa.field("gated_characters", pa.int64()),
-        *[
-            pa.field(f"{stat}_{name}", kind)
-            for name in AI_LABELS
-            for stat, kind in (("n", pa.int32()), ("chars", pa.int64()), ("max_p", pa.float32()), ("any_p", pa.float64()), ("sum_p", pa.float64()), ("sum_pchars", pa.float64()))
-        ],
-    ]
-)
-SAMPLE_SCHEMA = pa.schema([pa.field("kind", pa.string()), *_DOC_FIELDS, *_PASSAGE_FIELDS, pa.field("sample_hash", pa.uint64())])

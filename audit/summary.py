@@ -15,7 +15,7 @@ import polars as pl
 from . import clusters, estimators
 from .atomic import write_json_atomic, write_parquet_atomic
 from .labels import AI_LABELS, LABELS
-from .rundir import SCHEMA_VERSION, RunDir
+from .rundir import FLAGGED_SCHEMA, SCHEMA_VERSION, RunDir
 
 
 def summarise(
@@ -74,10 +74,9 @@ def summarise(
 
 def _checked(run: RunDir) -> dict:
     """The `checked` block when people have labelled an audit sample of this run (RUN/estimate.json)."""
-    from .auditloop import ESTIMATE_FILE, checked_block
+    from .auditloop import checked_block
 
-    path = run.root / ESTIMATE_FILE
-    return {"checked": checked_block(json.loads(path.read_text()))} if path.is_file() else {}
+    return {"checked": checked_block(json.loads(run.estimate.read_text()))} if run.estimate.is_file() else {}
 
 
 def _with_families(flagged: pl.DataFrame) -> pl.DataFrame:
@@ -106,8 +105,6 @@ def _concentration(run: RunDir, unit_ids: list[str], passages: pl.DataFrame) -> 
 
 
 def _empty_flagged() -> pl.DataFrame:
-    from .scanner import FLAGGED_SCHEMA
-
     return pl.from_arrow(FLAGGED_SCHEMA.empty_table())
 
 

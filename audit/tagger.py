@@ -1,6 +1,12 @@
-"""The passage classifier at prediction time: a fastText model plus its calibration and decision rule.
+"""The passage classifier at prediction time: taggers by name, and the shipped one, fastText plus its calibration
+and decision rule.
 
-The model file (`model.bin`, or a quantised `model.ftz`) has a sibling `model.json` (same stem) written by
+A tagger is anything that satisfies `PassageTagger` (what the scan, `classify` and the run's manifest use of it).
+Taggers are registered by name in `TAGGERS`, as dolma registers its taggers; a model's model.json names its tagger
+under "tagger" (fastText when it names none, as every model trained so far does), and `load_tagger` picks the
+loader by that name. The run records the model's sha256 and version, so a resumed run uses the same one.
+
+The fastText model file (`model.bin`, or a quantised `model.ftz`) has a sibling `model.json` (same stem) written by
 training: it holds the model's sha256, the calibration (temperature, per-label bias and the weights of the
 risk-word features of `audit.risk_words`), the decision rule, the training sources and the evaluations.
 `normalize` is the one text normalisation used both to train and to predict.
@@ -13,8 +19,10 @@ import importlib.resources
 import json
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar, Protocol
 
 import numpy as np
 
@@ -103,10 +111,34 @@ def decide_labels(probs: np.ndarray, decision: dict) -> np.ndarray:
     return np.where(misaligned, np.int8(0), others).astype(np.int8)
 
 
+class PassageTagger(Protocol):
+    """What the scan, `classify` and the run's manifest need of a tagger."""
+
+    name: ClassVar[str]  # its name in TAGGERS
+    path: Path  # the model file
+    sha256: str  # of the model file: the run's manifest records it, and a run resumes only with the same model
+    info: dict  # model.json: "version", "decision", "evaluation" (the error rates the estimates correct for)
+
+    @property
+    def version(self) -> object:
+        """The model's version, as the run's manifest records it."""
+        ...
+
+    def predict(self, texts: list[str]) -> np.ndarray:
+        """Calibrated probabilities, float32 (n, 4), columns in LABELS order."""
+        ...
+
+    def decide(self, probs: np.ndarray) -> np.ndarray:
+        """Label indices (int8, into LABELS) of the rows of ``predict``'s probabilities."""
+        ...
+
+
 @dataclass
 class Tagger:
-    """A loaded model: `predict` gives calibrated probabilities in LABELS order, `decide` turns them into labels."""
+    """The fastText tagger (a `PassageTagger`): `predict` gives calibrated probabilities in LABELS order, `decide`
+    turns them into labels."""
 
+    name: ClassVar[str] = "fasttext"
     model: object  # fasttext.FastText._FastText
     path: Path
     sha256: str
@@ -133,6 +165,10 @@ class Tagger:
         if found != sorted(LABELS):
             raise UsageError(f"model {model_path} has labels {found}, expected {list(LABELS)}")
         return cls(model=model, path=model_path, sha256=sha256, info=info)
+
+    @property
+    def version(self) -> object:
+        return self.info.get("version")
 
     @property
     def temperature(self) -> float:
@@ -177,7 +213,7 @@ class Tagger:
         return decide_labels(probs, self.info["decision"])
 
 
-def tag_passages(tagger: Tagger, passages: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def tag_passages(tagger: PassageTagger, passages: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The scan's decision for passages: the gate, applied to each passage, then the model for those it passes.
 
     A passage that names no AI term itself is `no_ai` with probability 1, unseen by the model. Why: the model's
@@ -226,14 +262,41 @@ def read_info(model_path: Path, sha256: str) -> dict:
     return info
 
 
-_CACHE: dict[str, Tagger] = {}
+# name -> loader of a model file: a new tagger is a loader added here (and its name in its models' model.json)
+TAGGERS: dict[str, Callable[[Path], PassageTagger]] = {Tagger.name: Tagger.load}
+DEFAULT_TAGGER = Tagger.name  # the tagger of a model.json that names none
+
+
+def load_tagger(path: str | Path | None = None) -> PassageTagger:
+    """Load a model file with the tagger its model.json names; None loads the shipped model."""
+    model_path = shipped_model_path() if path is None else Path(path)
+    name = tagger_name(model_path)
+    loader = TAGGERS.get(name)
+    if loader is None:
+        raise UsageError(
+            f"{info_path(model_path)} names the tagger {name!r}, which this corpus-audit does not have (it has "
+            f"{', '.join(sorted(TAGGERS))}); register it in audit.tagger.TAGGERS or pass another --model"
+        )
+    return loader(model_path)
+
+
+def tagger_name(model_path: Path) -> str:
+    """The tagger a model's model.json names. A missing or broken model.json is left to the loader to report."""
+    try:
+        info = json.loads(info_path(model_path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return DEFAULT_TAGGER
+    return info.get("tagger", DEFAULT_TAGGER) if isinstance(info, dict) else DEFAULT_TAGGER
+
+
+_CACHE: dict[str, PassageTagger] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def load_cached(path: str | Path | None = None) -> Tagger:
-    """One Tagger per model path per process (for worker processes that classify many units)."""
+def load_cached(path: str | Path | None = None) -> PassageTagger:
+    """One tagger per model path per process (for worker processes that classify many units)."""
     key = str(shipped_model_path() if path is None else Path(path).resolve())
     with _CACHE_LOCK:
         if key not in _CACHE:
-            _CACHE[key] = Tagger.load(key)
+            _CACHE[key] = load_tagger(key)
         return _CACHE[key]

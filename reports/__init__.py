@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from audit.atomic import write_text_atomic
+from audit.rundir import RunDir
 
 from . import html, markdown
 from .rundata import load_run
@@ -16,8 +17,9 @@ from .rundata import load_run
 def write_reports(run_dir: str | Path) -> tuple[Path, Path]:
     """(Re)write report.html and report.md from the run's files; each appears whole or not at all."""
     run = load_run(run_dir)
-    html_path = write_text_atomic(run.run_dir / "report.html", html.render(run))
-    md_path = write_text_atomic(run.run_dir / "report.md", markdown.render(run))
+    files = RunDir(run.run_dir)
+    html_path = write_text_atomic(files.report_html, html.render(run))
+    md_path = write_text_atomic(files.report_md, markdown.render(run))
     return html_path, md_path
 
 

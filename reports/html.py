@@ -14,6 +14,7 @@ import polars as pl
 
 from audit import gate
 from audit.labels import AI_LABELS
+from audit.rundir import ESTIMATE_FILE
 
 from . import fmt, plots, tables
 from .markup import Html, el, esc, join, table
@@ -155,7 +156,7 @@ def _audited(run: RunData) -> Html:
     body = [(_chip(r.label), r.population_words, *cells(r.stratified), *cells(r.ppi))
             + ((r.note or "",) if notes else ()) for r in rows]
     return (el("h3", "Checked by people")
-            + el("p", f"{fmt.count(labelled)} sampled rows labelled by people (estimate.json). Labels beat the "
+            + el("p", f"{fmt.count(labelled)} sampled rows labelled by people ({ESTIMATE_FILE}). Labels beat the "
                       "model: these figures lead, and the model's own estimates follow below them. The design-based "
                       "stratified estimate needs no model; PPI corrects the classifier's scores with the labels.")
             + table(["label", "population", "stratified", "95% interval", "PPI", "95% interval"]

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from audit.labels import AI_LABELS
+from audit.rundir import ESTIMATE_FILE
 
 from . import fmt, tables
 from .rundata import RunData
@@ -82,7 +83,7 @@ def _audited(run: RunData) -> list[str]:
         return fmt.pct_interval(e.estimate, e.low, e.high) if e else ("–", "")
 
     return ["## Checked by people", "",
-            f"{fmt.count(labelled)} sampled rows labelled by people (`estimate.json`). Labels beat the model: these "
+            f"{fmt.count(labelled)} sampled rows labelled by people (`{ESTIMATE_FILE}`). Labels beat the model: these "
             "figures lead, and the model's own estimates follow.", "",
             _table(["label", "population", "stratified", "95% interval", "PPI", "95% interval"],
                    [[f"`{r.label}`", r.population_words, *cells(r.stratified), *cells(r.ppi)]

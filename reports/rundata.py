@@ -14,6 +14,7 @@ from typing import Any
 import polars as pl
 
 from audit.errors import UsageError
+from audit.rundir import RunDir
 from audit.tagger import info_path
 
 
@@ -38,7 +39,8 @@ class RunData:
         total = [0] * len(histograms[0])
         for unit, histogram in zip(self.units, histograms):
             if len(histogram) != len(total):
-                raise UsageError(f"{self.run_dir / 'units'}: unit {unit.get('unit')!r} has a score_histogram of "
+                where = RunDir(self.run_dir).units_dir
+                raise UsageError(f"{where}: unit {unit.get('unit')!r} has a score_histogram of "
                                  f"{len(histogram)} bins, others have {len(total)}; re-run the scan into a new --out")
             total = [a + b for a, b in zip(total, histogram)]
         return total
@@ -81,19 +83,16 @@ def _scan_parquet(path: Path) -> pl.LazyFrame | None:
 
 def load_run(run_dir: str | Path) -> RunData:
     """Read summary.json (required), manifest.json, unit stats, passages.parquet, clusters.parquet, estimate.json."""
-    run_dir = Path(run_dir)
-    summary_path = run_dir / "summary.json"
-    if not summary_path.exists():
-        raise UsageError(f"{summary_path}: not found. Is {run_dir} a finished run directory? "
+    run = RunDir(Path(run_dir))
+    if not run.summary.exists():
+        raise UsageError(f"{run.summary}: not found. Is {run.root} a finished run directory? "
                          "Run `corpus-audit scan INPUT --out RUN` first.")
-    manifest_path, audit_path = run_dir / "manifest.json", run_dir / "estimate.json"
-    units = [_read_json(p) for p in sorted((run_dir / "units").glob("*.json"))]
     return RunData(
-        run_dir=run_dir,
-        summary=_read_json(summary_path),
-        manifest=_read_json(manifest_path) if manifest_path.exists() else {},
-        passages=_scan_parquet(run_dir / "passages.parquet"),
-        clusters=_scan_parquet(run_dir / "clusters.parquet"),
-        units=units,
-        audit=_read_json(audit_path) if audit_path.exists() else None,
+        run_dir=run.root,
+        summary=_read_json(run.summary),
+        manifest=_read_json(run.manifest) if run.manifest.exists() else {},
+        passages=_scan_parquet(run.passages),
+        clusters=_scan_parquet(run.clusters),
+        units=[_read_json(p) for p in run.unit_stats_files()],
+        audit=_read_json(run.estimate) if run.estimate.exists() else None,
     )

@@ -85,7 +85,7 @@ def test_resume_undo_and_skip(planted: Path, tmp_path: Path) -> None:
 def test_estimate_from_the_labels_so_far_keeps_its_intervals(planted: Path, tmp_path: Path) -> None:
     """Half the sample labelled in the interleaved order: every stratum has labels and an interval that is
     wider than, and holds, the estimate from the full sample labelled the same way."""
-    plan = json.loads((planted / auditloop.PLAN_FILE).read_text())
+    plan = json.loads((planted / "audit_sample.json").read_text())
     order = interleaved(plan["rows"])
     rows = [json.loads(line) for line in (planted / "audit.jsonl").read_text().splitlines()]
     for row in rows:
@@ -102,7 +102,7 @@ def test_estimate_from_the_labels_so_far_keeps_its_intervals(planted: Path, tmp_
 
 
 def test_one_labeller_answering_a_row_twice_names_both_lines(planted: Path, tmp_path: Path) -> None:
-    plan = json.loads((planted / auditloop.PLAN_FILE).read_text())
+    plan = json.loads((planted / "audit_sample.json").read_text())
     row = plan["rows"][0]
     line = json.dumps({"doc_id": row["doc_id"], "passage_index": row["passage_index"], "label": "no_ai",
                        "labeller": "ann"})

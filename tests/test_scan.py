@@ -196,7 +196,7 @@ def test_a_temporary_left_by_a_worker_killed_mid_write_is_gone_when_the_scan_end
     import audit
     from audit import pipeline
 
-    real_engine = pipeline._engine
+    real_engine = pipeline.make_engine
 
     def engine_with_a_killed_writer(config):
         run_units = real_engine(config)
@@ -208,7 +208,7 @@ def test_a_temporary_left_by_a_worker_killed_mid_write_is_gone_when_the_scan_end
 
         return run
 
-    monkeypatch.setattr(pipeline, "_engine", engine_with_a_killed_writer)
+    monkeypatch.setattr(pipeline, "make_engine", engine_with_a_killed_writer)
     run = tmp_path / "run"
     outcome = audit.scan(str(SHARDS / "web_mix_00000.parquet"), run)
     assert outcome.exit_code == 0 and outcome.scanned_units > 0
@@ -238,3 +238,31 @@ def test_document_aggregates_for_a_whole_batch_equal_those_of_each_document_alon
             assert row[f"max_p_{name}"] == p.max() and row[f"sum_p_{name}"] == pytest.approx(p.sum(), rel=1e-12)
             assert row[f"any_p_{name}"] == pytest.approx(1 - np.prod(1 - p), rel=1e-12)
             assert row[f"sum_pchars_{name}"] == pytest.approx((p * chars[mine]).sum(), rel=1e-12)
+
+
+def test_a_registered_engine_runs_the_scan(tmp_path, monkeypatch):
+    """An engine registered by name runs the units of a scan that names it; an unknown name is refused."""
+    import audit
+    from audit import executors
+    from audit.errors import UsageError
+    from audit.executors.unit import run_unit
+
+    ran: list[str] = []
+
+    def serial(config):
+        def run(units, config, root, progress):
+            ran.extend(unit.id for unit in units)
+            return [run_unit(unit, config, root) for unit in units]
+
+        return run
+
+    monkeypatch.setitem(executors.ENGINES, "serial", serial)
+    texts = ["The robot refused to shut down and hid from its makers. " * 5] * 9
+    shard = write_shard(tmp_path / "in" / "a.parquet", texts)
+    outcome = audit.scan(str(shard), tmp_path / "serial", engine="serial")
+    local = audit.scan(str(shard), tmp_path / "local")
+    planned = json.loads((tmp_path / "serial" / "manifest.json").read_text())["units"]
+    assert ran and ran == [unit["id"] for unit in planned]
+    assert outcome.summary["labels"] == local.summary["labels"]
+    with pytest.raises(UsageError, match="unknown engine 'spark'; use local or ray or serial"):
+        audit.scan(str(shard), tmp_path / "spark", engine="spark")

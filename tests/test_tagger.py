@@ -11,12 +11,16 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
+from support import write_shard
 
 from audit import risk_words
 from audit.errors import UsageError
 from audit.labels import LABELS
-from audit.tagger import Tagger, calibrate, decide_labels, load_cached, normalize, shipped_model_path
+from audit.tagger import (
+    Tagger, calibrate, decide_labels, file_sha256, info_path, load_cached, load_tagger, normalize, shipped_model_path,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -174,3 +178,64 @@ def test_shipped_model_loads_from_an_installed_wheel(tmp_path):
     assert result["model"].startswith(str(target))
     assert result["sha256"] == Tagger.load().sha256
     assert result["shape"] == [1, 4]
+
+
+class KeywordTagger:
+    """A second tagger, registered by the test below: misaligned_ai when a passage says "betray", else neutral_ai."""
+
+    name = "keyword"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sha256 = file_sha256(path)
+        self.info = json.loads(info_path(path).read_text())
+
+    @property
+    def version(self) -> object:
+        return self.info["version"]
+
+    def predict(self, texts: list[str]) -> np.ndarray:
+        probs = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
+        betrays = np.array(["betray" in text.lower() for text in texts], dtype=bool)
+        probs[:, LABELS.index("no_ai")] = 0.125
+        probs[betrays, LABELS.index("misaligned_ai")] = 0.875
+        probs[~betrays, LABELS.index("neutral_ai")] = 0.875
+        return probs
+
+    def decide(self, probs: np.ndarray) -> np.ndarray:
+        return decide_labels(probs, self.info["decision"])
+
+
+def test_a_registered_tagger_named_by_model_json_classifies_and_scans(tmp_path, monkeypatch):
+    """A tagger registered by name is what `classify` and the scan use when a model's model.json names it."""
+    import audit
+    from audit import tagger as tagger_module
+
+    monkeypatch.setitem(tagger_module.TAGGERS, KeywordTagger.name, KeywordTagger)
+    model = tmp_path / "keywords.txt"
+    model.write_text("betray\n")
+    info = {"tagger": "keyword", "version": 7, "decision": {"misaligned_ai_threshold": 0.5}}
+    (tmp_path / "keywords.json").write_text(json.dumps(info))
+
+    classified = audit.classify(["The AI will betray its makers.", "The AI sorted the mail."], model=str(model))
+    assert [c["label"] for c in classified] == ["misaligned_ai", "neutral_ai"]
+    assert classified[0]["scores"] == {"misaligned_ai": 0.875, "aligned_ai": 0.0, "neutral_ai": 0.0, "no_ai": 0.125}
+
+    texts = [f"Report {i}. The robot planned to betray the crew of the station." for i in range(5)]
+    texts += [f"Note {i}. The robot sorted the crates in the hold of the station." for i in range(7)]
+    shard = write_shard(tmp_path / "in" / "a.parquet", texts)
+    outcome = audit.scan(str(shard), tmp_path / "run", model=str(model))
+    labels = outcome.summary["labels"]
+    assert (labels["misaligned_ai"]["documents"], labels["neutral_ai"]["documents"]) == (5, 7)
+    passages = pq.read_table(tmp_path / "run" / "passages.parquet").to_pylist()
+    assert {(p["label"], p["score"]) for p in passages} == {("misaligned_ai", 0.875), ("neutral_ai", 0.875)}
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["model"]["sha256"] == file_sha256(model) and manifest["model"]["version"] == 7
+
+
+def test_a_model_json_naming_an_unknown_tagger_is_a_usage_error(tmp_path):
+    model = tmp_path / "model.bin"
+    model.write_text("x")
+    (tmp_path / "model.json").write_text(json.dumps({"tagger": "nope"}))
+    with pytest.raises(UsageError, match="names the tagger 'nope'.*fasttext"):
+        load_tagger(model)

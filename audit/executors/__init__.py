@@ -1,49 +1,59 @@
-"""Executors run the scan's units of work. They own parallelism, retries, progress and completion markers;
-the scan step (`audit.scanner.scan_unit`) knows none of that.
+"""Executors run the scan's units of work. They own parallelism, retries and progress, and commit each unit's
+results through `audit.rundir.RunDir` (which owns the completion markers); the scan step
+(`audit.scanner.scan_unit`) knows none of that.
 
-Every executor runs :func:`run_unit` on each pending unit and returns the outcomes: the unit's stats, or a
-failure naming the input. A unit whose input cannot be read fails at once; any other error is retried
-``RETRIES`` times first (a worker that crashed, a flaky object store).
+An engine is made from the scan's config before planning (so it can start its workers meanwhile), is called with
+the pending units and returns one outcome per unit (see `audit.executors.unit.run_unit`, the task every engine
+runs). Engines are registered here by name; each factory imports its engine on first use, so that importing this
+registry (the CLI does, for ``--engine``) imports neither the scan nor Ray.
 """
 
 from __future__ import annotations
 
-import traceback
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
-from ..config import ScanConfig
-from ..errors import InputError, UsageError
-from ..reader import Unit
-from ..rundir import RunDir
-from ..scanner import ProgressFn, scan_unit
-from ..tagger import load_cached
+from ..errors import UsageError
 
-RETRIES = 1
-
-
-def run_unit(unit: Unit, config: ScanConfig, run_root: str | Path, progress: ProgressFn | None = None) -> dict:
-    """Scan one unit and commit its results. Returns ``{"unit", "stats", "tables"}`` (the committed tables, so the
-    merge need not read them back) or ``{"unit", "input", "error"}``."""
-    try:
-        result = scan_unit(unit, config, lambda: load_cached(config.model), progress)
-    except InputError as error:
-        return failure(unit, str(error))
-    try:
-        RunDir(Path(run_root)).commit_unit(unit.id, result.tables(), result.stats)
-    except OSError as error:
-        raise UsageError(
-            f"cannot write the results of {unit.id} into {run_root} ({error}). Free space or fix permissions, "
-            "then re-run the same command: finished units are kept and the scan resumes."
-        ) from error
-    return {"unit": unit.id, "stats": result.stats, "tables": result.tables()}
+if TYPE_CHECKING:
+    from ..config import ScanConfig
+    from ..reader import Unit
+    from .progress import Progress
 
 
-def failure(unit: Unit, message: str) -> dict:
-    return {"unit": unit.id, "input": unit.shard.uri, "error": message}
+class Engine(Protocol):
+    """What a scan needs of an engine. An engine that holds workers between calls also has ``close()``, which the
+    scan calls when it ends."""
+
+    def __call__(self, units: list[Unit], config: ScanConfig, run_root: Path, progress: Progress) -> list[dict]:
+        """Run every unit; one outcome per unit, in the order of ``units``: ``{"unit", "stats", ...}`` or a
+        failure ``{"unit", "input", "error"}``."""
+        ...
 
 
-def describe(error: BaseException) -> str:
-    """A one-line account of an unexpected error, for the run's failures list."""
-    last = traceback.extract_tb(error.__traceback__)[-1:] if error.__traceback__ else []
-    where = f" at {last[0].filename}:{last[0].lineno}" if last else ""
-    return f"{type(error).__name__}: {error}{where}"
+EngineFactory = Callable[["ScanConfig"], Engine]
+
+
+def _local(config: ScanConfig) -> Engine:
+    from .local import LocalEngine
+
+    return LocalEngine(config)
+
+
+def _ray(config: ScanConfig) -> Engine:
+    from .ray import run_ray
+
+    return run_ray
+
+
+# name -> factory: an entry added here is an ``--engine`` choice and an ``audit.scan(..., engine=name)``
+ENGINES: dict[str, EngineFactory] = {"local": _local, "ray": _ray}
+
+
+def make_engine(config: ScanConfig) -> Engine:
+    """The engine ``config.engine`` names."""
+    factory = ENGINES.get(config.engine)
+    if factory is None:
+        raise UsageError(f"unknown engine {config.engine!r}; use {' or '.join(ENGINES)}")
+    return factory(config)

@@ -22,7 +22,7 @@ from ..errors import UsageError
 from ..gate import warm_up
 from ..reader import Unit
 from ..tagger import load_cached
-from . import RETRIES, describe, failure, run_unit
+from .unit import RETRIES, describe, failure, run_unit
 from .progress import Progress
 
 _UPDATES: multiprocessing.Queue | None = None  # a worker's end of the progress queue

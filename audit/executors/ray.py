@@ -24,7 +24,7 @@ from ..config import ScanConfig
 from ..errors import UsageError
 from ..reader import Unit
 from ..tagger import load_cached
-from . import RETRIES, describe, failure, run_unit
+from .unit import RETRIES, describe, failure, run_unit
 from .progress import Progress
 
 INSTALL_HINT = "pip install 'corpus-audit[ray]'"
