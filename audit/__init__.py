@@ -50,7 +50,7 @@ def scan(
 
 def report(run_dir: str | Path) -> tuple[Path, Path]:
     """(Re)write ``report.html`` and ``report.md`` of a run."""
-    from .reports import write_reports
+    from .reporting import write_reports
 
     return write_reports(run_dir)
 
@@ -93,13 +93,13 @@ def estimate(run_dir: str | Path, labels_file: str | Path) -> dict:
 
 def train(data: list[str | Path], out: str | Path, **options) -> dict:
     """Train a classifier from labelled JSON Lines; ``options`` are TrainOptions fields (dim, epoch, ...)."""
-    from .training import TrainOptions, train as fit
+    from .training.fit import TrainOptions, train as fit
 
     return fit(data, out, TrainOptions(**options))
 
 
 def evaluate(data: list[str | Path], model: str | Path | None = None):
     """Per-label precision, recall, F1, confusion matrix, PR-AUC and calibration error of a model on labelled data."""
-    from .training import evaluate as measure
+    from .training.fit import evaluate as measure
 
     return measure(data, model)

@@ -124,7 +124,7 @@ def _report_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from .reports import write_reports
+    from .reporting import write_reports
 
     if not (args.run / "summary.json").is_file():
         raise UsageError(f"{args.run} has no summary.json; run `corpus-audit scan ... --out {args.run}` first")
@@ -164,7 +164,7 @@ _TRAIN_INT_OPTIONS = {  # fastText's options, and the cross-validation that cali
 
 
 def _train_parser(commands: argparse._SubParsersAction) -> None:
-    from .training import TrainOptions
+    from .training.fit import TrainOptions
 
     p = commands.add_parser("train", help="train a classifier from labelled JSON Lines")
     p.add_argument("data", nargs="+", metavar="DATA", help="JSON Lines: written passages {text,label} or label records")
@@ -182,7 +182,7 @@ def _train_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .training import TrainOptions, train
+    from .training.fit import TrainOptions, train
 
     names = (*_TRAIN_INT_OPTIONS, "lr", "risk_words")
     info = train(args.data, args.out, TrainOptions(**{name: getattr(args, name) for name in names}))
@@ -205,7 +205,7 @@ def _evaluate_parser(commands: argparse._SubParsersAction) -> None:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .atomic import write_json_atomic
     from .tagger import Tagger
-    from .training import agent_run_flags, evaluate, format_metrics, record_evaluation
+    from .training.fit import agent_run_flags, evaluate, format_metrics, record_evaluation
 
     tagger = Tagger.load(args.model)
     metrics = evaluate(args.data, tagger)
@@ -234,7 +234,7 @@ def _classify_parser(commands: argparse._SubParsersAction) -> None:
 def _cmd_classify(args: argparse.Namespace) -> int:
     import json
 
-    from .training import classify
+    from .training.fit import classify
 
     if args.file == "-":
         lines = sys.stdin
@@ -312,7 +312,7 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     from .agreement import render as render_agreement
     from .auditloop import estimate, render
 
-    from .reports import write_reports
+    from .reporting import write_reports
 
     result = estimate(args.run, args.labels)
     print(render(result))

@@ -28,7 +28,7 @@ import numpy as np
 
 from audit.labels import LABELS
 from audit.tagger import normalize
-from audit.training import (
+from audit.training.fit import (
     Example, TrainOptions, _fit, _raw_probs, average_precision, deduplicate, fold_of, load_examples,
 )
 

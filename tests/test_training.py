@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from audit.classifiers import realdata
+import audit.training.realdata as realdata
 from audit.errors import UsageError
 from audit.labels import LABELS
 from audit.tagger import Tagger, calibrate
-from audit.training import (
+from audit.training.fit import (
     Example,
     TrainOptions,
     average_precision,
@@ -289,7 +289,7 @@ def test_model_card_reports_the_shipped_models_dev_figures():
     dev = [labels / name for name in ("dev.jsonl", "web_sample_dev.jsonl", "new_sources_dev.jsonl")]
     assert recorded["data_sha256"] == {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in dev}, (
         "a dev label file changed after the model card was written: re-run the `evaluate ... --record dev` command "
-        "of MODEL_CARD.md's 'Reproduce' section and `classifiers/model_card.py`"
+        "of MODEL_CARD.md's 'Reproduce' section and `audit/training/model_card.py`"
     )
     if realdata.data_root() is not None:  # the shared data sit beside the repo here and in CI: recompute
         metrics = evaluate(dev, tagger)
@@ -300,12 +300,12 @@ def test_model_card_reports_the_shipped_models_dev_figures():
 
 
 def test_model_card_figures_are_those_of_model_json():
-    """Every generated block of the card equals what classifiers/model_card.py makes of the shipped model.json."""
-    from audit.classifiers import model_card
+    """Every generated block of the card equals what audit/training/model_card.py makes of the shipped model.json."""
+    from audit.training import model_card
 
     card = (REPO / "classifiers" / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert len(model_card.BLOCK.findall(card)) == len(model_card.BLOCKS)
-    assert model_card.refresh(card, Tagger.load().info) == card, "run: python classifiers/model_card.py"
+    assert model_card.refresh(card, Tagger.load().info) == card, "run: python -m audit.training.model_card"
     with pytest.raises(ValueError, match="unknown block 'nope'"):
         model_card.refresh("<!-- model.json: nope -->\n<!-- end -->", Tagger.load().info)
 

@@ -12,8 +12,9 @@ import zipfile
 from support import REPO
 
 # source folder -> package inside the wheel (pyproject.toml's package-dir), and the data files each ships
-PACKAGES = {"audit": "audit", "audit/executors": "audit/executors", "classifiers": "audit/classifiers",
-            "corpora": "audit/corpora", "reports": "audit/reports"}
+PACKAGES = {"audit": "audit", "audit/executors": "audit/executors", "audit/reporting": "audit/reporting",
+            "audit/training": "audit/training", "classifiers": "audit/classifiers", "corpora": "audit/corpora",
+            "reports": "audit/report_assets"}
 DATA = {"classifiers/data": "*.jsonl", "classifiers/labels": "*.jsonl", "corpora/sample": "*.jsonl",
         "classifiers": "model.*", "reports": "*.css"}
 

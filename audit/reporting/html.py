@@ -378,7 +378,7 @@ def render(run: RunData) -> str:
     bodies = {"headline": _headline(run, rows), "concentration": _concentration(rows, concs),
               "time": _time(run), "scores": _scores(run), "examples": _examples(run), "run": _run_details(run)}
     present = [(anchor, title) for anchor, title in sections if bodies[anchor]]
-    css = resources.files(__package__).joinpath("style.css").read_text(encoding="utf-8")
+    css = resources.files("audit.report_assets").joinpath("style.css").read_text(encoding="utf-8")
     main = el("main", _header(run) + _nav(present) + join(bodies[a] for a, _ in present)
               + el("footer", "Written by corpus-audit. Corpus text and URLs are shown as escaped plain text; "
                              "this page loads nothing and runs no script."))

@@ -3,7 +3,7 @@
 Training data are JSON Lines files of two kinds, told apart by their first record:
 - passages written for the project: {"text", "label", "source", "note"};
 - label records of third-party text (classifiers/labels/*.jsonl): {"source", "key", "span", "label", "note"},
-  whose text `audit.classifiers.realdata` reads from ../shared/data at run time.
+  whose text `audit.training.realdata` reads from ../shared/data at run time.
 
 `train` fits a fastText model (one thread and a fixed seed, so the same data and options give the same model),
 fits a temperature, per-label biases and the weights of the risk-word features (`audit.risk_words`) on
@@ -78,7 +78,7 @@ class Example:
     @property
     def dev_side(self) -> bool:
         """A third-party passage on the development side of the split: never used to fit anything."""
-        from audit.classifiers import realdata
+        from . import realdata
 
         return self.source != "written" and realdata.is_dev(self.source, self.key)
 
@@ -162,7 +162,7 @@ def _read_text_file(path: Path) -> list[Example]:
 
 
 def _read_label_file(path: Path) -> list[Example]:
-    from audit.classifiers import realdata
+    from . import realdata
 
     try:
         resolved = realdata.resolve(realdata.load_records(path))
@@ -234,7 +234,7 @@ def fold_of(example: Example, folds: int, seed: int) -> int:
     Real passages are grouped by their document (the dev split's unit), so a story's or a transcript's other
     passages never sit in the fold that scores it; written passages are hashed by their text.
     """
-    from audit.classifiers import realdata
+    from . import realdata
 
     unit = normalize(example.text).strip() if example.source == "written" else realdata.split_unit(example.source, example.key)
     digest = hashlib.md5(f"{seed}:{unit}".encode()).digest()
@@ -523,7 +523,7 @@ def agent_run_flags(model: Tagger | str | Path | None = None) -> dict[str, dict[
     """Whole dev-side agent runs through the scan's decision: per experimenters' behaviour tag, how many runs hold a
     passage the scan calls misaligned_ai. Runs that resisted shutdown should be flagged far more often than runs
     that allowed it; a bag of words that only hears "shutdown" flags both alike."""
-    from audit.classifiers import realdata
+    from . import realdata
 
     tagger = model if isinstance(model, Tagger) else Tagger.load(model)
     root = realdata.data_root()
