@@ -57,15 +57,9 @@ def report(run_dir: str | Path) -> tuple[Path, Path]:
 
 def classify(texts: list[str], model: str | None = None) -> list[dict]:
     """Label and scores of each text, classified as one passage by the model alone."""
-    from .labels import LABELS
-    from .tagger import load_cached
+    from .predict import classify as run_classify
 
-    tagger = load_cached(model)
-    probs = tagger.predict(texts)
-    return [
-        {"label": LABELS[label], "scores": dict(zip(LABELS, map(float, row)))}
-        for row, label in zip(probs, tagger.decide(probs))
-    ]
+    return run_classify(texts, model)
 
 
 def export(run_dir: str | Path, out: str | Path, mode: str = "drop", labels: tuple[str, ...] = ("misaligned_ai",),
@@ -100,6 +94,6 @@ def train(data: list[str | Path], out: str | Path, **options) -> dict:
 
 def evaluate(data: list[str | Path], model: str | Path | None = None):
     """Per-label precision, recall, F1, confusion matrix, PR-AUC and calibration error of a model on labelled data."""
-    from .training.fit import evaluate as measure
+    from .training.evaluate import evaluate as measure
 
     return measure(data, model)

@@ -205,7 +205,7 @@ def _evaluate_parser(commands: argparse._SubParsersAction) -> None:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .atomic import write_json_atomic
     from .tagger import Tagger
-    from .training.fit import agent_run_flags, evaluate, format_metrics, record_evaluation
+    from .training.evaluate import agent_run_flags, evaluate, format_metrics, record_evaluation
 
     tagger = Tagger.load(args.model)
     metrics = evaluate(args.data, tagger)
@@ -234,7 +234,7 @@ def _classify_parser(commands: argparse._SubParsersAction) -> None:
 def _cmd_classify(args: argparse.Namespace) -> int:
     import json
 
-    from .training.fit import classify
+    from .predict import classify_lines
 
     if args.file == "-":
         lines = sys.stdin
@@ -244,7 +244,7 @@ def _cmd_classify(args: argparse.Namespace) -> int:
         except OSError as error:
             raise UsageError(f"cannot read {args.file}: {error.strerror}") from None
     with lines:
-        for record in classify(lines, args.model, args.text_field):
+        for record in classify_lines(lines, args.model, args.text_field):
             sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
     return 0
 
