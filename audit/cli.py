@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import __version__
+from .version import __version__
 from .config import PRESETS, ScanConfig, resolve_columns
 from .errors import UsageError
 

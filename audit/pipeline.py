@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__
+from .version import __version__
 from .atomic import clean_temporaries
 from .config import ScanConfig
 from .errors import InputError, UsageError
