@@ -47,7 +47,8 @@ class Metrics:
     # and add the model's own figures without the gate or the splitting.
     gate_passed: dict[str, int] = field(default_factory=dict)  # labelled passages with a piece that names AI
     confusion_gated: list[list[int]] = field(default_factory=list)  # those passages: true vs the scan's label
-    confusion_pieces: list[list[int]] = field(default_factory=list)  # their gated pieces: passage's true label vs piece's
+    # their gated pieces: the passage's true label vs the piece's
+    confusion_pieces: list[list[int]] = field(default_factory=list)
     pieces: dict[str, int] = field(default_factory=dict)  # all pieces (gated or not) of the passages of each label
     model_alone: dict = field(default_factory=dict)
     # The same decision figures per drawing stratum of the labelled data (web sample, enriched content, ...), in the
@@ -97,7 +98,7 @@ def evaluate(data_paths: Iterable[str | Path], model: Tagger | str | Path | None
     texts = [e.text for e in examples]
     spans = [split_passages(text) or [(0, len(text))] for text in texts]
     owner = np.repeat(np.arange(len(texts)), [len(s) for s in spans])
-    pieces = [text[a:b] for text, doc_spans in zip(texts, spans) for a, b in doc_spans]
+    pieces = [text[a:b] for text, doc_spans in zip(texts, spans, strict=True) for a, b in doc_spans]
     piece_probs, piece_labels, gated = tag_passages(tagger, pieces)
     labels = np.full(len(texts), len(LABELS) - 1, dtype=np.int64)
     np.minimum.at(labels, owner, piece_labels.astype(np.int64))
@@ -324,7 +325,7 @@ def _recall_by_subtype(examples: list[Example], predicted: np.ndarray) -> dict[s
 def _error_types(examples: list[Example], truth: np.ndarray, predicted: np.ndarray) -> list[dict]:
     """Mistakes counted by source, true and predicted label, most frequent first (ties in that order)."""
     counts = Counter(
-        (e.source, LABELS[t], LABELS[p]) for e, t, p in zip(examples, truth, predicted) if t != p
+        (e.source, LABELS[t], LABELS[p]) for e, t, p in zip(examples, truth, predicted, strict=True) if t != p
     )
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     return [{"source": s, "true": t, "predicted": p, "count": n} for (s, t, p), n in ranked]
@@ -371,8 +372,9 @@ def format_metrics(metrics: Metrics) -> str:
         lines.append(
             f"{label:<15}{scores['precision']:>10.3f}{scores['recall']:>10.3f}{scores['f1']:>10.3f}{scores['support']:>9d}"
         )
-    lines += ["", "confusion (rows: true, columns: predicted)", " " * 15 + "".join(f"{l[:12]:>14}" for l in LABELS)]
-    for label, row in zip(LABELS, metrics.confusion):
+    header = " " * 15 + "".join(f"{name[:12]:>14}" for name in LABELS)
+    lines += ["", "confusion (rows: true, columns: predicted)", header]
+    for label, row in zip(LABELS, metrics.confusion, strict=True):
         lines.append(f"{label:<15}" + "".join(f"{count:>14d}" for count in row))
     def show(value: float | None) -> str:
         return "n/a" if value is None else f"{value:.3f}"
@@ -391,11 +393,13 @@ def format_metrics(metrics: Metrics) -> str:
         lines += [
             "",
             "The figures above are the scan's decision: each labelled passage is cut into the scan's passages, those",
-            "that name no AI term are no_ai unseen by the model, and the passage gets its pieces' first label by precedence.",
+            "that name no AI term are no_ai unseen by the model, and the passage gets its pieces' first label by "
+            "precedence.",
             "labelled passages with a piece the gate lets through: "
             + ", ".join(f"{L} {metrics.gate_passed[L]}/{support[L]['support']}" for L in LABELS),
             f"model alone: misaligned_ai precision {show(mis['precision'])} recall {show(mis['recall'])}, "
-            f"PR-AUC {show(alone['misaligned_pr_auc'])}, benign_ai vs no_ai accuracy {show(alone['benign_vs_no_ai_accuracy'])}",
+            f"PR-AUC {show(alone['misaligned_pr_auc'])}, "
+            f"benign_ai vs no_ai accuracy {show(alone['benign_vs_no_ai_accuracy'])}",
         ]
     return "\n".join(lines)
 

@@ -117,7 +117,10 @@ def fold_of(example: Example, folds: int, seed: int) -> int:
     """
     from . import realdata
 
-    unit = normalize(example.text).strip() if example.source == "written" else realdata.split_unit(example.source, example.key)
+    if example.source == "written":
+        unit = normalize(example.text).strip()
+    else:
+        unit = realdata.split_unit(example.source, example.key)
     digest = hashlib.md5(f"{seed}:{unit}".encode()).digest()
     return int.from_bytes(digest[:4], "little") % folds
 

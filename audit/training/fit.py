@@ -99,7 +99,7 @@ def out_of_fold_probs(examples: list[Example], options: TrainOptions, workdir: P
         held = np.flatnonzero(folds == fold)
         if held.size == 0:
             continue
-        model = _fit([e for e, f in zip(examples, folds) if f != fold], options, workdir)
+        model = _fit([e for e, f in zip(examples, folds, strict=True) if f != fold], options, workdir)
         probs[held] = _raw_probs(model, [examples[i].text for i in held])
     return probs
 
@@ -142,7 +142,9 @@ def calibration_rows(examples: list[Example], min_rows: int = 200, min_misaligne
     real = np.array([e.real_and_read for e in examples]) & gate([e.text for e in examples])
     misaligned = np.array([e.label == "misaligned_ai" for e in examples])
     if real.sum() >= min_rows and (real & misaligned).sum() >= min_misaligned:
-        return np.flatnonzero(real), f"the {int(real.sum())} hand-labelled real passages that name AI (the scan's passage gate)"
+        return np.flatnonzero(real), (
+            f"the {int(real.sum())} hand-labelled real passages that name AI (the scan's passage gate)"
+        )
     return np.arange(len(examples)), f"all {len(examples)} passages"
 
 
@@ -175,7 +177,7 @@ def train(data_paths: Iterable[str | Path], out: str | Path, options: TrainOptio
     data_paths = [Path(p) for p in data_paths]
     loaded = load_examples(data_paths)
     dev = [e.dev_side for e in loaded]
-    examples, conflicting = deduplicate([e for e, on_dev in zip(loaded, dev) if not on_dev])
+    examples, conflicting = deduplicate([e for e, on_dev in zip(loaded, dev, strict=True) if not on_dev])
     dev_side = sum(dev)
     counts = Counter(e.label for e in examples)
     missing = [label for label in LABELS if counts[label] < options.folds]
@@ -213,12 +215,12 @@ def train(data_paths: Iterable[str | Path], out: str | Path, options: TrainOptio
             "method": "temperature, per-label bias and side-feature weights: softmax(log p / temperature + bias"
             + (" + weights . features)" if options.risk_words else ")"),
             "temperature": temperature,
-            "bias": dict(zip(LABELS, map(float, bias))),
+            "bias": dict(zip(LABELS, map(float, bias), strict=True)),
             "features": None if weights is None else {
                 "name": risk_words.NAME,
                 "version": risk_words.VERSION,
                 "columns": list(risk_words.COLUMNS),
-                "weights": {label: [float(w) for w in row] for label, row in zip(LABELS, weights)},
+                "weights": {label: [float(w) for w in row] for label, row in zip(LABELS, weights, strict=True)},
             },
             "fit_on": f"{options.folds}-fold out-of-fold, {fit_on}",
         },
@@ -242,7 +244,8 @@ def _cross_validation(examples: list[Example], oof: np.ndarray, predicted: np.nd
     figures = {"cross_validation": recorded_figures(compute_metrics(examples, oof, predicted))}
     real = np.flatnonzero([e.real_and_read for e in examples])
     if real.size:
-        figures["cross_validation_real"] = recorded_figures(compute_metrics([examples[i] for i in real], oof[real], predicted[real]))
+        real_examples = [examples[i] for i in real]
+        figures["cross_validation_real"] = recorded_figures(compute_metrics(real_examples, oof[real], predicted[real]))
     return figures
 
 
