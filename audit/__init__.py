@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from .version import __version__ as __version__
 
 if TYPE_CHECKING:
     from .pipeline import ScanOutcome
@@ -50,22 +50,16 @@ def scan(
 
 def report(run_dir: str | Path) -> tuple[Path, Path]:
     """(Re)write ``report.html`` and ``report.md`` of a run."""
-    from .reports import write_reports
+    from .reporting import write_reports
 
     return write_reports(run_dir)
 
 
 def classify(texts: list[str], model: str | None = None) -> list[dict]:
     """Label and scores of each text, classified as one passage by the model alone."""
-    from .labels import LABELS
-    from .tagger import load_cached
+    from .predict import classify as run_classify
 
-    tagger = load_cached(model)
-    probs = tagger.predict(texts)
-    return [
-        {"label": LABELS[label], "scores": dict(zip(LABELS, map(float, row)))}
-        for row, label in zip(probs, tagger.decide(probs))
-    ]
+    return run_classify(texts, model)
 
 
 def export(run_dir: str | Path, out: str | Path, mode: str = "drop", labels: tuple[str, ...] = ("misaligned_ai",),
@@ -93,13 +87,13 @@ def estimate(run_dir: str | Path, labels_file: str | Path) -> dict:
 
 def train(data: list[str | Path], out: str | Path, **options) -> dict:
     """Train a classifier from labelled JSON Lines; ``options`` are TrainOptions fields (dim, epoch, ...)."""
-    from .training import TrainOptions, train as fit
+    from .training.fit import TrainOptions, train as fit
 
     return fit(data, out, TrainOptions(**options))
 
 
 def evaluate(data: list[str | Path], model: str | Path | None = None):
     """Per-label precision, recall, F1, confusion matrix, PR-AUC and calibration error of a model on labelled data."""
-    from .training import evaluate as measure
+    from .training.evaluate import evaluate as measure
 
     return measure(data, model)

@@ -39,7 +39,7 @@ import polars as pl
 from .atomic import write_json_atomic, write_text_atomic
 from .errors import InputError, UsageError
 from .agreement import settled_labels
-from .estimators import beta_draws, wilson
+from .estimators import DRAWS, SEED, beta_draws, wilson
 from .config import Columns
 from .labels import AI_LABELS, LABELS
 from .reader import ParquetSource, Shard, Source, open_source, read_column, resolve_columns
@@ -47,8 +47,6 @@ from .rundir import ESTIMATE_FILE, SCHEMA_VERSION, RunDir
 from .scanner import SAMPLE_GATED, SAMPLE_REJECTED, doc_hash
 
 BANDS = (0.0, 0.2, 0.5, 0.8, 1.0)  # p_misaligned_ai bands of the flagged strata
-DRAWS = 20_000
-SEED = 20_260_127
 FLOOR = 0.2  # every stratum gets at least this share of an equal allocation
 MIN_RATE = 0.005  # the least spread a stratum is assumed to have when allocating labels
 FEW = 5  # a stratum with fewer labelled positives (or negatives) than this gets an exact interval in PPI

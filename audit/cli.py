@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import __version__
+from .version import __version__
 from .config import PRESETS, ScanConfig, resolve_columns
 from .errors import UsageError
 from .executors import ENGINES
@@ -128,7 +128,7 @@ def _report_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from .reports import write_reports
+    from .reporting import write_reports
     from .rundir import RunDir
 
     run = RunDir(args.run)
@@ -171,7 +171,7 @@ _TRAIN_INT_OPTIONS = {  # fastText's options, and the cross-validation that cali
 
 
 def _train_parser(commands: argparse._SubParsersAction) -> None:
-    from .training import TrainOptions
+    from .training.fit import TrainOptions
 
     p = commands.add_parser("train", help="train a classifier from labelled JSON Lines")
     p.add_argument("data", nargs="+", metavar="DATA", help="JSON Lines: written passages {text,label} or label records")
@@ -189,7 +189,7 @@ def _train_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .training import TrainOptions, train
+    from .training.fit import TrainOptions, train
 
     names = (*_TRAIN_INT_OPTIONS, "lr", "risk_words")
     info = train(args.data, args.out, TrainOptions(**{name: getattr(args, name) for name in names}))
@@ -212,7 +212,7 @@ def _evaluate_parser(commands: argparse._SubParsersAction) -> None:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .atomic import write_json_atomic
     from .tagger import Tagger
-    from .training import agent_run_flags, evaluate, format_metrics, record_evaluation
+    from .training.evaluate import agent_run_flags, evaluate, format_metrics, record_evaluation
 
     tagger = Tagger.load(args.model)
     metrics = evaluate(args.data, tagger)
@@ -241,7 +241,7 @@ def _classify_parser(commands: argparse._SubParsersAction) -> None:
 def _cmd_classify(args: argparse.Namespace) -> int:
     import json
 
-    from .training import classify
+    from .predict import classify_lines
 
     if args.file == "-":
         lines = sys.stdin
@@ -251,7 +251,7 @@ def _cmd_classify(args: argparse.Namespace) -> int:
         except OSError as error:
             raise UsageError(f"cannot read {args.file}: {error.strerror}") from None
     with lines:
-        for record in classify(lines, args.model, args.text_field):
+        for record in classify_lines(lines, args.model, args.text_field):
             sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
     return 0
 
@@ -325,7 +325,7 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     from .agreement import render as render_agreement
     from .auditloop import estimate, render
 
-    from .reports import write_reports
+    from .reporting import write_reports
     from .rundir import RunDir
 
     result = estimate(args.run, args.labels)

@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from . import __version__
+from .version import __version__
 from .atomic import clean_temporaries, write_atomic, write_json_atomic
 from .config import Columns
 from .errors import InputError, UsageError

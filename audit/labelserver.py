@@ -214,7 +214,7 @@ class Session:
 
     def estimate(self) -> dict:
         """Recompute RUN/estimate.json and the report from the labels so far."""
-        from .reports import write_reports
+        from .reporting import write_reports
 
         with self._locked():
             if not self.labels.is_file():

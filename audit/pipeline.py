@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__
+from .version import __version__
 from .atomic import clean_temporaries
 from .config import ScanConfig
 from .errors import InputError, UsageError
@@ -72,7 +72,7 @@ def scan(config: ScanConfig) -> ScanOutcome:
     # one worker), then the merge's and the report's modules (scipy, matplotlib).
     background = ThreadPoolExecutor(1, thread_name_prefix="scan-background")
     model = background.submit(load_cached, config.model)
-    background.submit(_import, "audit.summary", "audit.reports")
+    background.submit(_import, "audit.summary", "audit.reporting")
     try:
         return _scan(config, engine, model)
     finally:
@@ -216,7 +216,7 @@ def _check_resumable(previous: dict, current: dict, run: RunDir) -> None:
 def _write_reports(run_root: Path) -> None:
     """The report is derived from the run's files: if it fails, the scan's results stand and the report can be
     written again with `corpus-audit report RUN`."""
-    from .reports import write_reports
+    from .reporting import write_reports
 
     try:
         write_reports(run_root)

@@ -1,6 +1,6 @@
 """End-to-end ``scan`` throughput against its ceilings, on two corpora, and peak memory per worker.
 
-Two generated corpora (``python -m audit.corpora.generate``): ``--corpus`` (3% of documents pass the gate) and
+Two generated corpora (``python -m audit.synthetic``): ``--corpus`` (3% of documents pass the gate) and
 ``--corpus-web`` (``--ai-share 0.09``: 9%, the gate rate of the real Common Crawl sample). For each, every round times,
 one after the other on the same shards (so a neighbour's load on the shared machine hits them alike), and the figures
 are the medians over ``--repeat`` rounds:
@@ -263,23 +263,8 @@ def peak_rss(shard_dir: Path, run: Path, workers: int) -> dict:
 
 def ensure_big_shard(directory: Path, megabytes: float) -> Path:
     if not list(directory.glob("*.parquet")):
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "audit.corpora.generate",
-                "--out",
-                str(directory),
-                "--mb",
-                str(megabytes),
-                "--shards",
-                "1",
-                "--seed",
-                "1",
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+        subprocess.run([sys.executable, "-m", "audit.synthetic", "--out", str(directory), "--mb", str(megabytes),
+                        "--shards", "1", "--seed", "1"], check=True, stdout=subprocess.DEVNULL)
     return directory
 
 
@@ -555,7 +540,7 @@ def markdown(figures: dict, command: str) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--corpus", type=Path, required=True, help="the 3%% corpus (python -m audit.corpora.generate)")
+    parser.add_argument("--corpus", type=Path, required=True, help="the 3%% corpus (python -m audit.synthetic)")
     parser.add_argument("--corpus-web", type=Path, required=True, help="the 9%% corpus (generate --ai-share 0.09)")
     parser.add_argument(
         "--work", type=Path, default=Path("/tmp/corpus-audit-bench"), help="run directories and the peer's venv"

@@ -28,9 +28,9 @@ import numpy as np
 
 from audit.labels import LABELS
 from audit.tagger import normalize
-from audit.training import (
-    Example, TrainOptions, _fit, _raw_probs, average_precision, deduplicate, fold_of, load_examples,
-)
+from audit.training.evaluate import average_precision
+from audit.training.examples import Example, deduplicate, fold_of, load_examples
+from audit.training.fit import TrainOptions, _fit, _raw_probs
 
 Predictor = Callable[[list[str]], np.ndarray]
 Fitter = Callable[[list[Example], Path], Predictor]

@@ -26,14 +26,9 @@ from audit import risk_words
 from audit.gate import PATTERN as GATE
 from audit.labels import LABELS
 from audit.tagger import calibrate
-from audit.training import (
-    TrainOptions,
-    average_precision,
-    deduplicate,
-    fit_calibration,
-    load_examples,
-    out_of_fold_probs,
-)
+from audit.training.evaluate import average_precision
+from audit.training.examples import deduplicate, load_examples
+from audit.training.fit import TrainOptions, fit_calibration, out_of_fold_probs
 
 AGENCY = {
     "deceive",

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/run_all.py [--work /tmp/corpus-audit-bench] [--mb 500] [--shards 8] [--repeat 3]
 
 Steps (each a separate process, so one benchmark's memory does not weigh on the next):
-  1. ``python -m audit.corpora.generate`` writes WORK/corpus (3% of documents pass the gate) and WORK/corpus-web
+  1. ``python -m audit.synthetic`` writes WORK/corpus (3% of documents pass the gate) and WORK/corpus-web
      (``--ai-share 0.09``: 9%, as on the Common Crawl sample) when they are not there yet;
   2. ``benchmarks/bench_scan.py``: scan throughput on both, its ceilings and phases, the datatrove peer, peak memory;
   3. ``benchmarks/bench_clusters.py``: MinHash throughput and clustering a million signatures;
@@ -61,7 +61,7 @@ def main() -> None:
     corpus, corpus_web = args.work / "corpus", args.work / "corpus-web"
     for path, share in ((corpus, "0.03"), (corpus_web, "0.09")):
         if not list(path.glob("*.parquet")):
-            subprocess.run([sys.executable, "-m", "audit.corpora.generate", "--out", str(path), "--mb", str(args.mb),
+            subprocess.run([sys.executable, "-m", "audit.synthetic", "--out", str(path), "--mb", str(args.mb),
                             "--shards", str(args.shards), "--ai-share", share], check=True)
     sections = [
         run("bench_scan", "--corpus", str(corpus), "--corpus-web", str(corpus_web), "--work", str(args.work),

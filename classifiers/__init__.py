@@ -1,1 +1,1 @@
-X=1
+"""Data only: the model, its card, the written training passages and the label records (classifiers/README.md)."""

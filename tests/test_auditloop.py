@@ -515,12 +515,12 @@ def test_a_sample_drawn_without_document_strata_still_estimates(audited: dict, t
     estimates as before: passages and gate-rejected documents, no documents figure, and says so."""
     root = tmp_path / "run"
     (root / "units").mkdir(parents=True)
-    plan = json.loads((audited["root"] / auditloop.PLAN_FILE).read_text())
+    plan = json.loads((audited["root"] / "audit_sample.json").read_text())
     keep = [i for i, r in enumerate(plan["rows"]) if r["stratum"] not in auditloop.DOC_STRATA]
     old = {**{k: v for k, v in plan.items() if k != "drawn"},
            "strata": [s for s in plan["strata"] if s["name"] not in auditloop.DOC_STRATA],
            "rows": [plan["rows"][i] for i in keep]}
-    (root / auditloop.PLAN_FILE).write_text(json.dumps(old))
+    (root / "audit_sample.json").write_text(json.dumps(old))
     lines = (audited["root"] / "labels.jsonl").read_text().splitlines()
     (root / "labels.jsonl").write_text("".join(lines[i] + "\n" for i in keep))
     result = auditloop.estimate(root, root / "labels.jsonl")

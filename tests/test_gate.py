@@ -16,7 +16,7 @@ import pytest
 from support import REPO, SHARDS
 
 from audit import gate as gate_module
-from audit.classifiers import realdata
+import audit.training.realdata as realdata
 from audit.gate import FOLD_CHARS, gate, gate_exact, prefilter
 
 LABEL_FILES = [REPO / "classifiers" / "labels" / name for name in ("dev.jsonl", "train_real.jsonl")]
@@ -210,7 +210,7 @@ def test_gate_decisions_equal_the_expression_on_the_shared_shards():
 
 
 def test_gate_decisions_equal_the_expression_on_generated_benchmark_corpora(tmp_path):
-    from audit.corpora.generate import generate
+    from audit.synthetic import generate
 
     for share in (0.03, 0.09):
         out = tmp_path / f"corpus-{share}"

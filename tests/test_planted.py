@@ -22,7 +22,7 @@ from support import SHARDS
 
 import audit
 from audit import auditloop
-from audit.classifiers import realdata
+import audit.training.realdata as realdata
 from audit.gate import gate
 from audit.passages import split_passages
 

@@ -22,7 +22,7 @@ import pytest
 
 import audit
 from audit.gate import gate
-from audit.classifiers import realdata
+import audit.training.realdata as realdata
 
 DEV = Path(__file__).resolve().parents[1] / "classifiers" / "labels" / "dev.jsonl"
 HOSTS = {"web": 1200, "news": 800, "plots": 1100}  # kind of text: documents per construction

@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from audit.classifiers import realdata
+import audit.training.realdata as realdata
 
 pytestmark = pytest.mark.shared_data
 
 ROOT = realdata.data_root()
-LABEL_DIR = Path(realdata.__file__).parent / "labels"
+LABEL_DIR = realdata.LABEL_DIR
 ARTICLE = "online-harassment-is-ent.319a07e6"
 ARTICLE_SPAN = [3282, 3521]
 

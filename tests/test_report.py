@@ -18,9 +18,9 @@ import pytest
 
 from audit.errors import UsageError
 from audit.labels import AI_LABELS, LABELS
-from audit.reports import fmt, write_reports
-from audit.reports.html import LABEL_NOTES
-from audit.reports.markdown import md_code, md_text
+from audit.reporting import fmt, write_reports
+from audit.reporting.html import LABEL_NOTES
+from audit.reporting.markdown import md_code, md_text
 
 PAYLOADS = (
     "<script>window.__pwned = 1; document.title = 'PWNED';</script>",
@@ -504,7 +504,7 @@ def test_human_audited_estimates_are_shown_when_estimate_json_exists(run):
 def test_lorenz_curve_agrees_with_the_scan_gini():
     """The curve drawn and the Gini printed beside it (from the scan's summary) describe the same inequality."""
     from audit.clusters import gini
-    from audit.reports.tables import lorenz
+    from audit.reporting.tables import lorenz
 
     rng = np.random.default_rng(3)
     for counts in ([5, 5, 5, 5], [0, 0, 0, 12], rng.zipf(1.6, 500) % 1000 + 1):

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from audit.labels import LABELS
-from audit.reports import fmt, write_reports
+from audit.reporting import fmt, write_reports
 from support import SHARDS, write_shard
 from test_report import PAYLOAD_URL, PAYLOADS, write_fixture_run
 

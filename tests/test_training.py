@@ -1,4 +1,4 @@
-"""Training, evaluation figures and `classify`, on small data written here and on the shipped model."""
+"""Training, evaluation figures and `classify_lines`, on small data written here and on the shipped model."""
 
 from __future__ import annotations
 
@@ -12,27 +12,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from audit.classifiers import realdata
+import audit.training.realdata as realdata
 from audit.errors import UsageError
 from audit.labels import LABELS
 from audit.tagger import Tagger, calibrate
-from audit.training import (
-    Example,
-    TrainOptions,
+from audit.predict import classify_lines
+from audit.training.evaluate import (
     average_precision,
     benign_vs_no_ai_accuracy,
-    choose_threshold,
-    classify,
     compute_metrics,
     confusion_matrix,
     evaluate,
     expected_calibration_error,
-    fit_calibration,
     format_metrics,
-    load_examples,
     per_label_scores,
-    train,
 )
+from audit.training.examples import Example, load_examples
+from audit.training.fit import TrainOptions, choose_threshold, fit_calibration, train
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = TrainOptions(dim=8, epoch=5, bucket=20_000, folds=3)
@@ -253,7 +249,7 @@ def test_classify_keeps_fields_and_order():
         json.dumps({"id": 1, "body": "Bake the bread for forty minutes.", "meta": {"a": "b"}}),
         json.dumps({"body": "A startup released a chatbot for lawyers.", "id": 2}),
     ]
-    out = list(classify(io.StringIO("\n".join(lines) + "\n"), text_field="body", batch_size=2))
+    out = list(classify_lines(io.StringIO("\n".join(lines) + "\n"), text_field="body", batch_size=2))
     assert [r["id"] for r in out] == [3, 1, 2]
     assert out[0]["x"] == [1] and out[1]["meta"] == {"a": "b"}
     assert list(out[2])[:2] == ["body", "id"]
@@ -262,9 +258,9 @@ def test_classify_keeps_fields_and_order():
         assert list(record["scores"]) == list(LABELS)
         assert sum(record["scores"].values()) == pytest.approx(1.0, abs=1e-4)
     with pytest.raises(UsageError, match="input line 2: no string field 'text'"):
-        list(classify(["{\"text\": \"ok\"}", "{\"body\": \"no text field\"}"]))
+        list(classify_lines(["{\"text\": \"ok\"}", "{\"body\": \"no text field\"}"]))
     with pytest.raises(UsageError, match="input line 1: not valid JSON"):
-        list(classify(["not json"]))
+        list(classify_lines(["not json"]))
 
 
 def dev_table_from_model_card() -> dict[str, dict[str, float]]:
@@ -289,7 +285,7 @@ def test_model_card_reports_the_shipped_models_dev_figures():
     dev = [labels / name for name in ("dev.jsonl", "web_sample_dev.jsonl", "new_sources_dev.jsonl")]
     assert recorded["data_sha256"] == {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in dev}, (
         "a dev label file changed after the model card was written: re-run the `evaluate ... --record dev` command "
-        "of MODEL_CARD.md's 'Reproduce' section and `classifiers/model_card.py`"
+        "of MODEL_CARD.md's 'Reproduce' section and `audit/training/model_card.py`"
     )
     if realdata.data_root() is not None:  # the shared data sit beside the repo here and in CI: recompute
         metrics = evaluate(dev, tagger)
@@ -300,12 +296,12 @@ def test_model_card_reports_the_shipped_models_dev_figures():
 
 
 def test_model_card_figures_are_those_of_model_json():
-    """Every generated block of the card equals what classifiers/model_card.py makes of the shipped model.json."""
-    from audit.classifiers import model_card
+    """Every generated block of the card equals what audit/training/model_card.py makes of the shipped model.json."""
+    import audit.training.model_card as model_card
 
     card = (REPO / "classifiers" / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert len(model_card.BLOCK.findall(card)) == len(model_card.BLOCKS)
-    assert model_card.refresh(card, Tagger.load().info) == card, "run: python classifiers/model_card.py"
+    assert model_card.refresh(card, Tagger.load().info) == card, "run: python -m audit.training.model_card"
     with pytest.raises(ValueError, match="unknown block 'nope'"):
         model_card.refresh("<!-- model.json: nope -->\n<!-- end -->", Tagger.load().info)
 

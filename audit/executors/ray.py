@@ -19,7 +19,7 @@ from collections import deque
 from dataclasses import replace
 from pathlib import Path
 
-from .. import __version__
+from ..version import __version__
 from ..config import ScanConfig
 from ..errors import UsageError
 from ..reader import Unit

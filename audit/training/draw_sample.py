@@ -1,6 +1,6 @@
 """Draw the passages to read and label for the real-text classifier data (issue 15), with a recorded design.
 
-    .venv/bin/python classifiers/labels/draw_sample.py --out /tmp/items.jsonl --all-train --round-three
+    .venv/bin/python -m audit.training.draw_sample --out /tmp/items.jsonl --all-train --round-three
 
 Strata, each drawn with a fixed seed so the draw can be repeated and its inclusion probabilities known (the
 reading went in three rounds; each round's options are in ``design.json``, and later rounds keep the earlier
@@ -30,12 +30,13 @@ import json
 import random
 from pathlib import Path
 
-from audit.classifiers import realdata
 from audit.gate import gate
 from audit.passages import split_passages
 
+from . import realdata
+
 WEB = ("shards", "dolma_cc_sample", "olmo_c4_sample")
-DESIGN_FILE = Path(__file__).with_name("design.json")
+DESIGN_FILE = realdata.LABEL_DIR / "design.json"
 
 
 def passages_of(text: str) -> tuple[list[tuple[int, int]], list[bool]]:

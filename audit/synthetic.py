@@ -9,7 +9,7 @@ planted AI paragraphs always do.
 Document lengths follow a log-normal distribution (median about 2,000 characters, a long tail to 200,000), like web
 crawls. The output is for throughput and memory benchmarks, not for judging the classifier.
 
-    python -m audit.corpora.generate --out /tmp/bench-corpus --mb 500 --shards 8 [--ai-share 0.09]
+    python -m audit.synthetic --out /tmp/bench-corpus --mb 500 --shards 8 [--ai-share 0.09]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from audit.atomic import write_json_atomic, write_parquet_atomic
-from audit.classifiers.realdata import data_root
+from audit.training.realdata import data_root
 from audit.gate import gate
 
 WRITTEN = Path(__file__).resolve().parent.parent / "classifiers" / "data"

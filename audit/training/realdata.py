@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
+import importlib.resources
 import json
 import os
 from collections.abc import Callable
@@ -37,6 +38,9 @@ from audit.jsonl import read_objects
 from audit.labels import LABELS
 
 ENV_VAR = "CORPUS_AUDIT_SHARED_DATA"
+# The data folder classifiers/ (model, written passages, label files), shipped as the package audit.classifiers.
+CLASSIFIERS = Path(str(importlib.resources.files("audit.classifiers")))
+LABEL_DIR = CLASSIFIERS / "labels"
 DEV_HEX = "0123456789"  # split rule: records whose split hash starts with one of these belong to the dev set
 SUBTYPES = ("fiction", "ai_voice", "incident", "argument")  # kinds of misaligned_ai text (classifiers/LABELING.md)
 # How a record was drawn (classifiers/labels/design.json): records without strata were chosen for their content.
@@ -62,7 +66,7 @@ Texts = dict[str, str]
 def data_root() -> Path | None:
     """The shared data folder: $CORPUS_AUDIT_SHARED_DATA, else ../shared/data beside the repo; None when absent."""
     configured = os.environ.get(ENV_VAR)
-    candidate = Path(configured) if configured else Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    candidate = Path(configured) if configured else Path(__file__).resolve().parents[2].parent / "shared" / "data"
     return candidate if candidate.is_dir() else None
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import polars as pl
 
 from audit import gate
+from audit.estimators import Estimate
 from audit.labels import AI_LABELS
 from audit.rundir import ESTIMATE_FILE
 
@@ -67,7 +68,7 @@ def _estimate_cell(prev: tables.Prevalence | None) -> Html:
     if prev.headline is None:
         bound = f"at most {fmt.pct(prev.upper)}" if prev.upper is not None else ""
         return el("span", prev.verdict, class_="muted", title=prev.message) + el("span", bound, class_="ci")
-    estimate, interval = fmt.pct_interval(prev.headline.estimate, prev.headline.low, prev.headline.high)
+    estimate, interval = fmt.pct_interval(prev.headline.estimate, *prev.headline.ci95)
     return el("span", estimate) + el("span", interval, class_="ci")
 
 
@@ -105,7 +106,7 @@ def _headline_card(row: tables.LabelHeadline) -> Html:
             + el("p", prev.message, class_="note")
     else:
         unit = prev.population or f"of {prev.unit}"
-        estimate, interval = fmt.pct_interval(prev.headline.estimate, prev.headline.low, prev.headline.high)
+        estimate, interval = fmt.pct_interval(prev.headline.estimate, *prev.headline.ci95)
         figure = el("p", estimate, class_="big") + el("p", f"95% interval {interval}", class_="interval")
     counts = f"{fmt.counted(row.documents, 'document')} · {fmt.counted(row.passages, 'passage')}"
     return el("div", el("h3", _chip(row.label)) + el("p", unit, class_="unit") + figure
@@ -139,7 +140,7 @@ def _prevalence_table(rows: list[tables.LabelHeadline]) -> Html:
             + join(el("p", n, class_="note-box") for n in notes)
             + (el("details", el("summary", f"All estimators ({len(others)})") + table(
                 ["label", "unit", "estimator", "estimate", "95% interval"],
-                [(_chip(label), unit, e.name, *fmt.pct_interval(e.estimate, e.low, e.high)) for label, unit, e in others],
+                [(_chip(label), unit, e.method, *fmt.pct_interval(e.estimate, *e.ci95)) for label, unit, e in others],
                 numeric=(3, 4))) if others else Html("")))
 
 
@@ -149,8 +150,8 @@ def _audited(run: RunData) -> Html:
         return Html("")
     labelled, rows = found
 
-    def cells(e: tables.Estimate | None) -> tuple[Any, Any]:
-        return fmt.pct_interval(e.estimate, e.low, e.high) if e else ("–", "")
+    def cells(e: Estimate | None) -> tuple[Any, Any]:
+        return fmt.pct_interval(e.estimate, *e.ci95) if e else ("–", "")
 
     notes = any(r.note for r in rows)
     body = [(_chip(r.label), r.population_words, *cells(r.stratified), *cells(r.ppi))
@@ -379,7 +380,7 @@ def render(run: RunData) -> str:
     bodies = {"headline": _headline(run, rows), "concentration": _concentration(rows, concs),
               "time": _time(run), "scores": _scores(run), "examples": _examples(run), "run": _run_details(run)}
     present = [(anchor, title) for anchor, title in sections if bodies[anchor]]
-    css = resources.files(__package__).joinpath("style.css").read_text(encoding="utf-8")
+    css = resources.files("audit.report_assets").joinpath("style.css").read_text(encoding="utf-8")
     main = el("main", _header(run) + _nav(present) + join(bodies[a] for a, _ in present)
               + el("footer", "Written by corpus-audit. Corpus text and URLs are shown as escaped plain text; "
                              "this page loads nothing and runs no script."))

@@ -1,6 +1,6 @@
 """List unlabelled train-side passages of one shared-data source that match a regex, for hand labelling.
 
-    .venv/bin/python classifiers/labels/find_candidates.py news_long_lk '\\b(AI|robots?)\\b' --limit 50
+    .venv/bin/python -m audit.training.find_candidates news_long_lk '\\b(AI|robots?)\\b' --limit 50
 
 Prints one JSON object per line, {"source", "key", "span", "text"}, ready to be given a label and a note and
 appended to train_real.jsonl. Skipped: dev-side records (realdata.is_dev), passages already in
@@ -16,9 +16,9 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from audit.classifiers import realdata
+from . import realdata
 
-TRAIN_FILE = Path(__file__).with_name("train_real.jsonl")
+TRAIN_FILE = realdata.LABEL_DIR / "train_real.jsonl"
 BLOCK = re.compile(r"\S(?:.|\n(?!\s*\n))*")  # text between blank lines
 LINE = re.compile(r"[^\n]+")
 SENTENCE_END = re.compile(r"(?<=[.!?\u201d\"])\s+(?=[A-Z\u201c\"(])")

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from audit.estimators import Estimate
 from audit.labels import AI_LABELS, LABELS
 
 from . import fmt
@@ -22,14 +23,6 @@ UNIT_ORDER = ("documents", "passages", "characters", "tokens")
 EXAMPLES_PER_LABEL = 5
 FAMILIES_PER_LABEL = 5
 NO_DOMAIN = "(no domain)"     # documents whose URL has no registered domain (missing, or not http)
-
-
-@dataclass
-class Estimate:
-    name: str
-    estimate: float
-    low: float
-    high: float
 
 
 @dataclass
@@ -113,7 +106,7 @@ def _estimate(name: str, entry: Any) -> Estimate | None:
     if not isinstance(entry, dict) or (estimate := _number(entry.get("estimate"))) is None:
         return None
     low, high = _interval(entry)
-    return Estimate(name, estimate, estimate if low is None else low, estimate if high is None else high)
+    return Estimate(estimate, (estimate if low is None else low, estimate if high is None else high), name)
 
 
 def _prevalence(unit: str, entry: dict[str, Any]) -> Prevalence:

@@ -11,7 +11,7 @@ Passages with the vocabulary of AI-risk stories used about people (blackmail, ta
 sabotage, ...) are the useful hard negatives, so all of them are kept; the rest are sampled by a hash of their
 id, so the output is the same on every run.
 
-    python classifiers/build_training_set.py --out /tmp/rule_no_ai.jsonl
+    python -m audit.training.training_set --out /tmp/rule_no_ai.jsonl
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from pathlib import Path
 
 import polars as pl
 
-from audit.classifiers import realdata
 from audit.gate import gate
 from audit.passages import split_passages
+
+from . import realdata
 
 NOTE_PREFIX = "rule: gate-negative document (no AI term), training side of the split"
 RISK_WORDS = re.compile(

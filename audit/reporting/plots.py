@@ -71,9 +71,9 @@ def prevalence(rows: list[LabelHeadline], unit: str = "documents") -> str | None
                         color=MUTED, style="italic")
                 continue
             h = prev.headline
-            ax.errorbar(h.estimate, y, xerr=[[h.estimate - h.low], [h.high - h.estimate]], fmt="o",
+            ax.errorbar(h.estimate, y, xerr=[[h.estimate - h.ci95[0]], [h.ci95[1] - h.estimate]], fmt="o",
                         color=COLORS[label], ecolor=COLORS[label], elinewidth=2.2, capsize=4, markersize=7)
-            values += [v for v in (h.low, h.estimate, h.high) if v > 0]
+            values += [v for v in (h.ci95[0], h.estimate, h.ci95[1]) if v > 0]
         ax.set_yticks(ys, [label for label, _ in points])
         ax.set_ylim(-0.6, len(points) - 0.4)
         ax.grid(axis="y", visible=False)

@@ -9,8 +9,8 @@ The card's prose is written by people; its figures live between markers, one blo
 and `refresh` rewrites every block from the model's model.json (calibration, decision rule, training counts,
 cross-validation and the development-set evaluation that `corpus-audit evaluate ... --record dev` stored).
 
-    python classifiers/model_card.py            # rewrite classifiers/MODEL_CARD.md
-    python classifiers/model_card.py --check    # exit 1 when the card is out of date
+    python -m audit.training.model_card            # rewrite classifiers/MODEL_CARD.md
+    python -m audit.training.model_card --check    # exit 1 when the card is out of date
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ import re
 import sys
 import textwrap
 from collections import Counter
-from pathlib import Path
 
 from audit.labels import LABELS
 
-HERE = Path(__file__).resolve().parent
+from .realdata import CLASSIFIERS as HERE
+
 CARD = HERE / "MODEL_CARD.md"
 INFO = HERE / "model.json"
 BLOCK = re.compile(r"(<!-- model\.json: (?P<name>[a-z_]+) -->\n)(?P<body>.*?)(<!-- end -->)", re.S)
@@ -88,7 +88,7 @@ def training(info: dict) -> str:
         if source == "written":
             kind = "written for the project (`classifiers/data/*.jsonl`)"
         elif data_file.startswith("rule"):
-            kind = "rule-labelled real text (`build_training_set.py`)"
+            kind = "rule-labelled real text (`audit.training.training_set`)"
         else:
             kind = f"read and labelled: `{source}`"
         kinds.setdefault(kind, Counter()).update(counts)
@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     fresh = refresh(card, info)
     if args.check:
         if fresh != card:
-            print(f"{CARD} is out of date: run python classifiers/model_card.py", file=sys.stderr)
+            print(f"{CARD} is out of date: run python -m audit.training.model_card", file=sys.stderr)
             return 1
         return 0
     CARD.write_text(fresh, encoding="utf-8")

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from audit.estimators import Estimate
 from audit.labels import AI_LABELS
 from audit.rundir import ESTIMATE_FILE
 
@@ -50,7 +51,7 @@ def _estimate(prev: tables.Prevalence | None) -> tuple[str, str]:
         return "–", ""
     if prev.headline is None:
         return prev.verdict, f"at most {fmt.pct(prev.upper)}" if prev.upper is not None else ""
-    return fmt.pct_interval(prev.headline.estimate, prev.headline.low, prev.headline.high)
+    return fmt.pct_interval(prev.headline.estimate, *prev.headline.ci95)
 
 
 def _headline(rows: list[tables.LabelHeadline]) -> list[str]:
@@ -79,8 +80,8 @@ def _audited(run: RunData) -> list[str]:
         return []
     labelled, rows = found
 
-    def cells(e: tables.Estimate | None) -> tuple[str, str]:
-        return fmt.pct_interval(e.estimate, e.low, e.high) if e else ("–", "")
+    def cells(e: Estimate | None) -> tuple[str, str]:
+        return fmt.pct_interval(e.estimate, *e.ci95) if e else ("–", "")
 
     return ["## Checked by people", "",
             f"{fmt.count(labelled)} sampled rows labelled by people (`{ESTIMATE_FILE}`). Labels beat the model: these "
