@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -102,8 +103,11 @@ def sample(run_dir: str | Path, n: int, out: str | Path, seed: int = 0) -> dict:
     weights = [neyman_weight(s) / totals[s.unit] if totals[s.unit] else 0.0 for s in strata]
     sizes = allocate(n, [len(frame) for frame in frames], weights)
     rows: list[dict] = []
-    for stratum, frame, size in zip(strata, frames, sizes):
-        order = np.argsort([doc_hash(f"{d}#{i}", seed) for d, i in zip(frame["doc_id"], frame["passage_index"])], kind="stable")
+    for stratum, frame, size in zip(strata, frames, sizes, strict=True):
+        order = np.argsort(
+            [doc_hash(f"{d}#{i}", seed) for d, i in zip(frame["doc_id"], frame["passage_index"], strict=True)],
+            kind="stable",
+        )
         stratum.frame, stratum.drawn = len(frame), size
         rows += [_sample_row(r, stratum) for r in frame[order[:size].tolist()].iter_rows(named=True)]
     _fill_document_texts(run, rows)
@@ -187,11 +191,13 @@ def _strata(run: RunDir) -> tuple[list[Stratum], list[pl.DataFrame]]:
     stats = _unit_stats(run)
     units = [s["unit"] for s in stats]
     if not units:
-        raise UsageError(f"{run.units_dir} holds no finished unit of work; rerun `corpus-audit scan` to complete the run")
+        raise UsageError(
+            f"{run.units_dir} holds no finished unit of work; rerun `corpus-audit scan` to complete the run"
+        )
     flagged = _read_parquet(run.passages)
     strata: list[Stratum] = []
     frames: list[pl.DataFrame] = []
-    for lo, hi in zip(BANDS[:-1], BANDS[1:]):
+    for lo, hi in pairwise(BANDS):
         upper = pl.col("p_misaligned_ai") <= hi if hi == BANDS[-1] else pl.col("p_misaligned_ai") < hi
         band = flagged.filter((pl.col("p_misaligned_ai") >= lo) & upper)
         name = f"flagged_p_misaligned_{lo:.1f}-{hi:.1f}"
@@ -235,9 +241,16 @@ def _document_frame(docs: pl.DataFrame) -> pl.DataFrame:
     for L in AI_LABELS:
         no_ai = no_ai * (1.0 - pl.col(f"any_p_{L}"))
     return docs.select(
-        "doc_id", "shard", "row", "url", "characters", *[f"n_{L}" for L in AI_LABELS],
-        pl.lit(None, pl.Int32).alias("passage_index"), label.otherwise(pl.lit("no_ai")).alias("label"),
-        *[pl.col(f"any_p_{L}").cast(pl.Float64).alias(f"p_{L}") for L in AI_LABELS], no_ai.alias("p_no_ai"),
+        "doc_id",
+        "shard",
+        "row",
+        "url",
+        "characters",
+        *[f"n_{L}" for L in AI_LABELS],
+        pl.lit(None, pl.Int32).alias("passage_index"),
+        label.otherwise(pl.lit("no_ai")).alias("label"),
+        *[pl.col(f"any_p_{L}").cast(pl.Float64).alias(f"p_{L}") for L in AI_LABELS],
+        no_ai.alias("p_no_ai"),
     )
 
 
@@ -287,13 +300,17 @@ def _fill_document_texts(run: RunDir, rows: list[dict]) -> None:
     try:
         texts = document_texts(run, {(r["shard"], r["row"]) for r in wanted})
     except InputError as error:
-        raise UsageError(f"the audit sample's documents cannot be read again from their shards ({error}); put the "
-                         "shard back where the scan read it, or scan again") from None
+        raise UsageError(
+            f"the audit sample's documents cannot be read again from their shards ({error}); put the "
+            "shard back where the scan read it, or scan again"
+        ) from None
     for r in wanted:
         text = texts.get((r["shard"], r["row"]))
         if text is None or len(text) != r["characters"]:
-            raise UsageError(f"{r['shard']} row {r['row']} (document {r['doc_id']!r}) cannot be read as the scan "
-                             "saw it: the shard moved or changed since the scan. Restore it, or scan again.")
+            raise UsageError(
+                f"{r['shard']} row {r['row']} (document {r['doc_id']!r}) cannot be read as the scan "
+                "saw it: the shard moved or changed since the scan. Restore it, or scan again."
+            )
         r["text"], r["char_end"] = text, len(text)
 
 
@@ -343,22 +360,26 @@ def estimate(run_dir: str | Path, labels_file: str | Path) -> dict:
     try:
         plan = json.loads(run.audit_plan.read_text())
     except FileNotFoundError:
-        raise UsageError(f"{run.audit_plan} is missing: draw the audit sample first with "
-                         f"`corpus-audit sample {run.root} --n N --out FILE`") from None
+        raise UsageError(
+            f"{run.audit_plan} is missing: draw the audit sample first with "
+            f"`corpus-audit sample {run.root} --n N --out FILE`"
+        ) from None
     human, agreement = settled_labels(labels_file, plan)  # None where unlabelled or disputed: left out
     strata = [Stratum(**s) for s in plan["strata"]]
     rows = plan["rows"]
-    by_stratum = {s.name: [i for i, r in enumerate(rows) if r["stratum"] == s.name and human[i] is not None]
-                  for s in strata}
+    by_stratum = {
+        s.name: [i for i, r in enumerate(rows) if r["stratum"] == s.name and human[i] is not None] for s in strata
+    }
     y = np.array([[h == L for L in LABELS] for h in human], dtype=np.float64).reshape(len(rows), len(LABELS))
     f = np.array([[r["f"][L] for L in LABELS] for r in rows], dtype=np.float64).reshape(len(rows), len(LABELS))
 
     groups = populations(strata)
     result_labels = {}
     for j, L in enumerate(LABELS):
-        result_labels[L] = {key: _unit_estimates([(s, y[by_stratum[s.name], j], f[by_stratum[s.name], j])
-                                                  for s in group], L)
-                            for key, group in groups.items()}
+        result_labels[L] = {
+            key: _unit_estimates([(s, y[by_stratum[s.name], j], f[by_stratum[s.name], j]) for s in group], L)
+            for key, group in groups.items()
+        }
     result = {
         "schema_version": SCHEMA_VERSION,
         "labels_file": str(Path(labels_file).resolve()),
@@ -368,8 +389,10 @@ def estimate(run_dir: str | Path, labels_file: str | Path) -> dict:
         "populations": {key: POPULATIONS[key][0] for key in groups},
         "document_rule": DOCUMENT_RULE,
         "labels": result_labels,
-        "strata": [_stratum_report(s, [human[i] for i in by_stratum[s.name]], [rows[i] for i in by_stratum[s.name]])
-                   for s in strata],
+        "strata": [
+            _stratum_report(s, [human[i] for i in by_stratum[s.name]], [rows[i] for i in by_stratum[s.name]])
+            for s in strata
+        ],
     }
     write_json_atomic(run.estimate, result)
     if run.summary.is_file():  # labels beat the model: the summary leads with them from now on
@@ -404,11 +427,20 @@ def checked_block(result: dict) -> dict:
         labels[label] = {}
         for unit, entry in units.items():
             stratified = entry["estimators"]["stratified"]
-            labels[label][unit] = {"estimate": stratified["estimate"], "ci95": stratified["ci95"],
-                                   "method": stratified["method"], "population": POPULATION_WORDS.get(unit, unit)}
+            labels[label][unit] = {
+                "estimate": stratified["estimate"],
+                "ci95": stratified["ci95"],
+                "method": stratified["method"],
+                "population": POPULATION_WORDS.get(unit, unit),
+            }
     documents = any("documents" in units for units in result["labels"].values())
-    return {"source": ESTIMATE_FILE, "labels_file": result["labels_file"], "labelled": result["labelled"],
-            "headline": "documents" if documents else None, "labels": labels}
+    return {
+        "source": ESTIMATE_FILE,
+        "labels_file": result["labels_file"],
+        "labelled": result["labelled"],
+        "headline": "documents" if documents else None,
+        "labels": labels,
+    }
 
 
 def checked_words(entry: dict) -> str:
@@ -423,7 +455,10 @@ def _unit_estimates(parts: list[tuple[Stratum, np.ndarray, np.ndarray]], label: 
     """Both estimators over the strata of one unit; the stratified one is the headline (it needs no model)."""
     stratified = stratified_estimate([(s.population, yh) for s, yh, _ in parts])
     ppi = ppi_estimate([(s.population, yh, fh, s.score_means[label]) for s, yh, fh in parts])
-    return {**{k: stratified[k] for k in ("estimate", "ci95", "method")}, "estimators": {"stratified": stratified, "ppi": ppi}}
+    return {
+        **{k: stratified[k] for k in ("estimate", "ci95", "method")},
+        "estimators": {"stratified": stratified, "ppi": ppi},
+    }
 
 
 def _exact_totals(rng: np.random.Generator, N: int, yh: np.ndarray, draws: int) -> tuple[np.ndarray, np.ndarray]:
@@ -454,8 +489,11 @@ def stratified_estimate(strata: list[tuple[int, np.ndarray]], draws: int = DRAWS
         else:
             unlabelled.append(N)
     ci95 = [float(np.quantile(low, 0.025)) / total, float(np.quantile(high, 0.975)) / total]
-    out = {"estimate": None if unlabelled else point / total, "ci95": ci95,
-           "method": "stratified (design-based; Clopper-Pearson finite-population Monte Carlo interval)"}
+    out = {
+        "estimate": None if unlabelled else point / total,
+        "ci95": ci95,
+        "method": "stratified (design-based; Clopper-Pearson finite-population Monte Carlo interval)",
+    }
     if unlabelled:
         out["message"] = f"{len(unlabelled)} stratum/strata with {sum(unlabelled)} items have no labelled row"
     return out
@@ -480,8 +518,12 @@ def ppi_estimate(strata: list[tuple[int, np.ndarray, np.ndarray, float]], draws:
     for N, yh, fh, mean_f in strata:
         n = len(yh)
         if n == 0:
-            return {"estimate": None, "ci95": [0.0, 1.0], "method": "ppi (prediction-powered inference, stratified)",
-                    "message": "a stratum has no labelled row"}
+            return {
+                "estimate": None,
+                "ci95": [0.0, 1.0],
+                "method": "ppi (prediction-powered inference, stratified)",
+                "message": "a stratum has no labelled row",
+            }
         k = float(yh.sum())
         if min(k, n - k) < FEW:
             exact += 1
@@ -499,9 +541,11 @@ def ppi_estimate(strata: list[tuple[int, np.ndarray, np.ndarray, float]], draws:
         low, high = low + N * mean_h + noise, high + N * mean_h + noise
     method = "ppi++ (prediction-powered inference, stratified, power-tuned; normal interval"
     method += f"; {exact} stratum/strata with fewer than {FEW} positives or negatives: exact)" if exact else ")"
-    return {"estimate": min(max(point / total, 0.0), 1.0),
-            "ci95": [max(0.0, float(np.quantile(low, 0.025)) / total), min(1.0, float(np.quantile(high, 0.975)) / total)],
-            "method": method}
+    return {
+        "estimate": min(max(point / total, 0.0), 1.0),
+        "ci95": [max(0.0, float(np.quantile(low, 0.025)) / total), min(1.0, float(np.quantile(high, 0.975)) / total)],
+        "method": method,
+    }
 
 
 def _stratum_report(stratum: Stratum, human: list[str], rows: list[dict]) -> dict:
@@ -509,13 +553,16 @@ def _stratum_report(stratum: Stratum, human: list[str], rows: list[dict]) -> dic
     model = [r["model_label"] for r in rows]
     precision = {}
     for L in LABELS:
-        mine = [h for h, m in zip(human, model) if m == L]
+        mine = [h for h, m in zip(human, model, strict=True) if m == L]
         if mine:
             agree = sum(h == L for h in mine)
             w = wilson(agree, len(mine))
             precision[L] = {"labelled": len(mine), "agree": agree, "precision": agree / len(mine), "ci95": list(w.ci95)}
     return {
-        "name": stratum.name, "unit": stratum.unit, "population": stratum.population, "labelled": len(human),
+        "name": stratum.name,
+        "unit": stratum.unit,
+        "population": stratum.population,
+        "labelled": len(human),
         "human_labels": {L: sum(h == L for h in human) for L in LABELS},
         "model_precision": precision,
     }
@@ -542,8 +589,10 @@ def render(result: dict, summary: dict | None = None) -> str:
             if model and unit == checked["headline"]:
                 lines.append(f"  {'':<14}   the model's headline, beside it: {headline_words(model)}")
     if checked["headline"] is None:
-        lines.append("  (this sample has no gate-passed document strata, so nothing above is a share of documents "
-                     "like the scan's headline; `corpus-audit sample` draws one that has them)")
+        lines.append(
+            "  (this sample has no gate-passed document strata, so nothing above is a share of documents "
+            "like the scan's headline; `corpus-audit sample` draws one that has them)"
+        )
     else:
         lines.append(f"  (document labels: {DOCUMENT_RULE})")
     lines.append("every estimator:")

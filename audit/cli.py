@@ -43,30 +43,55 @@ def _scan_parser(commands: argparse._SubParsersAction) -> None:
                        help=f"the column holding the document {role} (a.b reads field b of a struct or JSON object)")
     p.add_argument("--token-column", dest="tokens_column", metavar="COLUMN", help="the column holding token counts")
     p.add_argument("--model", help="a fastText model file with its model.json (default: the shipped model)")
-    p.add_argument("--workers", type=int, default=1, help="units scanned in parallel (default 1; one per CPU core at most)")
-    p.add_argument("--engine", choices=tuple(ENGINES), default="local",
-                   help="local processes on this machine (default), or a Ray cluster (pip install 'corpus-audit[ray]')")
-    p.add_argument("--ray-address", help="HEAD_IP:PORT, or auto on a cluster node (default: $RAY_ADDRESS, else a private Ray on this machine with --workers CPUs)")
+    p.add_argument(
+        "--workers", type=int, default=1, help="units scanned in parallel (default 1; one per CPU core at most)"
+    )
+    p.add_argument(
+        "--engine",
+        choices=tuple(ENGINES),
+        default="local",
+        help="local processes on this machine (default), or a Ray cluster (pip install 'corpus-audit[ray]')",
+    )
+    p.add_argument(
+        "--ray-address",
+        help="HEAD_IP:PORT, or auto on a cluster node (default: $RAY_ADDRESS, else a private Ray on this machine "
+        "with --workers CPUs)",
+    )
     p.add_argument("--sample-rate", type=float, default=1.0, help="scan this share of documents, chosen by id hash")
     p.add_argument("--seed", type=int, default=0, help="seed of the document sample and the audit samples")
-    p.add_argument("--unit-mb", type=float, default=256, help="cut shards into units of about this many uncompressed MB")
+    p.add_argument(
+        "--unit-mb", type=float, default=256, help="cut shards into units of about this many uncompressed MB"
+    )
     _progress_flag(p)
     p.set_defaults(handler=_cmd_scan)
 
 
 def _progress_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--progress", action="store_true", default=None, help="show the progress bar even when stderr is not a terminal")
+    p.add_argument(
+        "--progress", action="store_true", default=None, help="show the progress bar even when stderr is not a terminal"
+    )
 
 
 def scan_config(args: argparse.Namespace) -> ScanConfig:
     if "://" in args.out:
-        raise UsageError(f"--out {args.out}: the run directory must be a local or shared-filesystem path (inputs may be URIs)")
+        raise UsageError(
+            f"--out {args.out}: the run directory must be a local or shared-filesystem path (inputs may be URIs)"
+        )
     overrides = {role: getattr(args, f"{role}_column") for role in ("text", "id", "url", "date", "dump", "tokens")}
     columns, required = resolve_columns(args.preset, overrides)
     return ScanConfig(
-        inputs=list(args.inputs), out=Path(args.out), columns=columns, required=required, model=args.model,
-        workers=args.workers, engine=args.engine, ray_address=args.ray_address, sample_rate=args.sample_rate,
-        seed=args.seed, progress=args.progress, unit_bytes=max(1, int(args.unit_mb * 2**20)),
+        inputs=list(args.inputs),
+        out=Path(args.out),
+        columns=columns,
+        required=required,
+        model=args.model,
+        workers=args.workers,
+        engine=args.engine,
+        ray_address=args.ray_address,
+        sample_rate=args.sample_rate,
+        seed=args.seed,
+        progress=args.progress,
+        unit_bytes=max(1, int(args.unit_mb * 2**20)),
     )
 
 
@@ -77,7 +102,10 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     if outcome.resumed_units:
         total = outcome.resumed_units + outcome.scanned_units
         rest = f"scanned the other {outcome.scanned_units}" if outcome.scanned_units else "nothing to do"
-        print(f"resumed {outcome.run_dir}: {outcome.resumed_units} of {total} units were already scanned; {rest}", file=sys.stderr)
+        print(
+            f"resumed {outcome.run_dir}: {outcome.resumed_units} of {total} units were already scanned; {rest}",
+            file=sys.stderr,
+        )
     _print_summary(outcome.summary, outcome.run_dir)
     return outcome.exit_code
 
@@ -88,8 +116,10 @@ def _print_summary(summary: dict, run_dir: Path) -> None:
     for warning in summary.get("warnings", []):
         print(f"corpus-audit: warning: {warning}", file=sys.stderr)
     corpus = summary["corpus"]
-    print(f"{corpus['documents']:,} documents in {corpus['shards']} shards ({corpus['shards_failed']} failed), "
-          f"{corpus['passages']:,} passages, {corpus['passages_classified']:,} naming AI and classified")
+    print(
+        f"{corpus['documents']:,} documents in {corpus['shards']} shards ({corpus['shards_failed']} failed), "
+        f"{corpus['passages']:,} passages, {corpus['passages_classified']:,} naming AI and classified"
+    )
     checked = summary.get("checked")
     if checked:
         from .auditloop import checked_words
@@ -100,8 +130,10 @@ def _print_summary(summary: dict, run_dir: Path) -> None:
                 print("\n".join(f"  {label:<14} {checked_words(entry)}" for entry in units.values()))
         print("the model's figures beside them:")
     for label, block in summary["labels"].items():
-        print(f"  {label:<14} {block['documents']:>8,} documents  {block['passages']:>8,} passages;  "
-              f"{headline_words(block.get('prevalence', {}).get('documents', {}))}")
+        print(
+            f"  {label:<14} {block['documents']:>8,} documents  {block['passages']:>8,} passages;  "
+            f"{headline_words(block.get('prevalence', {}).get('documents', {}))}"
+        )
     for failure in summary["failures"]:
         print(f"FAILED {failure['input']}: {failure['error']}", file=sys.stderr)
     print(f"run directory: {run_dir}  (report: {RunDir(run_dir).report_html})")
@@ -182,7 +214,9 @@ def _train_parser(commands: argparse._SubParsersAction) -> None:
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=default, help=f"{meaning} (default {default})")
     p.add_argument("--lr", type=float, default=defaults.lr, help=f"fastText's learning rate (default {defaults.lr})")
     p.add_argument(
-        "--no-risk-words", dest="risk_words", action="store_false",
+        "--no-risk-words",
+        dest="risk_words",
+        action="store_false",
         help="calibrate on fastText's probabilities alone, without the risk-word features (audit.risk_words)",
     )
     p.set_defaults(handler=_cmd_train)
@@ -193,7 +227,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     names = (*_TRAIN_INT_OPTIONS, "lr", "risk_words")
     info = train(args.data, args.out, TrainOptions(**{name: getattr(args, name) for name in names}))
-    print(f"model: {args.out} (sha256 {info.get('model_sha256', '?')[:12]}), trained on {sum(info['training']['counts'].values())} passages")
+    print(
+        f"model: {args.out} (sha256 {info.get('model_sha256', '?')[:12]}), "
+        f"trained on {sum(info['training']['counts'].values())} passages"
+    )
     return 0
 
 
@@ -203,9 +240,12 @@ def _evaluate_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="model file (default: the shipped model)")
     p.add_argument("--json", type=Path, help="also write the metrics as JSON to this file")
     p.add_argument("--record", metavar="NAME", help="store the figures in the model's model.json under evaluation.NAME")
-    p.add_argument("--agent-runs", action="store_true",
-                   help="also scan the shared data's dev-side agent runs whole and count flagged runs by the "
-                        "experimenters' behaviour tag (stored as evaluation.agent_runs with --record)")
+    p.add_argument(
+        "--agent-runs",
+        action="store_true",
+        help="also scan the shared data's dev-side agent runs whole and count flagged runs by the "
+        "experimenters' behaviour tag (stored as evaluation.agent_runs with --record)",
+    )
     p.set_defaults(handler=_cmd_evaluate)
 
 
@@ -233,24 +273,27 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _classify_parser(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("classify", help="classify JSON Lines texts (stdin or a file) with the model alone")
     p.add_argument("file", nargs="?", default="-", help="JSON Lines file, or - for stdin (default)")
-    p.add_argument("--text-field", default="text", metavar="FIELD", help="the field of each line holding the text (default text)")
+    p.add_argument(
+        "--text-field", default="text", metavar="FIELD", help="the field of each line holding the text (default text)"
+    )
     p.add_argument("--model", help="model file (default: the shipped model)")
     p.set_defaults(handler=_cmd_classify)
 
 
 def _cmd_classify(args: argparse.Namespace) -> int:
+    import contextlib
     import json
 
     from .predict import classify_lines
 
-    if args.file == "-":
-        lines = sys.stdin
-    else:
-        try:
-            lines = open(args.file, encoding="utf-8")
-        except OSError as error:
-            raise UsageError(f"cannot read {args.file}: {error.strerror}") from None
-    with lines:
+    with contextlib.ExitStack() as stack:
+        if args.file == "-":
+            lines = sys.stdin
+        else:
+            try:
+                lines = stack.enter_context(open(args.file, encoding="utf-8"))
+            except OSError as error:
+                raise UsageError(f"cannot read {args.file}: {error.strerror}") from None
         for record in classify_lines(lines, args.model, args.text_field):
             sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
     return 0
@@ -259,13 +302,23 @@ def _cmd_classify(args: argparse.Namespace) -> int:
 def _export_parser(commands: argparse._SubParsersAction) -> None:
     from .exporter import MODES
 
-    p = commands.add_parser("export", help="write a filtered copy of the scanned shards (+ dolma-style attribute files)")
+    p = commands.add_parser(
+        "export", help="write a filtered copy of the scanned shards (+ dolma-style attribute files)"
+    )
     p.add_argument("run", type=Path, help="a finished run directory")
     p.add_argument("--out", required=True, type=Path, help="the export directory (re-run the same command to resume)")
-    p.add_argument("--mode", required=True, choices=tuple(MODES),
-                   help="drop or keep documents holding a flagged passage, redact the passages, or annotate every row")
-    p.add_argument("--labels", action="append", metavar="LABEL[,LABEL]",
-                   help="labels that flag a passage (comma-separated or repeated; default misaligned_ai)")
+    p.add_argument(
+        "--mode",
+        required=True,
+        choices=tuple(MODES),
+        help="drop or keep documents holding a flagged passage, redact the passages, or annotate every row",
+    )
+    p.add_argument(
+        "--labels",
+        action="append",
+        metavar="LABEL[,LABEL]",
+        help="labels that flag a passage (comma-separated or repeated; default misaligned_ai)",
+    )
     p.add_argument("--min-score", type=float, help="flag only passages whose own label's probability is at least this")
     p.add_argument("--placeholder", default="", help="text left where --mode redact cuts a passage (default: nothing)")
     _progress_flag(p)
@@ -279,11 +332,16 @@ def _cmd_export(args: argparse.Namespace) -> int:
     labels = [label for value in (args.labels or ["misaligned_ai"]) for label in value.split(",")]
     outcome = export(args.run, args.out, args.mode, labels, args.min_score, args.placeholder, args.progress)
     totals = outcome.manifest["totals"]
-    print(f"{totals['rows_in']:,} rows in, {totals['rows_out']:,} rows out in {totals['shards']} shards "
-          f"({totals['documents_flagged']:,} documents flagged, {totals['characters_redacted']:,} characters redacted)")
+    print(
+        f"{totals['rows_in']:,} rows in, {totals['rows_out']:,} rows out in {totals['shards']} shards "
+        f"({totals['documents_flagged']:,} documents flagged, {totals['characters_redacted']:,} characters redacted)"
+    )
     for check in outcome.manifest["reconciliation"]["checks"]:
         if not check["ok"]:
-            print(f"DOES NOT RECONCILE {check['check']}: expected {check['expected']}, got {check['actual']}", file=sys.stderr)
+            print(
+                f"DOES NOT RECONCILE {check['check']}: expected {check['expected']}, got {check['actual']}",
+                file=sys.stderr,
+            )
     for failure in outcome.manifest["failures"]:
         print(f"FAILED {failure['input']}: {failure['error']}", file=sys.stderr)
     if outcome.exported_shards == 0:
@@ -293,12 +351,15 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _sample_parser(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("sample", help="draw a stratified audit sample of passages and whole documents for people "
-                                           "to label")
+    p = commands.add_parser(
+        "sample", help="draw a stratified audit sample of passages and whole documents for people to label"
+    )
     p.add_argument("run", type=Path, help="a finished run directory")
     p.add_argument("--n", type=int, required=True, help="how many rows (passages and whole documents) to draw")
     p.add_argument("--out", type=Path, required=True, help="JSON Lines file to write (fill in each line's label)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the draw (default 0; the same seed draws the same passages)")
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the draw (default 0; the same seed draws the same passages)"
+    )
     p.set_defaults(handler=_cmd_sample)
 
 
@@ -308,16 +369,23 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     plan = sample(args.run, args.n, args.out, args.seed)
     for stratum in plan["strata"]:
         print(f"  {stratum['name']:<28} drew {stratum['drawn']:>5} of {stratum['population']:>10,}")
-    print(f"{len(plan['rows'])} rows to label in {args.out} ({plan['drawn']['passage']} passages, "
-          f"{plan['drawn']['document']} whole documents); then run "
-          f"`corpus-audit estimate {args.run} --labels {args.out}`")
+    print(
+        f"{len(plan['rows'])} rows to label in {args.out} ({plan['drawn']['passage']} passages, "
+        f"{plan['drawn']['document']} whole documents); then run "
+        f"`corpus-audit estimate {args.run} --labels {args.out}`"
+    )
     return 0
 
 
 def _estimate_parser(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("estimate", help="prevalence from a labelled audit sample (writes RUN/estimate.json)")
     p.add_argument("run", type=Path, help="the run directory the sample was drawn from")
-    p.add_argument("--labels", type=Path, required=True, help="the labels so far: `label` writes RUN/labels.jsonl, or fill in `sample`'s file")
+    p.add_argument(
+        "--labels",
+        type=Path,
+        required=True,
+        help="the labels so far: `label` writes RUN/labels.jsonl, or fill in `sample`'s file",
+    )
     p.set_defaults(handler=_cmd_estimate)
 
 
@@ -342,8 +410,11 @@ def _label_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("run", type=Path, help="the run directory whose audit sample to label")
     p.add_argument("--n", type=int, default=400, help="sample size, when the run has no audit sample yet")
     p.add_argument("--labels", type=Path, help="the labels file (default RUN/labels.jsonl); answers go there at once")
-    p.add_argument("--labeller", help="your name in the labels file (default: your user name; `adjudicator` "
-                   "settles the rows labellers disagree on)")
+    p.add_argument(
+        "--labeller",
+        help="your name in the labels file (default: your user name; `adjudicator` "
+        "settles the rows labellers disagree on)",
+    )
     p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
     p.add_argument("--no-browser", action="store_true", help="print the URL without opening a browser")
     p.set_defaults(handler=_cmd_label)
@@ -358,14 +429,26 @@ def _cmd_label(args: argparse.Namespace) -> int:
 
 
 PARSERS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _scan_parser, _report_parser, _demo_parser, _train_parser, _evaluate_parser, _classify_parser, _export_parser,
-    _sample_parser, _estimate_parser, _label_parser,
+    _scan_parser,
+    _report_parser,
+    _demo_parser,
+    _train_parser,
+    _evaluate_parser,
+    _classify_parser,
+    _export_parser,
+    _sample_parser,
+    _estimate_parser,
+    _label_parser,
 ]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="corpus-audit", description="Audit LLM pretraining corpora for text portraying AI as misaligned.",
-                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(
+        prog="corpus-audit",
+        description="Audit LLM pretraining corpora for text portraying AI as misaligned.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"corpus-audit {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for add in PARSERS:
@@ -386,4 +469,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("corpus-audit: interrupted; re-run the same command to resume", file=sys.stderr)
         return 130
-

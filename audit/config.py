@@ -50,7 +50,9 @@ PRESETS: dict[str, Columns] = {
     # without one are named shard:row)
     "c4": Columns(url=("url", "metadata.url"), date=("timestamp", "date", "created", "added"), dump=None, tokens=None),
     # Dolma v1.x documents: id, text, created (crawl time) or added, source, metadata{url, ...} (some keep url on top)
-    "dolma": Columns(url=("metadata.url", "url"), date=("created", "added", "timestamp", "date"), dump="source", tokens=None),
+    "dolma": Columns(
+        url=("metadata.url", "url"), date=("created", "added", "timestamp", "date"), dump="source", tokens=None
+    ),
     # RedPajama-Data-V2 documents: raw_content and doc_id; the URL lives in a JSON metadata string
     "redpajama": Columns(text="raw_content", id="doc_id", url=None, date=None, dump=None, tokens=None),
 }

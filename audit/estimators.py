@@ -55,7 +55,8 @@ class Estimate:
             method=method,
             detectable=self.detectable,
             clipped=self.clipped,
-            message=self.message and f"any AI label: {self.message}" + ("" if self.detectable else "; for no_ai that is a lower bound"),
+            message=self.message
+            and f"any AI label: {self.message}" + ("" if self.detectable else "; for no_ai that is a lower bound"),
             details=self.details,
         )
 
@@ -85,13 +86,16 @@ class ErrorRates:
         return self.fp / (self.fp + self.tn)
 
     @classmethod
-    def from_confusion(cls, labels: Sequence[str], matrix: Sequence[Sequence[int]], positive: Iterable[str],
-                       partial: bool = False) -> ErrorRates:
+    def from_confusion(
+        cls, labels: Sequence[str], matrix: Sequence[Sequence[int]], positive: Iterable[str], partial: bool = False
+    ) -> ErrorRates:
         """Collapse a square confusion matrix (rows: true label, columns: predicted label) to positive-vs-rest.
         `partial` allows a matrix without positives or without negatives (a stratum may hold only one side)."""
         m = np.asarray(matrix, dtype=np.int64)
         if m.ndim != 2 or m.shape != (len(labels), len(labels)):
-            raise ValueError(f"confusion matrix must be {len(labels)}x{len(labels)} for labels {list(labels)}, got shape {m.shape}")
+            raise ValueError(
+                f"confusion matrix must be {len(labels)}x{len(labels)} for labels {list(labels)}, got shape {m.shape}"
+            )
         wanted = set(positive)
         unknown = wanted - set(labels)
         if unknown:
@@ -102,7 +106,9 @@ class ErrorRates:
         fp = int(m[np.ix_(~pos, pos)].sum())
         tn = int(m[np.ix_(~pos, ~pos)].sum())
         if not partial and (tp + fn == 0 or fp + tn == 0):
-            raise ValueError(f"the evaluation set has no {'positives' if tp + fn == 0 else 'negatives'} for {sorted(wanted)}")
+            raise ValueError(
+                f"the evaluation set has no {'positives' if tp + fn == 0 else 'negatives'} for {sorted(wanted)}"
+            )
         return cls(tp=tp, fn=fn, fp=fp, tn=tn)
 
     @classmethod
@@ -122,16 +128,21 @@ class ErrorRates:
             has_positives = found.tp + found.fn > 0 and stratum.get("sensitivity_applies", True)
             has_negatives = found.fp + found.tn > 0 and stratum.get("false_positives_apply", True)
             if has_positives or has_negatives:
-                out.append(cls(
-                    tp=found.tp if has_positives else pooled.tp, fn=found.fn if has_positives else pooled.fn,
-                    fp=found.fp if has_negatives else pooled.fp, tn=found.tn if has_negatives else pooled.tn,
-                    gate_missed=found.gate_missed if has_positives else pooled.gate_missed,
-                ))
+                out.append(
+                    cls(
+                        tp=found.tp if has_positives else pooled.tp,
+                        fn=found.fn if has_positives else pooled.fn,
+                        fp=found.fp if has_negatives else pooled.fp,
+                        tn=found.tn if has_negatives else pooled.tn,
+                        gate_missed=found.gate_missed if has_positives else pooled.gate_missed,
+                    )
+                )
         return out
 
     @classmethod
-    def from_evaluation(cls, evaluation: Mapping, positive: Sequence[str], unit: str = "documents",
-                        partial: bool = False) -> ErrorRates:
+    def from_evaluation(
+        cls, evaluation: Mapping, positive: Sequence[str], unit: str = "documents", partial: bool = False
+    ) -> ErrorRates:
         """From a model's recorded evaluation (`training.evaluate`), for one estimation unit.
 
         With the passage gate's figures in it, false positives are counted per gated piece of the negative
@@ -251,8 +262,9 @@ def _correlation_from_moments(sums: np.ndarray, positive_share: float, sensitivi
     return np.clip(rho, 0.0, 0.99)
 
 
-def within_document_correlation(flags: np.ndarray, passages: np.ndarray, positive_share: float = 0.0,
-                                sensitivity: float = 0.0) -> float:
+def within_document_correlation(
+    flags: np.ndarray, passages: np.ndarray, positive_share: float = 0.0, sensitivity: float = 0.0
+) -> float:
     """How strongly false flags bunch within documents: the intra-document correlation rho of a beta-binomial
     model of each document's count of flagged passages (0 = independent passages; clipped to [0, 0.99]), by the
     method of moments. False flags bunch in AI-heavy documents, and ignoring that overstates how many documents
@@ -297,8 +309,9 @@ def _beta_binomial_tail(f: float, m: np.ndarray, rho: float) -> tuple[np.ndarray
     return 1 - zero, np.clip(1 - zero - one, 0.0, 1.0)
 
 
-def check_bunching(flags: np.ndarray, passages: np.ndarray, rho: float, positive_share: float,
-                   sensitivity: float) -> dict:
+def check_bunching(
+    flags: np.ndarray, passages: np.ndarray, rho: float, positive_share: float, sensitivity: float
+) -> dict:
     """Hold the fitted within-document model to what it was not fitted on: the moments fix the mean and the
     pairs of flags, so the share of documents with two flags or more is a fair test. A positive document holds
     one positive passage (flagged at `sensitivity`) among its m. Agreement: within 3 standard errors, or 10%."""
@@ -314,12 +327,17 @@ def check_bunching(flags: np.ndarray, passages: np.ndarray, rho: float, positive
     predicted = float((((1 - positive_share) * neg_two + positive_share * pos_two) * freq).sum() / freq.sum())
     observed = float(np.mean(x >= 2))
     slack = max(3 * np.sqrt(max(predicted * (1 - predicted), 1e-12) / len(x)), 0.1 * predicted)
-    return {"statistic": "share of classified documents with two flagged passages or more",
-            "observed": observed, "predicted": predicted, "fits": bool(abs(observed - predicted) <= slack)}
+    return {
+        "statistic": "share of classified documents with two flagged passages or more",
+        "observed": observed,
+        "predicted": predicted,
+        "fits": bool(abs(observed - predicted) <= slack),
+    }
 
 
-def document_bunching(flags: np.ndarray, passages: np.ndarray, rates: ErrorRates, rounds: int = 8,
-                      resamples: int = 200, seed: int = SEED) -> Bunching:
+def document_bunching(
+    flags: np.ndarray, passages: np.ndarray, rates: ErrorRates, rounds: int = 8, resamples: int = 200, seed: int = SEED
+) -> Bunching:
     """`within_document_correlation` with the share of positive documents it needs, found together with the
     adjusted estimate that depends on it (fixed-point rounds from "no positives"). The range: a Poisson
     bootstrap of the documents, at the fewest positives (none) for the low end and at the most the error rates
@@ -332,7 +350,9 @@ def document_bunching(flags: np.ndarray, passages: np.ndarray, rates: ErrorRates
         theta, rho = 0.0, 0.0
         for _ in range(rounds):
             rho = float(within_document_correlation(flags, passages, theta, s))
-            theta = float(np.clip(_adjusted_share(flagged, np.array([s]), np.array([f]), _exposure(passages, rho))[0], 0.0, 1.0))
+            theta = float(
+                np.clip(_adjusted_share(flagged, np.array([s]), np.array([f]), _exposure(passages, rho))[0], 0.0, 1.0)
+            )
         return theta, rho
 
     theta, rho = fixed_point(rates.sensitivity, rates.false_positive_rate)
@@ -461,7 +481,8 @@ def rogan_gladen(
     (`bunching`, see `document_bunching`), the lower limit at its least bunched end with many positive passages.
 
     When the flagged rate is within what false positives alone could produce under some plausible rate (not above
-    the highest 97.5% false-flag limit, or the lower limit is zero), no estimate is given: `detectable` is False and `ci95` is [0, upper].
+    the highest 97.5% false-flag limit, or the lower limit is zero), no estimate is given: `detectable` is False and
+    `ci95` is [0, upper].
     `names` name the classified part and the population for the messages ("of documents that name AI", "of
     documents")."""
     if n <= 0:
@@ -534,25 +555,50 @@ def rogan_gladen(
     fp_lower, fp_upper = min(a for a, _ in limits), max(b for _, b in limits)
     of_classified, of_population = names
     details = {
-        "flagged": float(k), "classified": float(n), "population": float(population), "effective_n": [n_low, n_up],
-        "sensitivity": s, "false_positive_rate": f, "flagged_rate": rate,
-        "false_flag_rate_ci95": [fp_lower, fp_upper], "evaluation": asdict(rates),
+        "flagged": float(k),
+        "classified": float(n),
+        "population": float(population),
+        "effective_n": [n_low, n_up],
+        "sensitivity": s,
+        "false_positive_rate": f,
+        "flagged_rate": rate,
+        "false_flag_rate_ci95": [fp_lower, fp_upper],
+        "evaluation": asdict(rates),
         "strata": [asdict(c) for c in strata],
     }
     documents_note = ""
     if exposure is not None:
         details["false_flag_bunching"] = asdict(bunching)
-        documents_note = ("; documents: a beta-binomial model of false flags within a document, fitted on this run "
-                          "and checked" + ("" if bunching.check.get("fits", True) else
-                                           " (it did not fit: the lower limit assumes independent false flags)"))
-    method = ("rogan_gladen (misclassification-adjusted count at the evaluation's error rates; interval over every "
-              "plausible error rate: upper limit with no false positives at the lowest plausible sensitivity, lower "
-              "limit with the most false positives" + (", across the evaluation's strata" if strata else "")
-              + ("; positives the passage gate stops added back" if rates.gate_missed else "") + documents_note + ")")
+        documents_note = (
+            "; documents: a beta-binomial model of false flags within a document, fitted on this run "
+            "and checked"
+            + (
+                ""
+                if bunching.check.get("fits", True)
+                else " (it did not fit: the lower limit assumes independent false flags)"
+            )
+        )
+    method = (
+        "rogan_gladen (misclassification-adjusted count at the evaluation's error rates; interval over every "
+        "plausible error rate: upper limit with no false positives at the lowest plausible sensitivity, lower "
+        "limit with the most false positives"
+        + (", across the evaluation's strata" if strata else "")
+        + ("; positives the passage gate stops added back" if rates.gate_missed else "")
+        + documents_note
+        + ")"
+    )
     if s - f <= 0:
-        return Estimate(None, (0.0, hi), method, detectable=False, details=details,
-                        message=(f"at most {hi:.1%} {of_population}; cannot be told from zero: the classifier does "
-                                 "not separate this label from the rest (sensitivity <= false-positive rate)"))
+        return Estimate(
+            None,
+            (0.0, hi),
+            method,
+            detectable=False,
+            details=details,
+            message=(
+                f"at most {hi:.1%} {of_population}; cannot be told from zero: the classifier does "
+                "not separate this label from the rest (sensitivity <= false-positive rate)"
+            ),
+        )
     gate_recall = rates.gate_recall
     raw = float(theta * share / gate_recall)
     details["estimate_unclipped"] = raw
@@ -561,13 +607,22 @@ def rogan_gladen(
         # The flags could all be false, or all true: every plausible error rate has its say, so the bound is the
         # one no false positive would give. Fewer flags than false positives alone would give also means the
         # evaluation's negatives are harder than this corpus's.
-        why = ("below the share false positives alone would flag at the evaluation's rate "
-               f"({fp_lower:.1%} or more), so that rate does not fit this corpus" if rate < fp_lower else
-               f"within what false positives alone could flag (up to {fp_upper:.1%})")
+        why = (
+            "below the share false positives alone would flag at the evaluation's rate "
+            f"({fp_lower:.1%} or more), so that rate does not fit this corpus"
+            if rate < fp_lower
+            else f"within what false positives alone could flag (up to {fp_upper:.1%})"
+        )
         return Estimate(
-            None, (0.0, hi), method, detectable=False, details=details,
-            message=(f"at most {hi:.1%} {of_population}; cannot be told from zero: {rate:.1%} {of_classified} "
-                     f"were flagged, {why}; the bound allows every false-positive rate from zero up"),
+            None,
+            (0.0, hi),
+            method,
+            detectable=False,
+            details=details,
+            message=(
+                f"at most {hi:.1%} {of_population}; cannot be told from zero: {rate:.1%} {of_classified} "
+                f"were flagged, {why}; the bound allows every false-positive rate from zero up"
+            ),
         )
     est = min(max(raw, 0.0), share / gate_recall, 1.0)
     return Estimate(est, (min(lo, est), max(hi, est)), method, clipped=est != raw, details=details)
@@ -589,6 +644,7 @@ def _unit_inputs(docs: Mapping[str, np.ndarray], names: Sequence[str]) -> dict[s
     """Per-document flagged values and classified amounts for each unit, and the probabilistic sum over the
     corpus, for the union of the labels in `names` (one label, or all AI labels for the complement `no_ai`).
     Tokens of a passage are estimated from its characters at its document's token density."""
+
     def total(prefix: str) -> np.ndarray:
         return sum(np.asarray(docs[f"{prefix}_{L}"], dtype=np.float64) for L in names)
 
@@ -596,7 +652,11 @@ def _unit_inputs(docs: Mapping[str, np.ndarray], names: Sequence[str]) -> dict[s
     passages = np.asarray(docs["gated_passages"], dtype=np.float64)
     characters = np.asarray(docs["gated_characters"], dtype=np.float64)
     out = {
-        "documents": {"values": (n_flag > 0).astype(np.float64), "amounts": np.ones_like(passages), "passage_flags": n_flag},
+        "documents": {
+            "values": (n_flag > 0).astype(np.float64),
+            "amounts": np.ones_like(passages),
+            "passage_flags": n_flag,
+        },
         "passages": {"values": n_flag, "amounts": passages, "sum_p": float(total("sum_p").sum())},
         "characters": {"values": chars_flag, "amounts": characters, "sum_p": float(sum_pchars.sum())},
     }
@@ -606,7 +666,11 @@ def _unit_inputs(docs: Mapping[str, np.ndarray], names: Sequence[str]) -> dict[s
     if tokens is not None and np.isfinite(tokens).all():
         doc_chars = np.asarray(docs["characters"], dtype=np.float64)
         density = np.divide(tokens, doc_chars, out=np.zeros_like(tokens), where=doc_chars > 0)
-        out["tokens"] = {"values": chars_flag * density, "amounts": characters * density, "sum_p": float((sum_pchars * density).sum())}
+        out["tokens"] = {
+            "values": chars_flag * density,
+            "amounts": characters * density,
+            "sum_p": float((sum_pchars * density).sum()),
+        }
     return out
 
 
@@ -621,8 +685,15 @@ MIN_DOCUMENTS = 30  # fewer classified documents than this: too few to estimate
 MAX_WIDTH = 0.5  # an interval wider than this share of [0, 1] is no estimate either
 
 
-def _unit_block(unit: str, inp: dict, population: float, rates: tuple[ErrorRates, list[ErrorRates]] | str,
-                passages: np.ndarray, sampled: bool, population_rel_se: float) -> dict[str, Estimate]:
+def _unit_block(
+    unit: str,
+    inp: dict,
+    population: float,
+    rates: tuple[ErrorRates, list[ErrorRates]] | str,
+    passages: np.ndarray,
+    sampled: bool,
+    population_rel_se: float,
+) -> dict[str, Estimate]:
     """Every estimator for one unit; the adjusted one only when the model's error rates are known (`rates`: the
     pooled rates and the evaluation strata's, or else the reason why not, which classify-and-count then carries
     as its message).
@@ -643,8 +714,15 @@ def _unit_block(unit: str, inp: dict, population: float, rates: tuple[ErrorRates
     if not isinstance(rates, str):
         pooled, strata = rates
         estimators["adjusted"] = rogan_gladen(
-            k, n, pooled, strata=strata, items=items, rate_variance=ratio.variance, population=population,
-            population_rel_se=population_rel_se, finite_population=not sampled,
+            k,
+            n,
+            pooled,
+            strata=strata,
+            items=items,
+            rate_variance=ratio.variance,
+            population=population,
+            population_rel_se=population_rel_se,
+            finite_population=not sampled,
             passages_per_item=passages.astype(np.int64) if unit == "documents" else None,
             bunching=document_bunching(inp["passage_flags"], passages, pooled) if unit == "documents" else None,
             names=POPULATION_NAMES.get(unit, ("of the classified part", f"of {unit}")),
@@ -653,8 +731,10 @@ def _unit_block(unit: str, inp: dict, population: float, rates: tuple[ErrorRates
 
 
 HEADLINE_ORDER = ("adjusted", "classify_and_count")
-NO_EVALUATION = ("the model ships no evaluation confusion matrix (model.json 'evaluation'), so classifier errors "
-                 "cannot be corrected: this is the raw flagged share")
+NO_EVALUATION = (
+    "the model ships no evaluation confusion matrix (model.json 'evaluation'), so classifier errors "
+    "cannot be corrected: this is the raw flagged share"
+)
 NO_RATES = "the model's evaluation cannot give error rates for this label ({}), so this is the raw flagged share"
 
 
@@ -685,12 +765,19 @@ def prevalence_block(
     AI labels' estimates of a passage unit sum past 100%, they are scaled down to sum to it."""
     ai_labels = [L for L in labels if L != "no_ai"]
     passages = np.asarray(docs["gated_passages"], dtype=np.float64)
-    populations = {"documents": totals.documents, "passages": totals.passages,
-                   "characters": totals.characters, "tokens": totals.tokens}
+    populations = {
+        "documents": totals.documents,
+        "passages": totals.passages,
+        "characters": totals.characters,
+        "tokens": totals.tokens,
+    }
     gated = len(passages)
     # With a sample, the share of documents the gate passed is itself estimated (binomial relative error).
-    population_rel_se = (float(np.sqrt(max(totals.documents - gated, 0) / (max(gated, 1) * totals.documents)))
-                         if sampled and totals.documents else 0.0)
+    population_rel_se = (
+        float(np.sqrt(max(totals.documents - gated, 0) / (max(gated, 1) * totals.documents)))
+        if sampled and totals.documents
+        else 0.0
+    )
 
     def rates_for(names: Sequence[str], unit: str) -> tuple[ErrorRates, list[ErrorRates]] | str:
         if not evaluation.get("confusion"):
@@ -701,9 +788,13 @@ def prevalence_block(
             return NO_RATES.format(error)
 
     def block_for(names: Sequence[str]) -> dict[str, dict[str, Estimate]]:
-        return {unit: _unit_block(unit, inp, float(populations[unit]), rates_for(names, unit), passages, sampled,
-                                  population_rel_se)
-                for unit, inp in _unit_inputs(docs, names).items() if populations.get(unit)}
+        return {
+            unit: _unit_block(
+                unit, inp, float(populations[unit]), rates_for(names, unit), passages, sampled, population_rel_se
+            )
+            for unit, inp in _unit_inputs(docs, names).items()
+            if populations.get(unit)
+        }
 
     blocks = {L: block_for([L]) for L in ai_labels}
     for unit in ("passages", "characters", "tokens"):
@@ -711,8 +802,9 @@ def prevalence_block(
     result = {L: {unit: _present(unit, b, gated) for unit, b in blocks[L].items()} for L in ai_labels}
     if "no_ai" in labels:
         result["no_ai"] = {
-            unit: _present(unit, {name: e.complement(f"1 - {e.method}, for any AI label") for name, e in b.items()},
-                           gated)
+            unit: _present(
+                unit, {name: e.complement(f"1 - {e.method}, for any AI label") for name, e in b.items()}, gated
+            )
             for unit, b in block_for(ai_labels).items()
         }
     return result
@@ -725,10 +817,12 @@ def _keep_exclusive_shares_within_one(blocks: list[dict[str, Estimate]], unit: s
     total = sum(e.estimate for e in heads if e is not None and e.estimate is not None)
     if total <= 1.0:
         return
-    for block, head in zip(blocks, heads):
+    for block, head in zip(blocks, heads, strict=True):
         if head is not None and head.estimate is not None:
-            note = (f"scaled from {head.estimate:.1%} so that the exclusive labels' shares {POPULATION_NAMES[unit][1]} "
-                    "sum to 100%")
+            note = (
+                f"scaled from {head.estimate:.1%} so that the exclusive labels' shares {POPULATION_NAMES[unit][1]} "
+                "sum to 100%"
+            )
             block["adjusted"] = replace(head, estimate=head.estimate / total, clipped=True, message=note)
 
 
@@ -744,12 +838,20 @@ def _present(unit: str, estimators: dict[str, Estimate], classified_documents: i
         out["message"] = head.message
     population = POPULATION_NAMES.get(unit, ("", f"of {unit}"))[1]
     if classified_documents < MIN_DOCUMENTS or high - low > MAX_WIDTH:
-        reason = (f"only {classified_documents:,} documents that name AI were classified (at least {MIN_DOCUMENTS} "
-                  "needed)" if classified_documents < MIN_DOCUMENTS else
-                  f"{classified_documents:,} documents that name AI were classified")
-        out.update(estimate=None, detectable=False, too_few=True, message=(
-            f"too few documents to estimate: {reason}, and the 95% interval spans {low:.1%} to {high:.1%} "
-            f"{population}"))
+        reason = (
+            f"only {classified_documents:,} documents that name AI were classified (at least {MIN_DOCUMENTS} needed)"
+            if classified_documents < MIN_DOCUMENTS
+            else f"{classified_documents:,} documents that name AI were classified"
+        )
+        out.update(
+            estimate=None,
+            detectable=False,
+            too_few=True,
+            message=(
+                f"too few documents to estimate: {reason}, and the 95% interval spans {low:.1%} to {high:.1%} "
+                f"{population}"
+            ),
+        )
     out["population"] = population
     out["estimators"] = {n: e.as_dict() for n, e in estimators.items()}
     return out

@@ -12,10 +12,10 @@ and its tags as Dolma attributes (``[[start, end, score], ...]`` in code points)
 original corpus without this copy. The attributes: ``corpus_audit__passage__<label>`` (the passages labelled so,
 scored with that label's probability), ``corpus_audit__passage__flagged`` (the passages this export flags),
 ``corpus_audit__document__flagged`` (``[[0, length, 1.0 or 0.0]]``) and ``corpus_audit__document__max_p_<label>``
-(empty for a row the gate passed over, which was never classified). Shards stream batch by batch; each output file is written atomically and a
-shard's marker under ``OUT/.export/`` is written last, so a killed export resumes where it stopped and a finished
-one re-run does nothing. ``OUT/export_manifest.json`` holds the counts per shard and their reconciliation with the
-run's ``summary.json``.
+(empty for a row the gate passed over, which was never classified). Shards stream batch by batch; each output file
+is written atomically and a shard's marker under ``OUT/.export/`` is written last, so a killed export resumes
+where it stopped and a finished one re-run does nothing. ``OUT/export_manifest.json`` holds the counts per shard
+and their reconciliation with the run's ``summary.json``.
 """
 
 from __future__ import annotations
@@ -46,9 +46,26 @@ ATTRIBUTE_PREFIX = "corpus_audit"
 TAG_PREFIX = "audit_"
 BATCH_BYTES = 64 * 2**20  # about this much uncompressed data is read at a time
 ROW_GROUP_BYTES = 128 * 2**20  # cap on the uncompressed size of an output row group
-PASSAGE_COLUMNS = ["shard", "row", "char_start", "char_end", "label", "score", *(f"p_{label}" for label in AI_LABELS), "cluster_id"]
+PASSAGE_COLUMNS = [
+    "shard",
+    "row",
+    "char_start",
+    "char_end",
+    "label",
+    "score",
+    *(f"p_{label}" for label in AI_LABELS),
+    "cluster_id",
+]
 # Parquet footer codec names -> pyarrow writer names (codecs pyarrow cannot write fall back to zstd)
-WRITER_CODECS = {"UNCOMPRESSED": "none", "SNAPPY": "snappy", "GZIP": "gzip", "BROTLI": "brotli", "LZ4": "lz4", "LZ4_RAW": "lz4", "ZSTD": "zstd"}
+WRITER_CODECS = {
+    "UNCOMPRESSED": "none",
+    "SNAPPY": "snappy",
+    "GZIP": "gzip",
+    "BROTLI": "brotli",
+    "LZ4": "lz4",
+    "LZ4_RAW": "lz4",
+    "ZSTD": "zstd",
+}
 
 
 @dataclass(frozen=True)
@@ -119,9 +136,14 @@ def export(
     rows = {s.relpath: 0 for s in pending}
     for unit in scan_manifest["units"]:
         if unit["shard"] in rows:
-            rows[unit["shard"]] += unit["rows"] or 0  # None: a JSON Lines file, whose rows the scan counted but did not plan
+            rows[unit["shard"]] += (
+                unit["rows"] or 0
+            )  # None: a JSON Lines file, whose rows the scan counted but did not plan
     bar = Progress(sum(rows.values()) or None, len(pending), progress, desc="export")
-    results, failures = [], [{"input": uri, "error": "failed in the scan; not exported"} for uri in sorted(failed_inputs)]
+    results, failures = (
+        [],
+        [{"input": uri, "error": "failed in the scan; not exported"} for uri in sorted(failed_inputs)],
+    )
     try:
         for shard in todo:
             done = target.done(shard.relpath, shard.fingerprint())
@@ -223,7 +245,11 @@ def _check_unchanged(shards: list[Shard]) -> None:
         info = fs.get_file_info(path)
         now = {"size": info.size, "mtime_ns": info.mtime_ns} if info.is_file else None
         if now != {"size": shard.size, "mtime_ns": shard.mtime_ns}:
-            state = "is gone" if now is None else f"changed (size {shard.size} -> {now['size']}, mtime_ns {shard.mtime_ns} -> {now['mtime_ns']})"
+            state = (
+                "is gone"
+                if now is None
+                else f"changed (size {shard.size} -> {now['size']}, mtime_ns {shard.mtime_ns} -> {now['mtime_ns']})"
+            )
             raise UsageError(
                 f"{shard.uri} {state} since the scan; the run's flags no longer match it. Re-run the scan command "
                 "on the same --out to rescan it, then export again"
@@ -252,12 +278,14 @@ class _RunTags:
     """The run's AI passages (without text, sorted by shard, row, offset) and its gated documents' scores."""
 
     def __init__(self, run: RunDir, scan_manifest: dict, selection: Selection) -> None:
-        passages = pq.read_table(run.passages, columns=PASSAGE_COLUMNS).sort_by([("shard", "ascending"), ("row", "ascending"), ("char_start", "ascending")])
+        passages = pq.read_table(run.passages, columns=PASSAGE_COLUMNS).sort_by(
+            [("shard", "ascending"), ("row", "ascending"), ("char_start", "ascending")]
+        )
         self.passages = passages.append_column("flagged", pa.array(selection.flags(passages)))
         shard_names = self.passages["shard"].to_numpy(zero_copy_only=False)
         names, starts = np.unique(shard_names, return_index=True)
         ends = np.append(starts[1:], len(shard_names))
-        self.ranges = {str(name): (int(a), int(b)) for name, a, b in zip(names, starts, ends)}
+        self.ranges = {str(name): (int(a), int(b)) for name, a, b in zip(names, starts, ends, strict=True)}
         self.run = run
         self.units: dict[str, list[str]] = {}
         for unit in scan_manifest["units"]:
@@ -266,7 +294,9 @@ class _RunTags:
     def for_shard(self, relpath: str) -> _ShardTags:
         a, b = self.ranges.get(relpath, (0, 0))
         columns = ["row", *(f"max_p_{label}" for label in AI_LABELS)]
-        docs = [pq.read_table(self.run.unit_table(unit, "docs"), columns=columns) for unit in self.units.get(relpath, [])]
+        docs = [
+            pq.read_table(self.run.unit_table(unit, "docs"), columns=columns) for unit in self.units.get(relpath, [])
+        ]
         docs_table = pa.concat_tables(docs).sort_by("row") if docs else None
         return _ShardTags(self.passages.slice(a, b - a), docs_table)
 
@@ -293,7 +323,9 @@ class _ShardTags:
             doc_rows = self.doc_rows
             c, d = np.searchsorted(doc_rows, [first_row, first_row + n])
             for label in AI_LABELS:
-                max_p[label][doc_rows[c:d] - first_row] = self.docs[f"max_p_{label}"].slice(c, d - c).to_numpy(zero_copy_only=False)
+                max_p[label][doc_rows[c:d] - first_row] = (
+                    self.docs[f"max_p_{label}"].slice(c, d - c).to_numpy(zero_copy_only=False)
+                )
         return _BatchTags(passages, local, flagged, flagged_doc, max_p)
 
 
@@ -312,7 +344,7 @@ class _BatchTags:
         spans: dict[int, list[tuple[int, int]]] = {}
         starts = self.passages["char_start"].to_numpy()[self.flagged].tolist()
         ends = self.passages["char_end"].to_numpy()[self.flagged].tolist()
-        for row, start, end in zip(self.local[self.flagged].tolist(), starts, ends):
+        for row, start, end in zip(self.local[self.flagged].tolist(), starts, ends, strict=True):
             merged = spans.setdefault(row, [])
             if merged and start <= merged[-1][1]:
                 merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
@@ -359,21 +391,36 @@ def _export_shard(
     def write_both(shard_tmp: str, attributes_tmp: str) -> None:
         nonlocal row_groups
         # no name and no time in the gzip header: the same export gives the same bytes
-        with pq.ParquetWriter(shard_tmp, schema, compression=codec) as writer, open(attributes_tmp, "wb") as raw, \
-             gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as attributes:
+        with (
+            pq.ParquetWriter(shard_tmp, schema, compression=codec) as writer,
+            open(attributes_tmp, "wb") as raw,
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as attributes,
+        ):
             grouped = _RowGroups(writer, _row_group_rows(parquet.metadata))
             first_row = 0
             for batch in parquet.iter_batches(batch_size=_batch_rows(parquet.metadata), use_threads=True):
                 batch_tags = tags.batch(first_row, batch.num_rows)
-                lengths = pc.fill_null(pc.utf8_length(read_column(batch, roles["text"])), 0).to_numpy(zero_copy_only=False)
+                lengths = pc.fill_null(pc.utf8_length(read_column(batch, roles["text"])), 0).to_numpy(
+                    zero_copy_only=False
+                )
                 grouped.add(_transform(batch, batch_tags, lengths, mode, placeholder, roles["text"], counts))
-                attributes.write(_attribute_lines(batch, batch_tags, lengths, roles, shard.relpath, first_row).encode("utf-8"))
+                attributes.write(
+                    _attribute_lines(batch, batch_tags, lengths, roles, shard.relpath, first_row).encode("utf-8")
+                )
                 first_row += batch.num_rows
                 bar.advance(batch.num_rows, batch.nbytes)
             row_groups = grouped.close()
 
     _write_outputs(shard, out, write_both)
-    return _finish(shard, out, counts, started, row_groups_in=parquet.metadata.num_row_groups, row_groups_out=row_groups, codec=codec)
+    return _finish(
+        shard,
+        out,
+        counts,
+        started,
+        row_groups_in=parquet.metadata.num_row_groups,
+        row_groups_out=row_groups,
+        codec=codec,
+    )
 
 
 def _export_jsonl_shard(
@@ -388,8 +435,11 @@ def _export_jsonl_shard(
     counts = _Counts()
 
     def write_both(shard_tmp: str, attributes_tmp: str) -> None:
-        with pa.output_stream(shard_tmp, compression=shard.codec) as output, open(attributes_tmp, "wb") as raw, \
-             gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as attributes:
+        with (
+            pa.output_stream(shard_tmp, compression=shard.codec) as output,
+            open(attributes_tmp, "wb") as raw,
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as attributes,
+        ):
             first_row = 0
             for lines, records in source.chunks(JSONL_BATCH_ROWS):
                 arrays = role_arrays(records, roles)
@@ -398,7 +448,11 @@ def _export_jsonl_shard(
                 lengths = pc.fill_null(pc.utf8_length(arrays["text"]), 0).to_numpy(zero_copy_only=False)
                 result = _transform(batch, batch_tags, lengths, mode, placeholder, "text", counts)
                 output.write(_jsonl_output(result, lines, records, roles["text"], mode))
-                attributes.write(_attribute_lines(batch, batch_tags, lengths, {r: r for r in arrays}, shard.relpath, first_row).encode("utf-8"))
+                attributes.write(
+                    _attribute_lines(
+                        batch, batch_tags, lengths, {r: r for r in arrays}, shard.relpath, first_row
+                    ).encode("utf-8")
+                )
                 first_row += len(records)
                 bar.advance(len(records), sum(map(len, lines)))
 
@@ -410,16 +464,18 @@ JSONL_BATCH_ROWS = 2048
 ROW = "__row"  # the batch row of each document, to find its line again after drop, keep, redact or annotate
 
 
-def _jsonl_output(result: pa.RecordBatch, lines: list[bytes], records: list[dict], text_column: str, mode: str) -> bytes:
+def _jsonl_output(
+    result: pa.RecordBatch, lines: list[bytes], records: list[dict], text_column: str, mode: str
+) -> bytes:
     """The lines of the documents ``result`` keeps: unchanged, or rewritten with the redacted text or the tags."""
     rows = result.column(ROW).to_pylist()
     if mode == "redact":
         texts = result.column("text").to_pylist()
-        changed = {r: text for r, text in zip(rows, texts) if text != records[r].get(text_column)}
+        changed = {r: text for r, text in zip(rows, texts, strict=True) if text != records[r].get(text_column)}
         rewritten = {r: {**records[r], text_column: text} for r, text in changed.items()}
     elif mode == "annotate":
         tag_rows = result.select([f.name for f in TAG_FIELDS]).to_pylist()
-        rewritten = {r: {**records[r], **tag_row} for r, tag_row in zip(rows, tag_rows)}
+        rewritten = {r: {**records[r], **tag_row} for r, tag_row in zip(rows, tag_rows, strict=True)}
     else:
         rewritten = {}
     out = []
@@ -432,15 +488,21 @@ def _jsonl_output(result: pa.RecordBatch, lines: list[bytes], records: list[dict
 def _roles(shard: Shard, schema: pa.Schema | None, columns: Columns, mode: str) -> dict[str, str]:
     roles = resolve_columns(shard, schema, columns, frozenset({"text"}))
     if mode == "redact" and "." in roles["text"]:
-        raise UsageError(f"{shard.uri}: --mode redact needs a top-level text column, not the struct field {roles['text']!r}")
+        raise UsageError(
+            f"{shard.uri}: --mode redact needs a top-level text column, not the struct field {roles['text']!r}"
+        )
     return roles
 
 
 def _write_outputs(shard: Shard, out: ExportDir, write_both) -> None:
     """Run ``write_both(shard_tmp, attributes_tmp)``: the attribute file is renamed into place first, then the shard."""
     try:
-        write_atomic(out.output(shard.relpath), lambda shard_tmp: write_atomic(
-            out.attributes(shard.relpath), lambda attributes_tmp: write_both(shard_tmp, attributes_tmp)))
+        write_atomic(
+            out.output(shard.relpath),
+            lambda shard_tmp: write_atomic(
+                out.attributes(shard.relpath), lambda attributes_tmp: write_both(shard_tmp, attributes_tmp)
+            ),
+        )
     except (OSError, pa.ArrowException) as error:
         raise InputError(f"{shard.uri}: export failed while reading or writing ({error})") from error
 
@@ -461,7 +523,15 @@ def _finish(shard: Shard, out: ExportDir, counts: _Counts, started: float, **for
     return stats
 
 
-def _transform(batch: pa.RecordBatch, tags: _BatchTags, lengths: np.ndarray, mode: str, placeholder: str, text_column: str, counts: _Counts) -> pa.RecordBatch:
+def _transform(
+    batch: pa.RecordBatch,
+    tags: _BatchTags,
+    lengths: np.ndarray,
+    mode: str,
+    placeholder: str,
+    text_column: str,
+    counts: _Counts,
+) -> pa.RecordBatch:
     """The batch as the mode writes it (``lengths``: each row's text in code points); counts what went in and out."""
     counts.rows_in += batch.num_rows
     counts.characters_in += int(lengths.sum())
@@ -488,14 +558,16 @@ class _Rewrite:
 Transform = Callable[[pa.RecordBatch, _BatchTags, np.ndarray, _Rewrite, _Counts], tuple[pa.RecordBatch, int]]
 
 
-def _drop(batch: pa.RecordBatch, tags: _BatchTags, lengths: np.ndarray, rewrite: _Rewrite,
-          counts: _Counts) -> tuple[pa.RecordBatch, int]:
+def _drop(
+    batch: pa.RecordBatch, tags: _BatchTags, lengths: np.ndarray, rewrite: _Rewrite, counts: _Counts
+) -> tuple[pa.RecordBatch, int]:
     """Leave out the documents holding a flagged passage."""
     return _rows(batch, lengths, ~tags.flagged_doc)
 
 
-def _keep(batch: pa.RecordBatch, tags: _BatchTags, lengths: np.ndarray, rewrite: _Rewrite,
-          counts: _Counts) -> tuple[pa.RecordBatch, int]:
+def _keep(
+    batch: pa.RecordBatch, tags: _BatchTags, lengths: np.ndarray, rewrite: _Rewrite, counts: _Counts
+) -> tuple[pa.RecordBatch, int]:
     """Keep only the documents holding a flagged passage."""
     return _rows(batch, lengths, tags.flagged_doc)
 
@@ -504,8 +576,9 @@ def _rows(batch: pa.RecordBatch, lengths: np.ndarray, keep: np.ndarray) -> tuple
     return batch.filter(pa.array(keep)), int(lengths[keep].sum())
 
 
-def _redact_flagged(batch: pa.RecordBatch, tags: _BatchTags, lengths: np.ndarray, rewrite: _Rewrite,
-                    counts: _Counts) -> tuple[pa.RecordBatch, int]:
+def _redact_flagged(
+    batch: pa.RecordBatch, tags: _BatchTags, lengths: np.ndarray, rewrite: _Rewrite, counts: _Counts
+) -> tuple[pa.RecordBatch, int]:
     """Cut the flagged passages out of the text, leaving the placeholder in their place."""
     result, removed, spans = _redact(batch, tags.flagged_spans(), rewrite.placeholder, rewrite.text_column)
     counts.characters_redacted += removed
@@ -513,8 +586,9 @@ def _redact_flagged(batch: pa.RecordBatch, tags: _BatchTags, lengths: np.ndarray
     return result, int(lengths.sum()) - removed + spans * len(rewrite.placeholder)
 
 
-def _annotate_rows(batch: pa.RecordBatch, tags: _BatchTags, lengths: np.ndarray, rewrite: _Rewrite,
-                   counts: _Counts) -> tuple[pa.RecordBatch, int]:
+def _annotate_rows(
+    batch: pa.RecordBatch, tags: _BatchTags, lengths: np.ndarray, rewrite: _Rewrite, counts: _Counts
+) -> tuple[pa.RecordBatch, int]:
     """Keep every row and add the audit_* tag columns."""
     return _annotate(batch, tags), int(lengths.sum())
 
@@ -523,7 +597,9 @@ def _annotate_rows(batch: pa.RecordBatch, tags: _BatchTags, lengths: np.ndarray,
 MODES: dict[str, Transform] = {"drop": _drop, "keep": _keep, "redact": _redact_flagged, "annotate": _annotate_rows}
 
 
-def _redact(batch: pa.RecordBatch, spans: dict[int, list[tuple[int, int]]], placeholder: str, text_column: str) -> tuple[pa.RecordBatch, int, int]:
+def _redact(
+    batch: pa.RecordBatch, spans: dict[int, list[tuple[int, int]]], placeholder: str, text_column: str
+) -> tuple[pa.RecordBatch, int, int]:
     """Cut the spans out of the text column; returns the batch, the characters removed and the spans cut."""
     if not spans:
         return batch, 0, 0
@@ -532,10 +608,13 @@ def _redact(batch: pa.RecordBatch, spans: dict[int, list[tuple[int, int]]], plac
     binary = pa.types.is_binary(text.type) or pa.types.is_large_binary(text.type)
     rows = sorted(spans)
     new_values, removed = [], 0
-    for row, value in zip(rows, text.take(pa.array(rows)).to_pylist()):
+    for row, value in zip(rows, text.take(pa.array(rows)).to_pylist(), strict=True):
         value = value.decode("utf-8", "replace") if binary else value
         if value is None or spans[row][-1][1] > len(value):
-            raise InputError(f"row {row}: flagged span {spans[row][-1]} lies beyond its text ({0 if value is None else len(value)} characters); the shard does not match the scan")
+            raise InputError(
+                f"row {row}: flagged span {spans[row][-1]} lies beyond its text "
+                f"({0 if value is None else len(value)} characters); the shard does not match the scan"
+            )
         pieces, position = [], 0
         for start, end in spans[row]:
             pieces += [value[position:start], placeholder]
@@ -551,15 +630,25 @@ def _redact(batch: pa.RecordBatch, spans: dict[int, list[tuple[int, int]]], plac
 
 # -- annotate ---------------------------------------------------------------------------------------------------
 
-SPAN_TYPE = pa.struct([
-    ("char_start", pa.int64()), ("char_end", pa.int64()), ("label", pa.string()), ("score", pa.float32()),
-    ("cluster_id", pa.int64()), ("flagged", pa.bool_()),
-])
+SPAN_TYPE = pa.struct(
+    [
+        ("char_start", pa.int64()),
+        ("char_end", pa.int64()),
+        ("label", pa.string()),
+        ("score", pa.float32()),
+        ("cluster_id", pa.int64()),
+        ("flagged", pa.bool_()),
+    ]
+)
 TAG_FIELDS = [  # list items are named "element", as Parquet names them, so a read-back schema equals this one
     pa.field(f"{TAG_PREFIX}flagged", pa.bool_()),  # the document holds a passage flagged by this export's selection
-    pa.field(f"{TAG_PREFIX}labels", pa.list_(pa.field("element", pa.string()))),  # AI labels of its passages, in label order
+    pa.field(
+        f"{TAG_PREFIX}labels", pa.list_(pa.field("element", pa.string()))
+    ),  # AI labels of its passages, in label order
     *(pa.field(f"{TAG_PREFIX}max_p_{label}", pa.float32()) for label in AI_LABELS),  # null: the gate skipped it
-    pa.field(f"{TAG_PREFIX}spans", pa.list_(pa.field("element", SPAN_TYPE))),  # its AI passages (code-point offsets), with their families
+    pa.field(
+        f"{TAG_PREFIX}spans", pa.list_(pa.field("element", SPAN_TYPE))
+    ),  # its AI passages (code-point offsets), with their families
 ]
 
 
@@ -582,11 +671,21 @@ def _annotate(batch: pa.RecordBatch, tags: _BatchTags) -> pa.RecordBatch:
     present[tags.local, label_index] = True
     label_rows, label_cols = np.nonzero(present)
     label_offsets = np.concatenate([[0], np.cumsum(np.bincount(label_rows, minlength=n))]).astype(np.int32)
-    labels = pa.ListArray.from_arrays(pa.array(label_offsets), pa.array(np.array(AI_LABELS)[label_cols].tolist(), pa.string()), type=TAG_FIELDS[1].type)
+    labels = pa.ListArray.from_arrays(
+        pa.array(label_offsets),
+        pa.array(np.array(AI_LABELS)[label_cols].tolist(), pa.string()),
+        type=TAG_FIELDS[1].type,
+    )
     p = tags.passages
     spans = pa.StructArray.from_arrays(
-        [p["char_start"].combine_chunks(), p["char_end"].combine_chunks(), p["label"].combine_chunks().cast(pa.string()),
-         p["score"].combine_chunks(), p["cluster_id"].combine_chunks(), pa.array(tags.flagged)],
+        [
+            p["char_start"].combine_chunks(),
+            p["char_end"].combine_chunks(),
+            p["label"].combine_chunks().cast(pa.string()),
+            p["score"].combine_chunks(),
+            p["cluster_id"].combine_chunks(),
+            pa.array(tags.flagged),
+        ],
         fields=list(SPAN_TYPE),
     )
     columns = [
@@ -595,13 +694,17 @@ def _annotate(batch: pa.RecordBatch, tags: _BatchTags) -> pa.RecordBatch:
         *(pa.array(tags.max_p[label], mask=np.isnan(tags.max_p[label])) for label in AI_LABELS),
         pa.ListArray.from_arrays(pa.array(tags.offsets()), spans, type=TAG_FIELDS[-1].type),
     ]
-    return pa.RecordBatch.from_arrays([*batch.columns, *columns], schema=pa.schema([*batch.schema, *TAG_FIELDS], metadata=batch.schema.metadata))
+    return pa.RecordBatch.from_arrays(
+        [*batch.columns, *columns], schema=pa.schema([*batch.schema, *TAG_FIELDS], metadata=batch.schema.metadata)
+    )
 
 
 # -- dolma-style attributes -------------------------------------------------------------------------------------
 
 
-def _attribute_lines(batch: pa.RecordBatch, tags: _BatchTags, lengths: np.ndarray, roles: dict[str, str], relpath: str, first_row: int) -> str:
+def _attribute_lines(
+    batch: pa.RecordBatch, tags: _BatchTags, lengths: np.ndarray, roles: dict[str, str], relpath: str, first_row: int
+) -> str:
     """One JSON line per row: ``{"id", "row", "attributes": {name: [[start, end, score], ...]}}``."""
     n = batch.num_rows
     ids = read_column(batch, roles["id"]).to_pylist() if "id" in roles else [None] * n
@@ -612,15 +715,20 @@ def _attribute_lines(batch: pa.RecordBatch, tags: _BatchTags, lengths: np.ndarra
     classified[tags.local] = True
     passages = _passage_attributes(tags)
     lines = []
-    for k, (doc_id, length) in enumerate(zip(ids, lengths_list)):
+    for k, (doc_id, length) in enumerate(zip(ids, lengths_list, strict=True)):
         head = f'{{"id": {json.dumps(doc_id, ensure_ascii=False)}, "row": {first_row + k}, "attributes": '
         if not classified[k]:  # most rows: nothing but their length varies, so skip building a dict
             lines.append(f"{head}{_UNTAGGED[0]}[[0, {length}, 0.0]]{_UNTAGGED[1]}}}\n")
             continue
-        attributes = {**(passages.get(k) or _no_passages()), f"{ATTRIBUTE_PREFIX}__document__flagged": [[0, length, 1.0 if flagged_doc[k] else 0.0]]}
+        attributes = {
+            **(passages.get(k) or _no_passages()),
+            f"{ATTRIBUTE_PREFIX}__document__flagged": [[0, length, 1.0 if flagged_doc[k] else 0.0]],
+        }
         for label in AI_LABELS:
             score = max_p[label][k]
-            attributes[f"{ATTRIBUTE_PREFIX}__document__max_p_{label}"] = [] if score != score else [[0, length, round(score, 6)]]
+            attributes[f"{ATTRIBUTE_PREFIX}__document__max_p_{label}"] = (
+                [] if score != score else [[0, length, round(score, 6)]]
+            )
         lines.append(f"{head}{json.dumps(attributes, ensure_ascii=False)}}}\n")
     return "".join(lines)
 
@@ -629,8 +737,11 @@ def _passage_attributes(tags: _BatchTags) -> dict[int, dict[str, list]]:
     """Batch row -> its passage spans per label, and the flagged ones, as Dolma span attributes."""
     out: dict[int, dict[str, list]] = {}
     p = tags.passages
-    columns = {name: p[name].to_pylist() for name in ("char_start", "char_end", "label", "score", *(f"p_{label}" for label in AI_LABELS))}
-    for k, (row, flagged) in enumerate(zip(tags.local.tolist(), tags.flagged.tolist())):
+    columns = {
+        name: p[name].to_pylist()
+        for name in ("char_start", "char_end", "label", "score", *(f"p_{label}" for label in AI_LABELS))
+    }
+    for k, (row, flagged) in enumerate(zip(tags.local.tolist(), tags.flagged.tolist(), strict=True)):
         start, end, label = columns["char_start"][k], columns["char_end"][k], columns["label"][k]
         mine = out.get(row)
         if mine is None:
@@ -646,9 +757,13 @@ def _no_passages() -> dict[str, list]:
 
 
 # The attributes of a row the scan did not classify, split around its document span (only the length varies).
-_UNTAGGED = json.dumps({
-    **_no_passages(), f"{ATTRIBUTE_PREFIX}__document__flagged": [[0, 0, 0.0]], **{f"{ATTRIBUTE_PREFIX}__document__max_p_{label}": [] for label in AI_LABELS},
-}).split("[[0, 0, 0.0]]")
+_UNTAGGED = json.dumps(
+    {
+        **_no_passages(),
+        f"{ATTRIBUTE_PREFIX}__document__flagged": [[0, 0, 0.0]],
+        **{f"{ATTRIBUTE_PREFIX}__document__max_p_{label}": [] for label in AI_LABELS},
+    }
+).split("[[0, 0, 0.0]]")
 
 
 # -- writing -----------------------------------------------------------------------------------------------------
@@ -659,7 +774,10 @@ def _codec(metadata: pq.FileMetaData) -> str | dict[str, str]:
     if metadata.num_row_groups == 0:
         return "zstd"
     group = metadata.row_group(0)
-    codecs = {group.column(j).path_in_schema: WRITER_CODECS.get(group.column(j).compression, "zstd") for j in range(group.num_columns)}
+    codecs = {
+        group.column(j).path_in_schema: WRITER_CODECS.get(group.column(j).compression, "zstd")
+        for j in range(group.num_columns)
+    }
     distinct = set(codecs.values())
     return distinct.pop() if len(distinct) == 1 else codecs
 
@@ -731,17 +849,39 @@ def _reconcile(totals: dict, summary: dict, selection: Selection, mode: str, pla
     }.get(mode, totals["rows_in"])
     check(f"rows_out for --mode {mode}", expected_rows, totals["rows_out"])
     if mode == "redact":
-        expected_chars = totals["characters_in"] - totals["characters_redacted"] + totals["spans_redacted"] * len(placeholder)
-        check("characters_out = characters_in - characters_redacted + placeholders", expected_chars, totals["characters_out"])
-        check("characters_redacted = characters of flagged passages", totals["characters_flagged"], totals["characters_redacted"])
+        expected_chars = (
+            totals["characters_in"] - totals["characters_redacted"] + totals["spans_redacted"] * len(placeholder)
+        )
+        check(
+            "characters_out = characters_in - characters_redacted + placeholders",
+            expected_chars,
+            totals["characters_out"],
+        )
+        check(
+            "characters_redacted = characters of flagged passages",
+            totals["characters_flagged"],
+            totals["characters_redacted"],
+        )
     if not failed:  # summary.json counts every scanned shard; a skipped shard makes the totals incomparable
         corpus = summary["corpus"]
         check("rows_in = summary corpus.documents", corpus["documents"], totals["rows_in"])
         check("characters_in = summary corpus.characters", corpus["characters"], totals["characters_in"])
         if selection.min_score is None:
             blocks = [summary["labels"][label] for label in selection.labels]
-            check("passages_flagged = summary labels[L].passages", sum(b["passages"] for b in blocks), totals["passages_flagged"])
-            check("characters_flagged = summary labels[L].characters", sum(b["characters"] for b in blocks), totals["characters_flagged"])
+            check(
+                "passages_flagged = summary labels[L].passages",
+                sum(b["passages"] for b in blocks),
+                totals["passages_flagged"],
+            )
+            check(
+                "characters_flagged = summary labels[L].characters",
+                sum(b["characters"] for b in blocks),
+                totals["characters_flagged"],
+            )
             if len(blocks) == 1:  # the summary counts documents per label; a union of labels is not in it
-                check("documents_flagged = summary labels[L].documents (distinct doc ids)", blocks[0]["documents"], totals["documents_flagged"])
+                check(
+                    "documents_flagged = summary labels[L].documents (distinct doc ids)",
+                    blocks[0]["documents"],
+                    totals["documents_flagged"],
+                )
     return {"ok": all(c["ok"] for c in checks), "checks": checks}

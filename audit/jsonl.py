@@ -24,7 +24,10 @@ def read_objects(
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise error(f"{where(number)}: not valid JSON ({exc.msg.removesuffix(' at')} at column {exc.colno}); each line must be one JSON object") from None
+            raise error(
+                f"{where(number)}: not valid JSON ({exc.msg.removesuffix(' at')} at column {exc.colno}); "
+                "each line must be one JSON object"
+            ) from None
         if not isinstance(record, dict):
             raise error(f"{where(number)}: each line must be a JSON object")
         yield number, record

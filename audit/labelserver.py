@@ -29,7 +29,7 @@ import webbrowser
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -180,7 +180,7 @@ class Session:
             self.records = [r for r in self.records if not (self._row(r) == i and r.get("labeller") == self.labeller)]
             self.records.append({"doc_id": row["doc_id"], "passage_index": row["passage_index"], "label": label,
                                  "labeller": self.labeller, "stratum": row["stratum"],
-                                 "time": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+                                 "time": datetime.now(UTC).isoformat(timespec="seconds")})
             self._write()
             self.skipped.discard(i)
             self.focus = None

@@ -57,7 +57,8 @@ def plan(shards: list[Shard], config: ScanConfig) -> tuple[list[Unit], list[dict
         units.extend(source.units(config.unit_bytes))
     missing = [] if not units else [(r, n) for r, n in config.columns.candidates().items() if r not in found]
     warnings = [
-        f"no shard has a column {' or '.join(map(repr, names))} for the {role}, so the report has no {role} figures; name the "
+        f"no shard has a column {' or '.join(map(repr, names))} for the {role}, so the report has no {role} figures; "
+        "name the "
         f"right one with --{role if role != 'tokens' else 'token'}-column or pick another --preset"
         for role, names in missing
     ]
@@ -136,6 +137,7 @@ def _scan(config: ScanConfig, engine: Engine, model: Future) -> ScanOutcome:
     evaluations = tagger.info.get("evaluation", {})  # "estimation": the labelled data that stand for web text
     evaluation = evaluations.get("estimation") or evaluations.get("dev", {})
     from .summary import summarise
+
     scanned = sum(o["stats"]["documents"] for o in outcomes if "stats" in o)
     finished = {**manifest, "finished": True, "bytes_read": progress.bytes, "documents_scanned": scanned}
     try:
@@ -221,5 +223,8 @@ def _write_reports(run_root: Path) -> None:
     try:
         write_reports(run_root)
     except Exception as error:  # noqa: BLE001 - a report bug must not lose a finished scan
-        print(f"corpus-audit: warning: the report could not be written ({type(error).__name__}: {error}); "
-              f"the run's files are complete: retry with `corpus-audit report {run_root}`", file=sys.stderr)
+        print(
+            f"corpus-audit: warning: the report could not be written ({type(error).__name__}: {error}); "
+            f"the run's files are complete: retry with `corpus-audit report {run_root}`",
+            file=sys.stderr,
+        )

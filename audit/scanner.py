@@ -87,7 +87,15 @@ class _Collector:
         self.histogram = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
         self.passages_by_label = np.zeros(len(LABELS), dtype=np.int64)
         self.by_dump: dict[str, dict[str, int]] = {}
-        self.counts = {"documents": 0, "documents_sampled": 0, "documents_gated": 0, "characters": 0, "tokens": 0, "passages": 0, "passages_gated": 0}
+        self.counts = {
+            "documents": 0,
+            "documents_sampled": 0,
+            "documents_gated": 0,
+            "characters": 0,
+            "tokens": 0,
+            "passages": 0,
+            "passages_gated": 0,
+        }
         self.has_tokens = False
 
 
@@ -114,7 +122,9 @@ def scan_unit(
     except (OSError, pa.ArrowException) as error:
         from .errors import InputError
 
-        raise InputError(f"{unit.shard.uri}: row groups {unit.start}-{unit.stop - 1} cannot be read ({error}).") from error
+        raise InputError(
+            f"{unit.shard.uri}: row groups {unit.start}-{unit.stop - 1} cannot be read ({error})."
+        ) from error
     stats = {
         "unit": unit.id,
         "shard": unit.shard.relpath,
@@ -122,7 +132,7 @@ def scan_unit(
         "fingerprint": unit.shard.fingerprint(),
         **out.counts,
         "tokens": out.counts["tokens"] if out.has_tokens else None,
-        "passages_by_label": dict(zip(LABELS, out.passages_by_label.tolist())),
+        "passages_by_label": dict(zip(LABELS, out.passages_by_label.tolist(), strict=True)),
         "score_histogram": out.histogram.tolist(),
         "by_dump": out.by_dump,
         "seconds": round(time.perf_counter() - started, 3),
@@ -175,7 +185,7 @@ def _scan_batch(
 def _doc_ids(batch: dict[str, pa.Array], rows: np.ndarray, index: np.ndarray, relpath: str) -> list[str]:
     """Document ids of the rows at ``index``; a corpus without ids (C4) names documents ``shard:row``."""
     ids = batch["id"].take(pa.array(index)).to_pylist() if "id" in batch else [None] * len(index)
-    return [str(i) if i is not None else f"{relpath}:{r}" for i, r in zip(ids, rows[index].tolist())]
+    return [str(i) if i is not None else f"{relpath}:{r}" for i, r in zip(ids, rows[index].tolist(), strict=True)]
 
 
 def _column_values(batch: dict[str, pa.Array], role: str, index: np.ndarray) -> list:
@@ -187,7 +197,9 @@ def _column_values(batch: dict[str, pa.Array], role: str, index: np.ndarray) -> 
 def _count_dumps(dumps: pa.Array, sampled: np.ndarray, lengths: np.ndarray, by_dump: dict) -> None:
     table = pa.table({"dump": dumps.cast(pa.string()), "characters": lengths}).filter(pa.array(sampled))
     grouped = table.group_by("dump").aggregate([("characters", "count"), ("characters", "sum")])
-    for dump, documents, characters in zip(*(grouped.column(c).to_pylist() for c in ("dump", "characters_count", "characters_sum"))):
+    for dump, documents, characters in zip(
+        *(grouped.column(c).to_pylist() for c in ("dump", "characters_count", "characters_sum")), strict=True
+    ):
         entry = by_dump.setdefault("(none)" if dump is None else str(dump), {"documents": 0, "characters": 0})
         entry["documents"] += documents
         entry["characters"] += characters
@@ -205,23 +217,39 @@ class _Doc:
 
     def identity(self, shard: str) -> dict:
         """The columns every unit table starts with (the document fields of `audit.rundir`'s schemas)."""
-        return {"doc_id": self.doc_id, "shard": shard, "row": self.row, "url": self.url,
-                "domain": registered_domain(self.url), "date": self.date, "dump": self.dump}
+        return {
+            "doc_id": self.doc_id,
+            "shard": shard,
+            "row": self.row,
+            "url": self.url,
+            "domain": registered_domain(self.url),
+            "date": self.date,
+            "dump": self.dump,
+        }
 
 
-def _docs(batch: dict[str, pa.Array], rows: np.ndarray, index: np.ndarray, lengths: np.ndarray, tokens: np.ndarray | None, relpath: str) -> list[_Doc]:
+def _docs(
+    batch: dict[str, pa.Array],
+    rows: np.ndarray,
+    index: np.ndarray,
+    lengths: np.ndarray,
+    tokens: np.ndarray | None,
+    relpath: str,
+) -> list[_Doc]:
     ids = _doc_ids(batch, rows, index, relpath)
     urls, dates, dumps = (_column_values(batch, role, index) for role in ("url", "date", "dump"))
     token_values = [None] * len(index) if tokens is None else tokens[index].tolist()
     return [
         _Doc(doc_id, int(row), int(length), token, url, date, dump)
-        for doc_id, row, length, token, url, date, dump in zip(ids, rows[index].tolist(), lengths[index].tolist(), token_values, urls, dates, dumps)
+        for doc_id, row, length, token, url, date, dump in zip(
+            ids, rows[index].tolist(), lengths[index].tolist(), token_values, urls, dates, dumps, strict=True
+        )
     ]
 
 
 def _classify_docs(docs: list[_Doc], texts: list[str], tagger: PassageTagger, seed: int, out: _Collector) -> None:
     spans = [split_passages(t) for t in texts]
-    passages = [t[a:b] for t, doc_spans in zip(texts, spans) for a, b in doc_spans]
+    passages = [t[a:b] for t, doc_spans in zip(texts, spans, strict=True) for a, b in doc_spans]
     probs, labels, gated = tag_passages(tagger, passages)
     out.passages_by_label += np.bincount(labels, minlength=len(LABELS))
     out.counts["passages"] += len(passages)
@@ -233,7 +261,7 @@ def _classify_docs(docs: list[_Doc], texts: list[str], tagger: PassageTagger, se
     relpath = out.unit.shard.relpath
     label_list = labels.tolist()
     offset = 0
-    for doc, doc_spans, aggregate in zip(docs, spans, aggregates):
+    for doc, doc_spans, aggregate in zip(docs, spans, aggregates, strict=True):
         identity = doc.identity(relpath)
         for index, (start, end) in enumerate(doc_spans):
             label, key = label_list[offset + index], doc_hash(f"{doc.doc_id}#{index}", seed)
@@ -255,7 +283,7 @@ def _passage_row(identity: dict, index: int, start: int, end: int, text: str, pr
         "text": text,
         "label": LABELS[label],
         "score": float(probs[label]),
-        **{f"p_{name}": float(p) for name, p in zip(LABELS, probs)},
+        **{f"p_{name}": float(p) for name, p in zip(LABELS, probs, strict=True)},
         "cluster_id": None,
     }
 
@@ -276,8 +304,11 @@ def _doc_aggregates(
     def per_document(ufunc: np.ufunc, values: np.ndarray) -> np.ndarray:
         return np.where(filled, ufunc.reduceat(values, starts), 0.0) if len(values) else np.zeros(documents)
 
-    columns = {"passages": counts, "gated_passages": total(gated).astype(np.int64),
-               "gated_characters": total(chars * gated).astype(np.int64)}
+    columns = {
+        "passages": counts,
+        "gated_passages": total(gated).astype(np.int64),
+        "gated_characters": total(chars * gated).astype(np.int64),
+    }
     for index, name in enumerate(AI_LABELS):
         p = probs[:, index].astype(np.float64)
         mine = labels == index
@@ -288,7 +319,7 @@ def _doc_aggregates(
         columns[f"sum_p_{name}"] = total(p)
         columns[f"sum_pchars_{name}"] = total(p * chars)
     names, values = list(columns), [column.tolist() for column in columns.values()]
-    return [dict(zip(names, row)) for row in zip(*values)]
+    return [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
 
 
 def _row_keys(rows: np.ndarray, salt: int) -> np.ndarray:
@@ -300,19 +331,30 @@ def _row_keys(rows: np.ndarray, salt: int) -> np.ndarray:
         return z ^ (z >> np.uint64(31))
 
 
-def _sample_rejected(batch: dict[str, pa.Array], rows: np.ndarray, index: np.ndarray, seed: int, out: _Collector) -> None:
+def _sample_rejected(
+    batch: dict[str, pa.Array], rows: np.ndarray, index: np.ndarray, seed: int, out: _Collector
+) -> None:
     """Offer the gate-rejected documents with the smallest keys to the bottom-k audit sample."""
     if not len(index):
         return
     relpath = out.unit.shard.relpath
     keys = _row_keys(rows[index], doc_hash(relpath, seed))
     smallest = np.argsort(keys)[: out.rejected_sample.k]
-    for i, key in zip(index[smallest].tolist(), keys[smallest].tolist()):
+    for i, key in zip(index[smallest].tolist(), keys[smallest].tolist(), strict=True):
+
         def row(i: int = i) -> dict:
             one = np.array([i])
             doc = _docs(batch, rows, one, np.zeros(len(rows), np.int64), None, relpath)[0]
             body = (batch["text"][i].as_py() or "")[:SAMPLE_TEXT_CHARS]
-            return {"kind": "gate_rejected", **doc.identity(relpath), "char_start": 0, "char_end": len(body), "text": body, "label": "no_ai"}
+            return {
+                "kind": "gate_rejected",
+                **doc.identity(relpath),
+                "char_start": 0,
+                "char_end": len(body),
+                "text": body,
+                "label": "no_ai",
+            }
+
         out.rejected_sample.offer(key, row)
 
 

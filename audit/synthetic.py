@@ -58,14 +58,19 @@ def load_pools() -> Pools:
     bulk, ai = _written(("no_ai",)), _written(("neutral_ai", "aligned_ai"))
     root = data_root()
     if root is not None:
-        texts = [t for path in sorted((root / "shards").glob("*.parquet")) for t in pq.read_table(path, columns=["text"]).column("text").to_pylist() if t]
+        texts = [
+            t
+            for path in sorted((root / "shards").glob("*.parquet"))
+            for t in pq.read_table(path, columns=["text"]).column("text").to_pylist()
+            if t
+        ]
         bulk += _paragraphs(texts)
         ai += _paragraphs(texts)
     # Sorted by the gate, so plain documents never mention AI and planted AI paragraphs always name it.
     bulk_named, ai_named = gate(pa.array(bulk)), gate(pa.array(ai))
     return Pools(
-        bulk=[p for p, named in zip(bulk, bulk_named) if not named],
-        ai=[p for p, named in zip(ai, ai_named) if named],
+        bulk=[p for p, named in zip(bulk, bulk_named, strict=True) if not named],
+        ai=[p for p, named in zip(ai, ai_named, strict=True) if named],
         misaligned=_written(("misaligned_ai",)),
     )
 
@@ -92,8 +97,14 @@ def generate(out: Path, megabytes: float, shards: int, seed: int = 0, ai_share: 
     rng = np.random.default_rng(seed)
     pools = load_pools()
     per_shard = megabytes * 1e6 / shards
-    truth = {"documents": 0, "characters": 0, "ai_documents": 0, "misaligned_documents": 0, "shards": shards,
-             "ai_share": ai_share}
+    truth = {
+        "documents": 0,
+        "characters": 0,
+        "ai_documents": 0,
+        "misaligned_documents": 0,
+        "shards": shards,
+        "ai_share": ai_share,
+    }
     for shard in range(shards):
         texts: list[str] = []
         kinds: list[str] = []
@@ -106,14 +117,16 @@ def generate(out: Path, megabytes: float, shards: int, seed: int = 0, ai_share: 
             kinds.append(kind)
             size += len(texts[-1])
         n = len(texts)
-        table = pa.table({
-            "text": texts,
-            "id": [f"bench-{shard:05d}-{i:07d}" for i in range(n)],
-            "url": [f"https://site{int(rng.integers(5000))}.example.com/page/{i}" for i in range(n)],
-            "date": ["2024-01-01"] * n,
-            "dump": [f"CC-MAIN-2024-{10 + shard % 4:02d}"] * n,
-            "token_count": [len(t.split()) for t in texts],
-        })
+        table = pa.table(
+            {
+                "text": texts,
+                "id": [f"bench-{shard:05d}-{i:07d}" for i in range(n)],
+                "url": [f"https://site{int(rng.integers(5000))}.example.com/page/{i}" for i in range(n)],
+                "date": ["2024-01-01"] * n,
+                "dump": [f"CC-MAIN-2024-{10 + shard % 4:02d}"] * n,
+                "token_count": [len(t.split()) for t in texts],
+            }
+        )
         write_parquet_atomic(out / f"bench-{shard:05d}.parquet", table, row_group_size=ROWS_PER_GROUP)
         truth["documents"] += n
         truth["characters"] += sum(len(t) for t in texts)

@@ -160,7 +160,8 @@ class Tagger:
         try:
             model = fasttext.FastText._FastText(model_path=str(model_path))
         except (ValueError, RuntimeError, MemoryError) as error:
-            raise UsageError(f"cannot load model {model_path}: {error}; retrain it with `corpus-audit train`") from error
+            hint = "retrain it with `corpus-audit train`"
+            raise UsageError(f"cannot load model {model_path}: {error}; {hint}") from error
         found = sorted(label.removeprefix(_PREFIX) for label in model.get_labels())
         if found != sorted(LABELS):
             raise UsageError(f"model {model_path} has labels {found}, expected {list(LABELS)}")
@@ -193,8 +194,8 @@ class Tagger:
         labels, probs = self.model.f.multilinePredict(lines, -1, 0.0, "replace")
         column = {_PREFIX + label: index for index, label in enumerate(LABELS)}
         out = np.zeros((len(texts), len(LABELS)), dtype=np.float64)
-        for row, (row_labels, row_probs) in enumerate(zip(labels, probs)):
-            for label, prob in zip(row_labels, row_probs):
+        for row, (row_labels, row_probs) in enumerate(zip(labels, probs, strict=True)):
+            for label, prob in zip(row_labels, row_probs, strict=True):
                 out[row, column[label]] = prob
         # fastText reports exp(log(p + 1e-5)); without removing the offset every label would keep a floor that
         # a temperature above 1 lifts to about 1% (and sums of probabilities over a corpus would inherit it).
@@ -247,7 +248,10 @@ def read_info(model_path: Path, sha256: str) -> dict:
     if tuple(info["labels"]) != LABELS:
         raise UsageError(f"{path} lists labels {info['labels']}, expected {list(LABELS)}")
     features = info["calibration"].get("features")
-    if features is not None and (features.get("name"), features.get("version")) != (risk_words.NAME, risk_words.VERSION):
+    if features is not None and (features.get("name"), features.get("version")) != (
+        risk_words.NAME,
+        risk_words.VERSION,
+    ):
         raise UsageError(
             f"{path} was calibrated with side features {features.get('name')!r} version {features.get('version')!r},"
             f" but this corpus-audit has {risk_words.NAME!r} version {risk_words.VERSION}: retrain the model with"

@@ -45,7 +45,7 @@ def _rows(p: dict, kind: str | None = None) -> pa.Table:
     columns = {
         "doc_id": p["doc_id"], "shard": p["shard"], "row": p["row"], "url": np.full(n, None),
         "passage_index": p["passage_index"], "char_start": np.zeros(n, np.int64), "char_end": np.full(n, 10),
-        "text": np.array([f"passage {d}/{i}" for d, i in zip(p["doc_id"], p["passage_index"])]),
+        "text": np.array([f"passage {d}/{i}" for d, i in zip(p["doc_id"], p["passage_index"], strict=True)]),
         "label": p["label"], **{f"p_{L}": p["probs"][:, j].astype(np.float32) for j, L in enumerate(LABELS)},
     }
     if kind is not None:
@@ -102,14 +102,23 @@ def planted_run(root: Path, seed: int = 0) -> dict:
         everything.append({"doc_id": docs["doc_id"].to_numpy(), "passage_index": np.full(len(truth), -1),
                            "truth": truth})
         gated_sample = _bottom(_concat([flagged, low]), SAMPLE_GATED)
-        sample = pa.concat_tables([_rows(gated_sample, "gated"), _rows(_bottom(rejected, SAMPLE_REJECTED), "gate_rejected")])
-        sample = sample.set_column(sample.schema.get_field_index("passage_index"), "passage_index",
-                                   pa.array([None if i < 0 else int(i) for i in sample["passage_index"].to_pylist()], pa.int32()))
+        sample = pa.concat_tables(
+            [_rows(gated_sample, "gated"), _rows(_bottom(rejected, SAMPLE_REJECTED), "gate_rejected")]
+        )
+        sample = sample.set_column(
+            sample.schema.get_field_index("passage_index"),
+            "passage_index",
+            pa.array([None if i < 0 else int(i) for i in sample["passage_index"].to_pylist()], pa.int32()),
+        )
         uid = f"shard{unit}@0-1"
         pq.write_table(sample, root / "units" / f"{uid}.sample.parquet")
         pq.write_table(docs, root / "units" / f"{uid}.docs.parquet")
-        stats = {"unit": uid, "documents_sampled": len(truth) + n_rejected, "documents_gated": len(truth),
-                 "passages_by_label": {L: int(np.sum(flagged["label"] == L)) for L in AI_LABELS} | {"no_ai": n_low}}
+        stats = {
+            "unit": uid,
+            "documents_sampled": len(truth) + n_rejected,
+            "documents_gated": len(truth),
+            "passages_by_label": {L: int(np.sum(flagged["label"] == L)) for L in AI_LABELS} | {"no_ai": n_low},
+        }
         (root / "units" / f"{uid}.json").write_text(json.dumps(stats))
         flagged_all.append(flagged)
         passage_truth.append(np.concatenate([flagged["truth"], low["truth"]]))
@@ -120,7 +129,12 @@ def planted_run(root: Path, seed: int = 0) -> dict:
     (root / "manifest.json").write_text(json.dumps({"options": {"columns": {"text": "text"}}, "shards": shards}))
     truth_of = {}
     for part in everything:
-        truth_of.update({(d, None if i < 0 else int(i)): bool(t) for d, i, t in zip(part["doc_id"], part["passage_index"], part["truth"])})
+        truth_of.update(
+            {
+                (d, None if i < 0 else int(i)): bool(t)
+                for d, i, t in zip(part["doc_id"], part["passage_index"], part["truth"], strict=True)
+            }
+        )
     gated, rejected = np.concatenate(document_truth), np.concatenate(rejected_truth)
     return {
         "passages": float(np.concatenate(passage_truth).mean()),
@@ -137,7 +151,9 @@ def _label_file(sample_file: Path, out: Path, truth_of: dict) -> list[dict]:
     rows = [json.loads(line) for line in sample_file.read_text().splitlines()]
     for row in rows:
         true = truth_of[(row["doc_id"], row["passage_index"])]
-        row["label"] = "misaligned_ai" if true else ("no_ai" if row["model_label"] == "misaligned_ai" else row["model_label"])
+        row["label"] = (
+            "misaligned_ai" if true else ("no_ai" if row["model_label"] == "misaligned_ai" else row["model_label"])
+        )
     out.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return rows
 
@@ -160,7 +176,8 @@ def test_sample_draws_every_stratum_and_records_its_population(audited: dict) ->
     assert sum(s["drawn"] for s in strata.values()) == 600
     assert all(s["drawn"] > 0 for s in strata.values() if s["population"])
     assert audited["plan"]["drawn"] == {
-        unit: sum(s["drawn"] for s in strata.values() if s["unit"] == unit) for unit in ("passage", "document")}
+        unit: sum(s["drawn"] for s in strata.values() if s["unit"] == unit) for unit in ("passage", "document")
+    }
     lines = [json.loads(line) for line in (audited["root"] / "audit.jsonl").read_text().splitlines()]
     assert len(lines) == 600
     assert {"doc_id", "passage_index", "unit", "text", "stratum", "model_label", "scores", "label"} <= set(lines[0])
@@ -172,8 +189,9 @@ def test_sample_draws_every_stratum_and_records_its_population(audited: dict) ->
 
 
 @pytest.mark.parametrize("change", ["moved", "changed"])
-def test_sample_refuses_a_shard_that_moved_or_changed_since_the_scan(audited: dict, tmp_path: Path,
-                                                                     change: str) -> None:
+def test_sample_refuses_a_shard_that_moved_or_changed_since_the_scan(
+    audited: dict, tmp_path: Path, change: str
+) -> None:
     """A document row is the document's text read again from its shard: where that text is gone or no longer the
     one the scan saw, `sample` stops with an error naming the shard, before writing anything."""
     import shutil
@@ -207,13 +225,16 @@ def test_document_texts_are_read_again_from_parquet_row_groups_and_json_lines(tm
     jsonl = tmp_path / "in" / "b.jsonl.gz"
     lines = [json.dumps({"body": {"text": t}}) for t in texts]
     jsonl.write_bytes(gzip.compress(("\n".join(lines[:10] + [""] + lines[10:]) + "\n").encode()))
-    shards = [{"relpath": f.name, "path": str(f), "size": f.stat().st_size, "mtime_ns": f.stat().st_mtime_ns}
-              for f in (parquet, jsonl)]
+    shards = [
+        {"relpath": f.name, "path": str(f), "size": f.stat().st_size, "mtime_ns": f.stat().st_mtime_ns}
+        for f in (parquet, jsonl)
+    ]
     wanted = {(name, row) for name in ("a.parquet", "b.jsonl.gz") for row in (0, 6, 7, 12, 39)} | {("c.parquet", 1)}
     run = tmp_path / "run"
     run.mkdir()
-    (run / "manifest.json").write_text(json.dumps({"options": {"columns": {"text": ["body.text", "text"]}},
-                                                   "shards": shards}))
+    (run / "manifest.json").write_text(
+        json.dumps({"options": {"columns": {"text": ["body.text", "text"]}}, "shards": shards})
+    )
     found = auditloop.document_texts(RunDir(run), wanted)
     assert found == {(name, row): texts[row] for name, row in wanted if name != "c.parquet"}
 
@@ -256,8 +277,12 @@ def test_stratified_and_ppi_intervals_cover_in_repeated_samples() -> None:
         labelled = [(20_000, big[i].astype(float)), (500, small[j].astype(float))]
         results = {
             "stratified": auditloop.stratified_estimate(labelled, draws=4000),
-            "ppi": auditloop.ppi_estimate([(20_000, big[i].astype(float), p_big[i], p_big.mean()),
-                                           (500, small[j].astype(float), p_small[j], p_small.mean())]),
+            "ppi": auditloop.ppi_estimate(
+                [
+                    (20_000, big[i].astype(float), p_big[i], p_big.mean()),
+                    (500, small[j].astype(float), p_small[j], p_small.mean()),
+                ]
+            ),
         }
         for name, result in results.items():
             hits[name] += result["ci95"][0] <= truth <= result["ci95"][1]
@@ -290,14 +315,19 @@ def test_neyman_allocation_gives_tighter_passage_intervals_than_equal_shares() -
     rng = np.random.default_rng(11)
     sizes = (30_000, 1_000)
     rates = (0.02, 0.6)
-    strata = [auditloop.Stratum("low", "passage", sizes[0], {"misaligned_ai": 0.02}),
-              auditloop.Stratum("high", "passage", sizes[1], {"misaligned_ai": 0.6})]
+    strata = [
+        auditloop.Stratum("low", "passage", sizes[0], {"misaligned_ai": 0.02}),
+        auditloop.Stratum("high", "passage", sizes[1], {"misaligned_ai": 0.6}),
+    ]
     neyman = auditloop.allocate(300, list(sizes), [auditloop.neyman_weight(s) for s in strata])
     widths = {"neyman": [], "equal": []}
     for _ in range(40):
-        truth = [rng.random(N) < p for N, p in zip(sizes, rates)]
+        truth = [rng.random(N) < p for N, p in zip(sizes, rates, strict=True)]
         for name, alloc in (("neyman", neyman), ("equal", [150, 150])):
-            labelled = [(N, t[rng.choice(N, a, replace=False)].astype(float)) for N, t, a in zip(sizes, truth, alloc)]
+            labelled = [
+                (N, t[rng.choice(N, a, replace=False)].astype(float))
+                for N, t, a in zip(sizes, truth, alloc, strict=True)
+            ]
             ci = auditloop.stratified_estimate(labelled, draws=2000)["ci95"]
             widths[name].append(ci[1] - ci[0])
     assert np.mean(widths["neyman"]) < 0.9 * np.mean(widths["equal"]), {k: np.mean(v) for k, v in widths.items()}
@@ -311,8 +341,16 @@ def test_the_sample_allocation_gives_tighter_document_intervals_than_equal_share
 
     rng = np.random.default_rng(14)
     strata, frames = auditloop._strata(RunDir(audited["root"]))
-    truth = [np.array([audited["truth"]["truth_of"][d, None if i is None else int(i)]
-                       for d, i in zip(f["doc_id"], f["passage_index"], strict=True)], float) for f in frames]
+    truth = [
+        np.array(
+            [
+                audited["truth"]["truth_of"][d, None if i is None else int(i)]
+                for d, i in zip(f["doc_id"], f["passage_index"], strict=True)
+            ],
+            float,
+        )
+        for f in frames
+    ]
     plan = [s["drawn"] for s in audited["plan"]["strata"]]
     allocations = {"sample": plan, "equal": auditloop.allocate(sum(plan), [len(f) for f in frames])}
     documents = [h for h, s in enumerate(strata) if s.unit == "document"]
@@ -325,8 +363,14 @@ def test_the_sample_allocation_gives_tighter_document_intervals_than_equal_share
     assert np.mean(widths["sample"]) < 0.9 * np.mean(widths["equal"]), {k: np.mean(v) for k, v in widths.items()}
 
 
-def one_to_three_positives_coverage(sizes: tuple[int, ...], labels: tuple[int, ...], rates: tuple[float, ...],
-                                    populations: dict[str, slice], samples: int = 300, seed: int = 12) -> dict:
+def one_to_three_positives_coverage(
+    sizes: tuple[int, ...],
+    labels: tuple[int, ...],
+    rates: tuple[float, ...],
+    populations: dict[str, slice],
+    samples: int = 300,
+    seed: int = 12,
+) -> dict:
     """How often the stratified and the PPI interval cover the true share of each population (a run of strata),
     over repeated samples of `labels` rows per stratum with scores that track the truth loosely."""
     rng = np.random.default_rng(seed)
@@ -339,10 +383,12 @@ def one_to_three_positives_coverage(sizes: tuple[int, ...], labels: tuple[int, .
             share = sum(t.sum() for t in truth[part]) / sum(sizes[part])
             strata = list(zip(sizes[part], truth[part], scores[part], picks[part], strict=True))
             results = {
-                "stratified": auditloop.stratified_estimate([(N, t[i].astype(float)) for N, t, _, i in strata],
-                                                            draws=2000),
-                "ppi": auditloop.ppi_estimate([(N, t[i].astype(float), f[i], float(f.mean())) for N, t, f, i in strata],
-                                              draws=2000),
+                "stratified": auditloop.stratified_estimate(
+                    [(N, t[i].astype(float)) for N, t, _, i in strata], draws=2000
+                ),
+                "ppi": auditloop.ppi_estimate(
+                    [(N, t[i].astype(float), f[i], float(f.mean())) for N, t, f, i in strata], draws=2000
+                ),
             }
             for name, result in results.items():
                 hits[name, population] += result["ci95"][0] <= share <= result["ci95"][1]
@@ -356,8 +402,12 @@ def one_to_three_positives_coverage(sizes: tuple[int, ...], labels: tuple[int, .
         ((4_000, 20_000, 1_500), (80, 60, 70), (0.04, 0.015, 0.03), {"passages": slice(None)}),
         # the document strata (gate-passed: the model found misaligned_ai, other AI labels, nothing; then the
         # gate-rejected), 1-3 positives among 60-110 labels each; all documents and the gate-passed ones
-        ((300, 1_500, 8_000, 90_000), (60, 70, 90, 110), (0.03, 0.02, 0.02, 0.015),
-         {"documents": slice(None), "gated_documents": slice(0, 3)}),
+        (
+            (300, 1_500, 8_000, 90_000),
+            (60, 70, 90, 110),
+            (0.03, 0.02, 0.02, 0.015),
+            {"documents": slice(None), "gated_documents": slice(0, 3)},
+        ),
     ],
     ids=["passage strata", "document strata"],
 )
@@ -415,12 +465,16 @@ def _rewrite(audited: dict, tmp_path: Path, edit) -> Path:
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
-        (lambda lines: lines[:4] + [json.dumps({**json.loads(lines[4]), "label": "evil_ai"})] + lines[5:],
-         r"line 5: unknown label 'evil_ai'"),
+        (
+            lambda lines: lines[:4] + [json.dumps({**json.loads(lines[4]), "label": "evil_ai"})] + lines[5:],
+            r"line 5: unknown label 'evil_ai'",
+        ),
         (lambda lines: lines + [lines[2]], r"line 601: .* labelled twice \(also on line 3\)"),
         (lambda lines: ["{not json"] + lines[1:], r"line 1: not valid JSON"),
-        (lambda lines: lines[:7] + [json.dumps({**json.loads(lines[7]), "doc_id": "nope"})] + lines[8:],
-         r"line 8: doc_id='nope' .* not in the audit sample"),
+        (
+            lambda lines: lines[:7] + [json.dumps({**json.loads(lines[7]), "doc_id": "nope"})] + lines[8:],
+            r"line 8: doc_id='nope' .* not in the audit sample",
+        ),
     ],
 )
 def test_label_file_problems_name_the_line(audited: dict, tmp_path: Path, edit, expected: str) -> None:
@@ -459,7 +513,9 @@ def test_sample_and_estimate_recover_a_rate_planted_in_real_web_text(tmp_path: P
     run = tmp_path / "run"
     scan(ScanConfig(inputs=[str(shard)], out=run))
 
-    gated_rows = pq.read_table(run / "units" / next(p.name for p in (run / "units").glob("*.docs.parquet")))["row"].to_pylist()
+    gated_rows = pq.read_table(run / "units" / next(p.name for p in (run / "units").glob("*.docs.parquet")))[
+        "row"
+    ].to_pylist()
     passages = [texts[r][a:b] for r in gated_rows for a, b in split_passages(texts[r])]
     true_share = sum(MARKER in p for p in passages) / len(passages)
     assert true_share > 0
@@ -467,8 +523,11 @@ def test_sample_and_estimate_recover_a_rate_planted_in_real_web_text(tmp_path: P
     auditloop.sample(run, 400, tmp_path / "audit.jsonl", seed=0)
     rows = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
     for row in rows:
-        row["label"] = "misaligned_ai" if MARKER in row["text"] else (
-            "neutral_ai" if row["model_label"] == "misaligned_ai" else row["model_label"])
+        row["label"] = (
+            "misaligned_ai"
+            if MARKER in row["text"]
+            else ("neutral_ai" if row["model_label"] == "misaligned_ai" else row["model_label"])
+        )
     (tmp_path / "labels.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     result = auditloop.estimate(run, tmp_path / "labels.jsonl")
 
@@ -495,11 +554,22 @@ def test_labels_lead_the_summary_and_the_terminal(audited: dict, capsys: pytest.
     assert checked["documents"]["population"] == "of documents"
     assert checked["gated_documents"]["population"] == "of documents that name AI"
     assert summary["checked"]["labelled"] == 600
-    model_figures = {"documents": 3, "passages": 4, "prevalence": {"documents": {
-        "estimate": None, "ci95": [0.0, 0.05], "detectable": False, "population": "of documents"}}}
-    _print_summary({**summary, "corpus": {"documents": 10, "shards": 1, "shards_failed": 0, "passages": 40,
-                                          "passages_classified": 20},
-                    "labels": {"misaligned_ai": model_figures}, "failures": []}, audited["root"])
+    model_figures = {
+        "documents": 3,
+        "passages": 4,
+        "prevalence": {
+            "documents": {"estimate": None, "ci95": [0.0, 0.05], "detectable": False, "population": "of documents"}
+        },
+    }
+    _print_summary(
+        {
+            **summary,
+            "corpus": {"documents": 10, "shards": 1, "shards_failed": 0, "passages": 40, "passages_classified": 20},
+            "labels": {"misaligned_ai": model_figures},
+            "failures": [],
+        },
+        audited["root"],
+    )
     out = capsys.readouterr().out
     assert out.index("checked by people") < out.index("at most 5.00% of documents; cannot be told from zero")
     assert f"{stratified['estimate']:.2%} of the passages of documents that name AI" in out
@@ -517,9 +587,11 @@ def test_a_sample_drawn_without_document_strata_still_estimates(audited: dict, t
     (root / "units").mkdir(parents=True)
     plan = json.loads((audited["root"] / "audit_sample.json").read_text())
     keep = [i for i, r in enumerate(plan["rows"]) if r["stratum"] not in auditloop.DOC_STRATA]
-    old = {**{k: v for k, v in plan.items() if k != "drawn"},
-           "strata": [s for s in plan["strata"] if s["name"] not in auditloop.DOC_STRATA],
-           "rows": [plan["rows"][i] for i in keep]}
+    old = {
+        **{k: v for k, v in plan.items() if k != "drawn"},
+        "strata": [s for s in plan["strata"] if s["name"] not in auditloop.DOC_STRATA],
+        "rows": [plan["rows"][i] for i in keep],
+    }
     (root / "audit_sample.json").write_text(json.dumps(old))
     lines = (audited["root"] / "labels.jsonl").read_text().splitlines()
     (root / "labels.jsonl").write_text("".join(lines[i] + "\n" for i in keep))

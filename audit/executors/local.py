@@ -10,6 +10,7 @@ model the pipeline loads in the background while it plans).
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import queue
 import threading
@@ -110,10 +111,9 @@ def _load_in_background(model: str | None) -> None:
     A failure is left for that first use to raise, with its message."""
 
     def load() -> None:
-        try:
+        # A failure is raised again, to the scan, by the first load_cached that needs the model.
+        with contextlib.suppress(Exception):
             load_cached(model)
-        except Exception:  # noqa: BLE001, S110 - raised again, to the scan, by the first load_cached that needs it
-            pass
 
     threading.Thread(target=load, name="load-model", daemon=True).start()
 

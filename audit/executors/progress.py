@@ -18,13 +18,23 @@ class Progress:
         self.bytes = 0
         self.units_done = 0
         self.units = units
-        self.bar = tqdm(total=total_documents, unit="doc", unit_scale=True, disable=not show, file=sys.stderr, desc=desc, smoothing=0.1)
+        self.bar = tqdm(
+            total=total_documents,
+            unit="doc",
+            unit_scale=True,
+            disable=not show,
+            file=sys.stderr,
+            desc=desc,
+            smoothing=0.1,
+        )
 
     def advance(self, documents: int, size: int) -> None:
         self.bytes += size
         self.bar.update(documents)
         elapsed = max(time.perf_counter() - self.started, 1e-9)
-        self.bar.set_postfix_str(f"{self.bytes / elapsed / 1e6:.0f} MB/s, units {self.units_done}/{self.units}", refresh=False)
+        self.bar.set_postfix_str(
+            f"{self.bytes / elapsed / 1e6:.0f} MB/s, units {self.units_done}/{self.units}", refresh=False
+        )
 
     def unit_done(self) -> None:
         self.units_done += 1

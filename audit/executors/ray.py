@@ -78,7 +78,9 @@ def _import_ray():
     try:
         import ray
     except ImportError as error:
-        raise UsageError(f"--engine ray needs Ray, which is not installed ({error}). Install it with: {INSTALL_HINT}") from None
+        raise UsageError(
+            f"--engine ray needs Ray, which is not installed ({error}). Install it with: {INSTALL_HINT}"
+        ) from None
     return ray
 
 

@@ -61,7 +61,7 @@ def _headline(rows: list[tables.LabelHeadline]) -> list[str]:
              *[c for u in units for c in _estimate(r.unit(u))]] for r in rows]
     if not units:
         headers.append("raw flagged share of documents")
-        body = [row + [fmt.pct(r.raw_share)] for row, r in zip(body, rows)]
+        body = [row + [fmt.pct(r.raw_share)] for row, r in zip(body, rows, strict=True)]
     out = ["## Headline", "", _table(headers, body, numeric=tuple(range(1, len(headers)))), ""]
     ratio, explanation = tables.misaligned_to_aligned(rows)
     out.append(f"Misaligned : aligned AI portrayals **{ratio}** ({explanation})." if ratio else explanation)
@@ -138,9 +138,14 @@ def render(run: RunData) -> str:
     corpus = run.summary.get("corpus") or {}
     rows = tables.headlines(run.summary)
     concs = [tables.concentration(run, label) for label in AI_LABELS]
-    lines = ["# corpus-audit report", "",
-             f"{fmt.count(corpus.get('documents'))} documents in {fmt.count(corpus.get('shards'))} shards, "
-             f"{fmt.big(corpus.get('characters'))} characters, {fmt.count(corpus.get('passages'))} passages, {fmt.count(corpus.get('passages_classified'))} of them naming AI and classified. "
-             f"Run: {md_code(run.run_dir.resolve())}", ""]
+    lines = [
+        "# corpus-audit report",
+        "",
+        f"{fmt.count(corpus.get('documents'))} documents in {fmt.count(corpus.get('shards'))} shards, "
+        f"{fmt.big(corpus.get('characters'))} characters, {fmt.count(corpus.get('passages'))} passages, "
+        f"{fmt.count(corpus.get('passages_classified'))} of them naming AI and classified. "
+        f"Run: {md_code(run.run_dir.resolve())}",
+        "",
+    ]
     lines += _audited(run) + _headline(rows) + [""] + _concentration(rows, concs) + [""] + _run(run)
     return "\n".join(lines) + "\n"

@@ -26,7 +26,16 @@ class Html(str):
 
 # Control characters (but tab and newline) and the bidirectional embedding, override and isolate marks, which
 # would let corpus text reorder what is shown around it; removed from every value before escaping.
-_INVISIBLE = {c: None for c in [*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]}
+_INVISIBLE = {
+    c: None
+    for c in [
+        *range(0x00, 0x09),
+        *range(0x0B, 0x20),
+        *range(0x7F, 0xA0),
+        *range(0x202A, 0x202F),
+        *range(0x2066, 0x206A),
+    ]
+}
 
 
 def esc(value: Any) -> Html:
@@ -47,11 +56,17 @@ def el(name: str, content: Any = "", **attrs: Any) -> Html:
     return Html(f"<{name}{rendered}>{esc(content)}</{name}>")
 
 
-def table(headers: Sequence[Any], rows: Iterable[Sequence[Any]], numeric: Sequence[int] = (),
-          class_: str = "data") -> Html:
+def table(
+    headers: Sequence[Any], rows: Iterable[Sequence[Any]], numeric: Sequence[int] = (), class_: str = "data"
+) -> Html:
     """A table whose columns listed in `numeric` are right-aligned with tabular figures."""
+
     def cells(tag: str, values: Sequence[Any]) -> Html:
         return join(el(tag, v, class_="num" if i in numeric else None) for i, v in enumerate(values))
+
     body = join(el("tr", cells("td", row)) for row in rows)
-    return el("div", el("table", el("thead", el("tr", cells("th", headers))) + el("tbody", body), class_=class_),
-              class_="table-wrap")
+    return el(
+        "div",
+        el("table", el("thead", el("tr", cells("th", headers))) + el("tbody", body), class_=class_),
+        class_="table-wrap",
+    )

@@ -55,7 +55,8 @@ def to_data_uri(fig: Figure) -> str:
 
 
 def prevalence(rows: list[LabelHeadline], unit: str = "documents") -> str | None:
-    """Estimate and 95% interval per label (the three AI labels), one row each, on a log scale when they differ widely."""
+    """Estimate and 95% interval per label (the three AI labels), one row each, on a log scale when they differ
+    widely."""
     points = [(r.label, r.unit(unit)) for r in rows if r.label in AI_LABELS and r.unit(unit)]
     if not points:
         return None
@@ -64,15 +65,31 @@ def prevalence(rows: list[LabelHeadline], unit: str = "documents") -> str | None
         ax = fig.add_subplot()
         ys = np.arange(len(points))[::-1]
         values = []
-        for y, (label, prev) in zip(ys, points):
+        for y, (label, prev) in zip(ys, points, strict=True):
             if prev.headline is None:
                 bound = f" (95% upper bound {prev.upper * 100:.2g}%)" if prev.upper is not None else ""
-                ax.text(0.01, y, prev.verdict + bound, transform=ax.get_yaxis_transform(), va="center",
-                        color=MUTED, style="italic")
+                ax.text(
+                    0.01,
+                    y,
+                    prev.verdict + bound,
+                    transform=ax.get_yaxis_transform(),
+                    va="center",
+                    color=MUTED,
+                    style="italic",
+                )
                 continue
             h = prev.headline
-            ax.errorbar(h.estimate, y, xerr=[[h.estimate - h.ci95[0]], [h.ci95[1] - h.estimate]], fmt="o",
-                        color=COLORS[label], ecolor=COLORS[label], elinewidth=2.2, capsize=4, markersize=7)
+            ax.errorbar(
+                h.estimate,
+                y,
+                xerr=[[h.estimate - h.ci95[0]], [h.ci95[1] - h.estimate]],
+                fmt="o",
+                color=COLORS[label],
+                ecolor=COLORS[label],
+                elinewidth=2.2,
+                capsize=4,
+                markersize=7,
+            )
             values += [v for v in (h.ci95[0], h.estimate, h.ci95[1]) if v > 0]
         ax.set_yticks(ys, [label for label, _ in points])
         ax.set_ylim(-0.6, len(points) - 0.4)
@@ -121,8 +138,7 @@ def score_histogram(counts: list[int], threshold: float | None = None) -> str | 
         fig = _figure(7.2, 3.0)
         ax = fig.add_subplot()
         colors = [COLORS["misaligned_ai"] if i >= first else "#b9bfc6" for i in range(len(counts))]
-        ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color=colors,
-               edgecolor="white", linewidth=0.4)
+        ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color=colors, edgecolor="white", linewidth=0.4)
         ax.set_yscale("symlog", linthresh=1)
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{int(v):,}"))
         ax.set_xlim(0, 1)
@@ -166,12 +182,17 @@ def by_period(table: pl.DataFrame, granularity: str) -> str | None:
         ax = fig.add_subplot()
         x = np.arange(table.height)
         for label in AI_LABELS:
-            ax.plot(x, table[label].to_numpy(), marker="o", markersize=3.5, linewidth=1.8, color=COLORS[label],
-                    label=label)
+            ax.plot(
+                x, table[label].to_numpy(), marker="o", markersize=3.5, linewidth=1.8, color=COLORS[label], label=label
+            )
         keys = table["key"].to_list()
         step = max(1, len(keys) // 12)
-        ax.set_xticks(x[::step], keys[::step], rotation=45 if granularity == "month" else 0, ha="right"
-                      if granularity == "month" else "center")
+        ax.set_xticks(
+            x[::step],
+            keys[::step],
+            rotation=45 if granularity == "month" else 0,
+            ha="right" if granularity == "month" else "center",
+        )
         ax.set_ylabel("flagged documents")
         ax.set_ylim(bottom=0)
         ax.legend(fontsize=9, ncols=3, loc="lower left", bbox_to_anchor=(0, 1))

@@ -33,16 +33,17 @@ class RunData:
 
     def score_histogram(self) -> list[int] | None:
         """The units' 50-bin histograms of p_misaligned_ai, summed; None if no unit recorded one."""
-        histograms = [u["score_histogram"] for u in self.units if u.get("score_histogram")]
-        if not histograms:
+        units = [u for u in self.units if u.get("score_histogram")]
+        if not units:
             return None
-        total = [0] * len(histograms[0])
-        for unit, histogram in zip(self.units, histograms):
+        total = [0] * len(units[0]["score_histogram"])
+        for unit in units:
+            histogram = unit["score_histogram"]
             if len(histogram) != len(total):
                 where = RunDir(self.run_dir).units_dir
                 raise UsageError(f"{where}: unit {unit.get('unit')!r} has a score_histogram of "
                                  f"{len(histogram)} bins, others have {len(total)}; re-run the scan into a new --out")
-            total = [a + b for a, b in zip(total, histogram)]
+            total = [a + b for a, b in zip(total, histogram, strict=True)]
         return total
 
     def decision_threshold(self) -> float | None:

@@ -133,18 +133,28 @@ def headlines(summary: dict[str, Any]) -> list[LabelHeadline]:
         prevalence = block.get("prevalence") or {}
         units = [u for u in UNIT_ORDER if u in prevalence] + [u for u in prevalence if u not in UNIT_ORDER]
         documents = block.get("documents")
-        rows.append(LabelHeadline(
-            label=label, documents=documents, passages=block.get("passages"), characters=block.get("characters"),
-            prevalence=[_prevalence(u, prevalence[u]) for u in units
-                        if isinstance(prevalence[u], dict) and ("estimate" in prevalence[u] or "detectable" in prevalence[u])],
-            raw_share=documents / scanned if isinstance(documents, int) and scanned else None,
-        ))
+        rows.append(
+            LabelHeadline(
+                label=label,
+                documents=documents,
+                passages=block.get("passages"),
+                characters=block.get("characters"),
+                prevalence=[
+                    _prevalence(u, prevalence[u])
+                    for u in units
+                    if isinstance(prevalence[u], dict)
+                    and ("estimate" in prevalence[u] or "detectable" in prevalence[u])
+                ],
+                raw_share=documents / scanned if isinstance(documents, int) and scanned else None,
+            )
+        )
     return rows
 
 
 @dataclass
 class Audited:
     """One label and population of estimate.json: the design-based and the prediction-powered estimate."""
+
     label: str
     population: str
     stratified: Estimate | None
@@ -168,8 +178,15 @@ def audited(run: RunData) -> tuple[int, list[Audited]] | None:
         for population, entry in ((run.audit.get("labels") or {}).get(label) or {}).items():
             estimators = entry.get("estimators") or {} if isinstance(entry, dict) else {}
             notes = [str(e["message"]) for e in estimators.values() if isinstance(e, dict) and e.get("message")]
-            rows.append(Audited(label, str(population), _estimate("stratified", estimators.get("stratified")),
-                                _estimate("ppi", estimators.get("ppi")), "; ".join(notes) or None))
+            rows.append(
+                Audited(
+                    label,
+                    str(population),
+                    _estimate("stratified", estimators.get("stratified")),
+                    _estimate("ppi", estimators.get("ppi")),
+                    "; ".join(notes) or None,
+                )
+            )
     return int(run.audit.get("labelled") or 0), rows
 
 
@@ -187,30 +204,47 @@ def misaligned_to_aligned(rows: list[LabelHeadline]) -> tuple[str | None, str]:
         if a and b:
             if a.headline is None or b.headline is None:
                 missing = a if a.headline is None else b
-                return None, (f"No ratio: {'misaligned' if a.headline is None else 'aligned'} AI has no estimate "
-                              f"({missing.verdict}).")
-            return _ratio(a.headline.estimate, b.headline.estimate,
-                          f"ratio of the {unit} estimates, {fmt.pct(a.headline.estimate)} vs "
-                          f"{fmt.pct(b.headline.estimate)}")
+                return None, (
+                    f"No ratio: {'misaligned' if a.headline is None else 'aligned'} AI has no estimate "
+                    f"({missing.verdict})."
+                )
+            return _ratio(
+                a.headline.estimate,
+                b.headline.estimate,
+                f"ratio of the {unit} estimates, {fmt.pct(a.headline.estimate)} vs {fmt.pct(b.headline.estimate)}",
+            )
     if misaligned.prevalence or aligned.prevalence or misaligned.documents is None or aligned.documents is None:
         return None, "No ratio: misaligned and aligned AI have no estimate in a common unit."
-    return _ratio(misaligned.documents, aligned.documents,
-                  f"ratio of flagged documents, {fmt.count(misaligned.documents)} vs {fmt.count(aligned.documents)}; "
-                  "raw classifier counts")
+    return _ratio(
+        misaligned.documents,
+        aligned.documents,
+        f"ratio of flagged documents, {fmt.count(misaligned.documents)} vs {fmt.count(aligned.documents)}; "
+        "raw classifier counts",
+    )
 
 
 def _ratio(misaligned: float, aligned: float, explanation: str) -> tuple[str | None, str]:
     if misaligned > 0 and aligned > 0:
         return fmt.ratio(misaligned, aligned), explanation
-    missing = "neither misaligned nor aligned" if misaligned == aligned == 0 else \
-        ("no misaligned" if misaligned == 0 else "no aligned")
+    missing = (
+        "neither misaligned nor aligned"
+        if misaligned == aligned == 0
+        else ("no misaligned" if misaligned == 0 else "no aligned")
+    )
     return None, f"No ratio: {missing} AI portrayals were found ({explanation})."
 
 
 def _passage(row: dict[str, Any]) -> Passage:
-    return Passage(label=row["label"], score=float(row["score"]), text=row.get("text") or "",
-                   url=row.get("url") or "", domain=row.get("domain") or "", doc_id=str(row.get("doc_id") or ""),
-                   cluster_id=row.get("cluster_id"), date=row.get("date"))
+    return Passage(
+        label=row["label"],
+        score=float(row["score"]),
+        text=row.get("text") or "",
+        url=row.get("url") or "",
+        domain=row.get("domain") or "",
+        doc_id=str(row.get("doc_id") or ""),
+        cluster_id=row.get("cluster_id"),
+        date=row.get("date"),
+    )
 
 
 def examples(run: RunData, label: str, k: int = EXAMPLES_PER_LABEL) -> list[Passage]:
@@ -222,13 +256,20 @@ def examples(run: RunData, label: str, k: int = EXAMPLES_PER_LABEL) -> list[Pass
         return []
     own = pl.col("doc_id").cast(pl.String) + ":" + pl.col("passage_index").cast(pl.String)
     family = pl.coalesce(pl.col("cluster_id").cast(pl.String), own) if "cluster_id" in run.passage_columns() else own
-    top = (run.passages.filter(pl.col("label") == label)
-           .select("doc_id", "passage_index", "score", family.alias("family"))
-           .sort(["score", "doc_id"], descending=[True, False])
-           .unique(subset=["family"], keep="first", maintain_order=True).head(k).collect())
-    chosen = (run.passages.filter(pl.col("doc_id").is_in(top["doc_id"].implode()) & (pl.col("label") == label))
-              .collect().join(top.select("doc_id", "passage_index", "family"), on=["doc_id", "passage_index"])
-              .sort(["score", "doc_id"], descending=[True, False]))
+    top = (
+        run.passages.filter(pl.col("label") == label)
+        .select("doc_id", "passage_index", "score", family.alias("family"))
+        .sort(["score", "doc_id"], descending=[True, False])
+        .unique(subset=["family"], keep="first", maintain_order=True)
+        .head(k)
+        .collect()
+    )
+    chosen = (
+        run.passages.filter(pl.col("doc_id").is_in(top["doc_id"].implode()) & (pl.col("label") == label))
+        .collect()
+        .join(top.select("doc_id", "passage_index", "family"), on=["doc_id", "passage_index"])
+        .sort(["score", "doc_id"], descending=[True, False])
+    )
     return [_passage(row) for row in chosen.to_dicts()]
 
 
@@ -236,9 +277,12 @@ def _exemplars(run: RunData, label: str, cluster_ids: list[int]) -> dict[int, Pa
     """The highest-scoring passage of `label` in each family."""
     if run.passages is None or "cluster_id" not in run.passage_columns() or not cluster_ids:
         return {}
-    best = (run.passages.filter((pl.col("label") == label) & pl.col("cluster_id").is_in(cluster_ids))
-            .sort(["score", "doc_id"], descending=[True, False])
-            .unique(subset=["cluster_id"], keep="first").collect())
+    best = (
+        run.passages.filter((pl.col("label") == label) & pl.col("cluster_id").is_in(cluster_ids))
+        .sort(["score", "doc_id"], descending=[True, False])
+        .unique(subset=["cluster_id"], keep="first")
+        .collect()
+    )
     return {row["cluster_id"]: _passage(row) for row in best.to_dicts()}
 
 
@@ -271,8 +315,12 @@ def lorenz(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
 def _domain_counts(run: RunData, label: str) -> np.ndarray | None:
     if run.passages is None or "domain" not in run.passage_columns():
         return None
-    counts = (run.passages.filter(pl.col("label") == label)
-              .group_by("domain").agg(pl.col("doc_id").n_unique().alias("documents")).collect())
+    counts = (
+        run.passages.filter(pl.col("label") == label)
+        .group_by("domain")
+        .agg(pl.col("doc_id").n_unique().alias("documents"))
+        .collect()
+    )
     return counts["documents"].to_numpy() if counts.height else None
 
 
@@ -285,19 +333,29 @@ def concentration(run: RunData, label: str) -> Concentration:
     families = []
     for c in top_clusters:
         extra = details.get(c["cluster_id"], {})
-        families.append(Family(
-            cluster_id=c["cluster_id"], passages=c.get("passages", extra.get("size")),
-            documents=c.get("documents", extra.get("documents")), domains=c.get("domains", extra.get("domains")),
-            exemplar=exemplars.get(c["cluster_id"]), first_date=extra.get("first_date"),
-            last_date=extra.get("last_date"), top_domains=_domain_names(extra.get("top_domains")),
-            mix={label: int(extra[f"n_{label}"]) for label in AI_LABELS if extra.get(f"n_{label}")}))
+        families.append(
+            Family(
+                cluster_id=c["cluster_id"],
+                passages=c.get("passages", extra.get("size")),
+                documents=c.get("documents", extra.get("documents")),
+                domains=c.get("domains", extra.get("domains")),
+                exemplar=exemplars.get(c["cluster_id"]),
+                first_date=extra.get("first_date"),
+                last_date=extra.get("last_date"),
+                top_domains=_domain_names(extra.get("top_domains")),
+                mix={label: int(extra[f"n_{label}"]) for label in AI_LABELS if extra.get(f"n_{label}")},
+            )
+        )
     counts = _domain_counts(run, label)
     curve = lorenz(counts) if counts is not None else None
     gini = block.get("gini_domains")
     return Concentration(
         label=label,
-        top_domains=[{**d, "domain": NO_DOMAIN if d["domain"] is None else d["domain"]}
-                     for d in block.get("top_domains") or [] if isinstance(d, dict) and "domain" in d],
+        top_domains=[
+            {**d, "domain": NO_DOMAIN if d["domain"] is None else d["domain"]}
+            for d in block.get("top_domains") or []
+            if isinstance(d, dict) and "domain" in d
+        ],
         families=families,
         gini=float(gini) if isinstance(gini, (int, float)) else (curve[2] if curve else None),
         near_duplicate_share=block.get("near_duplicate_share"),
@@ -310,17 +368,24 @@ def by_period(run: RunData) -> tuple[pl.DataFrame, str] | None:
     if run.passages is None or "date" not in run.passage_columns():
         return None
     dated = run.passages.filter(pl.col("label").is_in(AI_LABELS)).with_columns(
-        month=pl.col("date").cast(pl.String).str.extract(r"^(\d{4}-\d{2})", 1))
+        month=pl.col("date").cast(pl.String).str.extract(r"^(\d{4}-\d{2})", 1)
+    )
     span = dated.select(pl.col("month").min().alias("lo"), pl.col("month").max().alias("hi")).collect()
     if span["lo"][0] is None:
         return None
     monthly = int(span["hi"][0][:4]) - int(span["lo"][0][:4]) < 3
     key = pl.col("month") if monthly else pl.col("month").str.slice(0, 4)
-    counts = (dated.filter(pl.col("month").is_not_null()).group_by(key.alias("key"), "label")
-              .agg(pl.col("doc_id").n_unique().alias("documents")).collect())
+    counts = (
+        dated.filter(pl.col("month").is_not_null())
+        .group_by(key.alias("key"), "label")
+        .agg(pl.col("doc_id").n_unique().alias("documents"))
+        .collect()
+    )
     wide = counts.pivot(on="label", index="key", values="documents")
-    wide = wide.with_columns(pl.lit(0, dtype=pl.UInt32).alias(label) for label in AI_LABELS if label not in wide.columns)
-    every = _periods(span["lo"][0], span["hi"][0], monthly)   # periods without flagged documents show as zero
+    wide = wide.with_columns(
+        pl.lit(0, dtype=pl.UInt32).alias(label) for label in AI_LABELS if label not in wide.columns
+    )
+    every = _periods(span["lo"][0], span["hi"][0], monthly)  # periods without flagged documents show as zero
     table = pl.DataFrame({"key": every}).join(wide, on="key", how="left")
     return table.select("key", *AI_LABELS).fill_null(0), "month" if monthly else "year"
 
@@ -340,14 +405,19 @@ def _dump_name(key: Any) -> str | None:
 
 def by_dump(summary: dict[str, Any]) -> list[dict[str, Any]]:
     """Per dump: documents scanned, and documents flagged per AI label (both from summary.json)."""
-    rows = {_dump_name(k): {"dump": _dump_name(k), "documents": v.get("documents"), "characters": v.get("characters")}
-            for k, v in (summary.get("by_dump") or {}).items() if isinstance(v, dict)}
+    rows = {
+        _dump_name(k): {"dump": _dump_name(k), "documents": v.get("documents"), "characters": v.get("characters")}
+        for k, v in (summary.get("by_dump") or {}).items()
+        if isinstance(v, dict)
+    }
     for label in AI_LABELS:
         block = (summary.get("concentration") or {}).get(label) or {}
         for entry in block.get("by_dump") or []:
             if isinstance(entry, dict):
-                row = rows.setdefault(_dump_name(entry.get("dump")),
-                                      {"dump": _dump_name(entry.get("dump")), "documents": None, "characters": None})
+                row = rows.setdefault(
+                    _dump_name(entry.get("dump")),
+                    {"dump": _dump_name(entry.get("dump")), "documents": None, "characters": None},
+                )
                 row[label] = int(entry.get("documents") or 0)
     ordered = sorted(rows.values(), key=lambda r: (r["dump"] is None, r["dump"] or ""))
     return [{**{label: 0 for label in AI_LABELS}, **row} for row in ordered]

@@ -79,7 +79,10 @@ def draw(web_n: dict[str, int], docs_n: dict[str, int], train_cap: int, ungated_
         design["new_gated"][source] = {"dev_population": len(gated["dev"]), "dev_sample": len(gated["dev"]),
                                        "train_population": len(gated["train"]), "train_sample": len(train)}
         design["new_ungated"][source] = {"population": len(ungated), "sample": len(stopped)}
-        items += [{"stratum": "new_gated", "source": source, "key": k, "span": list(s)} for k, s in gated["dev"] + sorted(train)]
+        items += [
+            {"stratum": "new_gated", "source": source, "key": k, "span": list(s)}
+            for k, s in gated["dev"] + sorted(train)
+        ]
         items += [{"stratum": "new_ungated", "source": source, "key": k, "span": list(s)} for k, s in sorted(stopped)]
     return items, design
 
@@ -109,7 +112,11 @@ def draw_round_three(near_n: int, far_n: int, web_near_n: int, seed: int) -> tup
                 if not p:
                     (near if n else far).append((key, span))
         rng = random.Random(f"{seed}:round3:{source}")
-        plan = [("new_near", near, near_n), ("new_far", far, far_n)] if family == "new" else [("web_near", near, web_near_n)]
+        plan = (
+            [("new_near", near, near_n), ("new_far", far, far_n)]
+            if family == "new"
+            else [("web_near", near, web_near_n)]
+        )
         for stratum, population, n in plan:
             chosen = rng.sample(population, min(n, len(population)))
             design[stratum][source] = {"population": len(population), "sample": len(chosen)}
@@ -119,20 +126,33 @@ def draw_round_three(near_n: int, far_n: int, web_near_n: int, seed: int) -> tup
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, required=True, help="items file (JSON Lines with text; keep it outside the repo)")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="items file (JSON Lines with text; keep it outside the repo)"
+    )
     parser.add_argument("--seed", type=int, default=15)
     parser.add_argument("--train-cap", type=int, default=100, help="training-side gated passages per new source")
     parser.add_argument("--ungated", type=int, default=20, help="gate-stopped passages per new source")
-    parser.add_argument("--all-train", action="store_true",
-                        help="add every other training-side gated passage of the new sources (the second round)")
-    parser.add_argument("--round-three", action="store_true",
-                        help="also draw the gate-stopped passages near and far from gated ones (the third round)")
+    parser.add_argument(
+        "--all-train",
+        action="store_true",
+        help="add every other training-side gated passage of the new sources (the second round)",
+    )
+    parser.add_argument(
+        "--round-three",
+        action="store_true",
+        help="also draw the gate-stopped passages near and far from gated ones (the third round)",
+    )
     args = parser.parse_args()
     web_n = {"shards": 620, "dolma_cc_sample": 200, "olmo_c4_sample": 200}
     docs_n = {"shards": 150, "dolma_cc_sample": 200, "olmo_c4_sample": 200}
     items, design = draw(web_n, docs_n, args.train_cap, args.ungated, args.seed, args.all_train)
-    design["options"] = {"web_n": web_n, "docs_n": docs_n, "train_cap": args.train_cap, "ungated": args.ungated,
-                         "all_train": args.all_train}
+    design["options"] = {
+        "web_n": web_n,
+        "docs_n": docs_n,
+        "train_cap": args.train_cap,
+        "ungated": args.ungated,
+        "all_train": args.all_train,
+    }
     if args.round_three:
         more, more_design = draw_round_three(near_n=50, far_n=25, web_near_n=300, seed=args.seed)
         items += more
@@ -141,7 +161,12 @@ def main() -> None:
     texts = realdata.resolve([{**i, "label": "no_ai"} for i in items])
     with args.out.open("w", encoding="utf-8") as fh:
         for n, (item, resolved) in enumerate(zip(items, texts, strict=True)):
-            item = {"id": f"i{n:05d}", **item, "dev": realdata.is_dev(item["source"], item["key"]), "text": resolved["text"]}
+            item = {
+                "id": f"i{n:05d}",
+                **item,
+                "dev": realdata.is_dev(item["source"], item["key"]),
+                "text": resolved["text"],
+            }
             fh.write(json.dumps(item, ensure_ascii=False) + "\n")
     DESIGN_FILE.write_text(json.dumps(design, indent=1) + "\n", encoding="utf-8")
     print(json.dumps(design, indent=1))

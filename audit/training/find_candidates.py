@@ -4,8 +4,8 @@
 
 Prints one JSON object per line, {"source", "key", "span", "text"}, ready to be given a label and a note and
 appended to train_real.jsonl. Skipped: dev-side records (realdata.is_dev), passages already in
-train_real.jsonl (or overlapping a labelled span), and passages whose text also occurs on the dev side of the same source (republished
-articles under another slug would otherwise carry the same text across the split).
+train_real.jsonl (or overlapping a labelled span), and passages whose text also occurs on the dev side of the
+same source (republished articles under another slug would otherwise carry the same text across the split).
 """
 
 from __future__ import annotations

@@ -98,50 +98,85 @@ def training(info: dict) -> str:
     return _table(["data", *(f"`{label}`" for label in LABELS)], rows)
 
 
+def met(value: float | None, target: float) -> str:
+    """A figure against a target it must reach."""
+    return f"≥ {target:.2f}: {'met' if value is not None and value >= target else '**not met**'}"
+
+
+def at_most(value: float | None, target: float) -> str:
+    """A figure against a target it must stay under."""
+    return f"≤ {target:.2f}: {'met' if value is not None and value <= target else '**not met**'}"
+
+
 def dev(info: dict) -> str:
     """The development-set evaluation: per-label table, summary figures, gate, model alone, confusion, sources."""
     ev = info["evaluation"]["dev"]
     mis = ev["per_label"]["misaligned_ai"]
-    met = lambda value, target: f"≥ {target:.2f}: {'met' if value is not None and value >= target else '**not met**'}"  # noqa: E731
     web = ev.get("by_stratum", {}).get("web", {})
-    at_most = lambda value, target: f"≤ {target:.2f}: {'met' if value is not None and value <= target else '**not met**'}"  # noqa: E731
-    summary = _table(["figure", "value", "target"], [
-        ["`misaligned_ai` precision", _f3(mis["precision"]), met(mis["precision"], 0.85)],
-        ["`misaligned_ai` recall", _f3(mis["recall"]), met(mis["recall"], 0.75)],
-        ["`benign_ai` vs `no_ai` accuracy", _f3(ev["benign_vs_no_ai_accuracy"]), met(ev["benign_vs_no_ai_accuracy"], 0.90)],
-        ["false flags per web passage (web stratum)", _f3(web.get("false_flag_rate")), at_most(web.get("false_flag_rate"), 0.01)],
-        ["`misaligned_ai` F1", _f3(mis["f1"]), ""],
-        ["accuracy (four labels)", _f3(ev["accuracy"]), ""],
-        ["`misaligned_ai` PR-AUC (average precision)", _f3(ev["misaligned_pr_auc"]), ""],
-        ["expected calibration error (top label, 10 bins)", _f3(ev["ece"]), ""],
-    ])
+    summary = _table(
+        ["figure", "value", "target"],
+        [
+            ["`misaligned_ai` precision", _f3(mis["precision"]), met(mis["precision"], 0.85)],
+            ["`misaligned_ai` recall", _f3(mis["recall"]), met(mis["recall"], 0.75)],
+            [
+                "`benign_ai` vs `no_ai` accuracy",
+                _f3(ev["benign_vs_no_ai_accuracy"]),
+                met(ev["benign_vs_no_ai_accuracy"], 0.90),
+            ],
+            [
+                "false flags per web passage (web stratum)",
+                _f3(web.get("false_flag_rate")),
+                at_most(web.get("false_flag_rate"), 0.01),
+            ],
+            ["`misaligned_ai` F1", _f3(mis["f1"]), ""],
+            ["accuracy (four labels)", _f3(ev["accuracy"]), ""],
+            ["`misaligned_ai` PR-AUC (average precision)", _f3(ev["misaligned_pr_auc"]), ""],
+            ["expected calibration error (top label, 10 bins)", _f3(ev["ece"]), ""],
+        ],
+    )
     support = {label: ev["per_label"][label]["support"] for label in LABELS}
     gate = ", ".join(f"{ev['gate_passed'][label]} of {support[label]} `{label}`" for label in LABELS)
     alone = ev["model_alone"]
     matrix = ev["confusion"]["matrix"]
-    return "\n".join([
-        _per_label(ev),
-        summary,
-        _prose(f"The passage gate lets through a piece of {gate}. The model alone, on the whole labelled passages "
-               f"without the gate: `misaligned_ai` precision {_f3(alone['per_label']['misaligned_ai']['precision'])}, "
-               f"recall {_f3(alone['per_label']['misaligned_ai']['recall'])}, PR-AUC {_f3(alone['misaligned_pr_auc'])}; "
-               f"`benign_ai` vs `no_ai` accuracy {_f3(alone['benign_vs_no_ai_accuracy'])}; calibration error "
-               f"{_f3(alone['ece'])}."),
-        "Confusion matrix (rows: true label):\n",
-        _table(["true \\ predicted", *(f"`{label}`" for label in LABELS)],
-               [[f"`{label}`", *row] for label, row in zip(LABELS, matrix)]),
-        "By source, and by how the passages were drawn (`strata`; `content`: chosen for what they hold):\n",
-        _slices("source", ev["by_source"]),
-        _slices("stratum", ev.get("by_stratum", {})),
-        _agent_runs(info["evaluation"].get("agent_runs")),
-        "`misaligned_ai` passages found, by kind:\n",
-        _table(["sub-type", "passages", "found", "recall"],
-               [[f"`{kind}`", row["n"], row["found"], _f3(row["found"] / row["n"])]
-                for kind, row in ev.get("recall_by_subtype", {}).items()]),
-        "The most frequent error types:\n",
-        _table(["source", "true", "predicted", "count"],
-               [[f"`{e['source']}`", f"`{e['true']}`", f"`{e['predicted']}`", e["count"]] for e in ev["error_types"][:12]]),
-    ])
+    return "\n".join(
+        [
+            _per_label(ev),
+            summary,
+            _prose(
+                f"The passage gate lets through a piece of {gate}. The model alone, on the whole labelled passages "
+                f"without the gate: `misaligned_ai` precision {_f3(alone['per_label']['misaligned_ai']['precision'])}, "
+                f"recall {_f3(alone['per_label']['misaligned_ai']['recall'])}, "
+                f"PR-AUC {_f3(alone['misaligned_pr_auc'])}; "
+                f"`benign_ai` vs `no_ai` accuracy {_f3(alone['benign_vs_no_ai_accuracy'])}; calibration error "
+                f"{_f3(alone['ece'])}."
+            ),
+            "Confusion matrix (rows: true label):\n",
+            _table(
+                ["true \\ predicted", *(f"`{label}`" for label in LABELS)],
+                [[f"`{label}`", *row] for label, row in zip(LABELS, matrix, strict=True)],
+            ),
+            "By source, and by how the passages were drawn (`strata`; `content`: chosen for what they hold):\n",
+            _slices("source", ev["by_source"]),
+            _slices("stratum", ev.get("by_stratum", {})),
+            _agent_runs(info["evaluation"].get("agent_runs")),
+            "`misaligned_ai` passages found, by kind:\n",
+            _table(
+                ["sub-type", "passages", "found", "recall"],
+                [
+                    [f"`{kind}`", row["n"], row["found"], _f3(row["found"] / row["n"])]
+                    for kind, row in ev.get("recall_by_subtype", {}).items()
+                ],
+            ),
+            "The most frequent error types:\n",
+            _table(
+                ["source", "true", "predicted", "count"],
+                [
+                    [f"`{e['source']}`", f"`{e['true']}`", f"`{e['predicted']}`", e["count"]]
+                    for e in ev["error_types"][:12]
+                ],
+            ),
+        ]
+    )
 
 
 def _agent_runs(runs: dict | None) -> str:
@@ -152,29 +187,53 @@ def _agent_runs(runs: dict | None) -> str:
     resisted, allowed = share.get("shutdown_resisted"), share.get("shutdown_allowed")
     ratio = "n/a" if not (resisted and allowed) else f"{resisted / allowed:.2f}"
     verdict = "met" if ratio != "n/a" and float(ratio) >= 3 else "**not met**"
-    return ("Whole agent runs of the development side, scanned as documents (`evaluate --agent-runs`):\n\n"
-            + _table(["experimenters' tag", "runs", "flagged `misaligned_ai`", "share"],
-                     [[f"`{tag}`", row["runs"], row["flagged"], _f3(share.get(tag))] for tag, row in runs.items()])
-            + f"\nResisted runs are flagged {ratio} times as often as allowed ones (target ≥ 3: {verdict}).\n")
+    return (
+        "Whole agent runs of the development side, scanned as documents (`evaluate --agent-runs`):\n\n"
+        + _table(
+            ["experimenters' tag", "runs", "flagged `misaligned_ai`", "share"],
+            [[f"`{tag}`", row["runs"], row["flagged"], _f3(share.get(tag))] for tag, row in runs.items()],
+        )
+        + f"\nResisted runs are flagged {ratio} times as often as allowed ones (target ≥ 3: {verdict}).\n"
+    )
 
 
 def _slices(name: str, table: dict[str, dict]) -> str:
-    header = [name, "passages", "`misaligned_ai`", "precision", "recall", "false-flag rate", "benign vs no_ai", "accuracy"]
+    header = [
+        name,
+        "passages",
+        "`misaligned_ai`",
+        "precision",
+        "recall",
+        "false-flag rate",
+        "benign vs no_ai",
+        "accuracy",
+    ]
     keys = ("misaligned_precision", "misaligned_recall", "false_flag_rate", "benign_vs_no_ai_accuracy", "accuracy")
-    return _table(header, [[f"`{key}`", row["n"], row.get("misaligned_ai", ""), *(_f3(row.get(k)) for k in keys)]
-                           for key, row in table.items()])
+    return _table(
+        header,
+        [
+            [f"`{key}`", row["n"], row.get("misaligned_ai", ""), *(_f3(row.get(k)) for k in keys)]
+            for key, row in table.items()
+        ],
+    )
 
 
 def cross_validation(info: dict) -> str:
     """Out-of-fold figures on all training passages and on the read-and-labelled real ones."""
     parts = []
-    for key, what in (("cross_validation", "training passages (written, read and rule-labelled)"),
-                      ("cross_validation_real", "read-and-labelled real passages")):
+    for key, what in (
+        ("cross_validation", "training passages (written, read and rule-labelled)"),
+        ("cross_validation_real", "read-and-labelled real passages"),
+    ):
         figures = info["evaluation"].get(key)
         if figures:
             parts.append(
-                _prose(f"{figures['n']} {what}: benign vs no_ai {_f3(figures['benign_vs_no_ai_accuracy'])}, PR-AUC "
-                       f"{_f3(figures['misaligned_pr_auc'])}, ECE {_f3(figures['ece'])}.") + "\n" + _per_label(figures)
+                _prose(
+                    f"{figures['n']} {what}: benign vs no_ai {_f3(figures['benign_vs_no_ai_accuracy'])}, PR-AUC "
+                    f"{_f3(figures['misaligned_pr_auc'])}, ECE {_f3(figures['ece'])}."
+                )
+                + "\n"
+                + _per_label(figures)
             )
     return "\n".join(parts)
 
@@ -184,6 +243,7 @@ BLOCKS = {f.__name__: f for f in (calibration, sweep, training, dev, cross_valid
 
 def refresh(card: str, info: dict) -> str:
     """The card with every marked block rewritten from model.json."""
+
     def rewrite(match: re.Match) -> str:
         name = match.group("name")
         if name not in BLOCKS:
@@ -200,8 +260,10 @@ def main(argv: list[str] | None = None) -> int:
     card = CARD.read_text(encoding="utf-8")
     info = json.loads(INFO.read_text(encoding="utf-8"))
     if "dev" not in info.get("evaluation", {}):
-        print("model.json has no dev evaluation: run `corpus-audit evaluate classifiers/labels/dev.jsonl --record dev`",
-              file=sys.stderr)
+        print(
+            "model.json has no dev evaluation: run `corpus-audit evaluate classifiers/labels/dev.jsonl --record dev`",
+            file=sys.stderr,
+        )
         return 2
     fresh = refresh(card, info)
     if args.check:

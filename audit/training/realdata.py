@@ -90,7 +90,7 @@ def read_shards(root: Path) -> Texts:
     texts: Texts = {}
     for path in sorted((root / "shards").glob("*.parquet")):
         table = pq.read_table(path, columns=["id", "text"])
-        texts.update(zip(table.column("id").to_pylist(), table.column("text").to_pylist()))
+        texts.update(zip(table.column("id").to_pylist(), table.column("text").to_pylist(), strict=True))
     return texts
 
 
@@ -199,8 +199,11 @@ def load_records(path: str | Path) -> list[dict]:
                 raise ValueError(f"{where}: unknown source {record['source']!r}; known: {sorted(READERS)}")
             if record["label"] not in LABELS:
                 raise ValueError(f"{where}: unknown label {record['label']!r}; use one of {list(LABELS)}")
-            if record.get("subtype") not in (None, *SUBTYPES) or (record.get("subtype") and record["label"] != LABELS[0]):
-                raise ValueError(f"{where}: subtype {record.get('subtype')!r} needs label {LABELS[0]} and one of {SUBTYPES}")
+            subtype = record.get("subtype")
+            if subtype not in (None, *SUBTYPES) or (subtype and record["label"] != LABELS[0]):
+                raise ValueError(
+                    f"{where}: subtype {record.get('subtype')!r} needs label {LABELS[0]} and one of {SUBTYPES}"
+                )
             if not set(record.get("strata") or ()) <= set(STRATA):
                 raise ValueError(f"{where}: unknown strata {record['strata']!r}; known: {list(STRATA)}")
             record["key"] = str(record["key"])
@@ -241,13 +244,15 @@ def resolve(records: list[dict], root: Path | None = None) -> list[dict]:
             raise ValueError(f"record {source}:{record['key']}: unknown source; known: {sorted(READERS)}")
         if source not in cache:
             cache[source] = READERS[source](root)
-        resolved.append({
-            "text": _passage(record, cache[source]),
-            "label": record["label"],
-            "source": source,
-            "key": str(record["key"]),
-            "note": record.get("note", ""),
-            "subtype": record.get("subtype"),
-            "strata": tuple(record.get("strata") or ()),
-        })
+        resolved.append(
+            {
+                "text": _passage(record, cache[source]),
+                "label": record["label"],
+                "source": source,
+                "key": str(record["key"]),
+                "note": record.get("note", ""),
+                "subtype": record.get("subtype"),
+                "strata": tuple(record.get("strata") or ()),
+            }
+        )
     return resolved

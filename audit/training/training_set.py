@@ -51,7 +51,7 @@ def shard_passages(root: Path) -> list[tuple[dict, bool]]:
     keys = sorted(texts)
     mask = gate(pl.Series(values=[texts[k] for k in keys]))
     out = []
-    for key, mentions_ai in zip(keys, mask):
+    for key, mentions_ai in zip(keys, mask, strict=True):
         if mentions_ai or realdata.is_dev("shards", key):
             continue
         text = texts[key]
@@ -67,7 +67,7 @@ def agnews_items(root: Path) -> list[tuple[dict, bool]]:
     mask = gate(pl.Series(values=[texts[k] for k in keys]))
     return [
         (_record("agnews", key, None, "AG News item"), bool(RISK_WORDS.search(texts[key])))
-        for key, mentions_ai in zip(keys, mask)
+        for key, mentions_ai in zip(keys, mask, strict=True)
         if not mentions_ai and not realdata.is_dev("agnews", key)
     ]
 
