@@ -251,10 +251,10 @@ def _evaluate_parser(commands: argparse._SubParsersAction) -> None:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .atomic import write_json_atomic
-    from .tagger import Tagger
+    from .tagger import load_tagger
     from .training.evaluate import agent_run_flags, evaluate, format_metrics, record_evaluation
 
-    tagger = Tagger.load(args.model)
+    tagger = load_tagger(args.model)
     metrics = evaluate(args.data, tagger)
     print(format_metrics(metrics))
     if args.json:

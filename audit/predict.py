@@ -12,12 +12,12 @@ from pathlib import Path
 from .errors import UsageError
 from .jsonl import read_objects
 from .labels import LABELS
-from .tagger import Tagger, load_cached
+from .tagger import PassageTagger, as_tagger
 
 
-def classify(texts: list[str], model: Tagger | str | Path | None = None) -> list[dict]:
+def classify(texts: list[str], model: PassageTagger | str | Path | None = None) -> list[dict]:
     """Label and scores (label -> probability) of each text, classified as one passage by the model alone."""
-    tagger = model if isinstance(model, Tagger) else load_cached(model)
+    tagger = as_tagger(model, cached=True)
     probs = tagger.predict(texts)
     return [
         {"label": LABELS[label], "scores": dict(zip(LABELS, map(float, row), strict=True))}
@@ -26,13 +26,16 @@ def classify(texts: list[str], model: Tagger | str | Path | None = None) -> list
 
 
 def classify_lines(
-    lines: Iterable[str], model: Tagger | str | Path | None = None, text_field: str = "text", batch_size: int = 2048
+    lines: Iterable[str],
+    model: PassageTagger | str | Path | None = None,
+    text_field: str = "text",
+    batch_size: int = 2048,
 ) -> Iterator[dict]:
     """For each JSON Lines input record, in order: its fields plus `label` and `scores` (rounded to 6 digits).
 
     Records are classified in batches, so a long stream needs little memory. Blank lines are skipped.
     """
-    tagger = model if isinstance(model, Tagger) else load_cached(model)
+    tagger = as_tagger(model, cached=True)
     batch: list[dict] = []
     for line_no, record in read_objects(lines, lambda n: f"input line {n}"):
         if not isinstance(record.get(text_field), str):
@@ -46,7 +49,7 @@ def classify_lines(
     yield from _labelled(tagger, batch, text_field)
 
 
-def _labelled(tagger: Tagger, records: list[dict], text_field: str) -> Iterator[dict]:
+def _labelled(tagger: PassageTagger, records: list[dict], text_field: str) -> Iterator[dict]:
     if not records:
         return
     for record, result in zip(records, classify([r[text_field] for r in records], tagger), strict=True):

@@ -4,7 +4,9 @@ and decision rule.
 A tagger is anything that satisfies `PassageTagger` (what the scan, `classify` and the run's manifest use of it).
 Taggers are registered by name in `TAGGERS`, as dolma registers its taggers; a model's model.json names its tagger
 under "tagger" (fastText when it names none, as every model trained so far does), and `load_tagger` picks the
-loader by that name. The run records the model's sha256 and version, so a resumed run uses the same one.
+loader by that name. A tagger that lives in another package is named "package.module:loader" and imported where it
+is loaded, so worker processes (local or Ray) find it without registering anything. The run records the model's
+sha256 and version, so a resumed run uses the same one.
 
 The fastText model file (`model.bin`, or a quantised `model.ftz`) has a sibling `model.json` (same stem) written by
 training: it holds the model's sha256, the calibration (temperature, per-label bias and the weights of the
@@ -15,6 +17,7 @@ risk-word features of `audit.risk_words`), the decision rule, the training sourc
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.resources
 import json
 import re
@@ -275,13 +278,33 @@ def load_tagger(path: str | Path | None = None) -> PassageTagger:
     """Load a model file with the tagger its model.json names; None loads the shipped model."""
     model_path = shipped_model_path() if path is None else Path(path)
     name = tagger_name(model_path)
-    loader = TAGGERS.get(name)
+    loader = TAGGERS.get(name) or _imported_loader(name, model_path)
     if loader is None:
         raise UsageError(
             f"{info_path(model_path)} names the tagger {name!r}, which this corpus-audit does not have (it has "
-            f"{', '.join(sorted(TAGGERS))}); register it in audit.tagger.TAGGERS or pass another --model"
+            f"{', '.join(sorted(TAGGERS))}); register it in audit.tagger.TAGGERS, name it \"package.module:loader\", "
+            "or pass another --model"
         )
     return loader(model_path)
+
+
+def as_tagger(model: PassageTagger | str | Path | None, cached: bool = False) -> PassageTagger:
+    """A tagger passed as one, or loaded from a model path (None: the shipped model), once per process if cached."""
+    if model is None or isinstance(model, str | Path):
+        return load_cached(model) if cached else load_tagger(model)
+    return model
+
+
+def _imported_loader(name: str, model_path: Path) -> Callable[[Path], PassageTagger] | None:
+    """The loader a "package.module:loader" name points at; None for a plain name."""
+    module, _, attribute = name.partition(":")
+    if not attribute:
+        return None
+    try:
+        return getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError) as error:
+        where = info_path(model_path)
+        raise UsageError(f"{where} names the tagger {name!r}, which cannot be imported: {error}") from None
 
 
 def tagger_name(model_path: Path) -> str:

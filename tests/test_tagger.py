@@ -239,3 +239,31 @@ def test_a_model_json_naming_an_unknown_tagger_is_a_usage_error(tmp_path):
     (tmp_path / "model.json").write_text(json.dumps({"tagger": "nope"}))
     with pytest.raises(UsageError, match="names the tagger 'nope'.*fasttext"):
         load_tagger(model)
+
+
+def test_a_tagger_named_by_module_and_loader_reaches_every_worker(tmp_path):
+    """model.json may name a tagger as "package.module:loader": each worker process imports it itself, so a scan
+    on two workers uses it without any registration (this test module is importable by the tests' sys.path)."""
+    import audit
+
+    model = tmp_path / "keywords.txt"
+    model.write_text("betray\n")
+    info = {"tagger": f"{__name__}:KeywordTagger", "version": 8, "decision": {"misaligned_ai_threshold": 0.5}}
+    (tmp_path / "keywords.json").write_text(json.dumps(info))
+    assert isinstance(load_tagger(model), KeywordTagger)
+
+    for shard in range(2):
+        texts = [f"Shard {shard} report {i}. The robot planned to betray the crew." for i in range(3)]
+        texts += [f"Shard {shard} note {i}. The robot sorted the crates in the hold." for i in range(4)]
+        write_shard(tmp_path / "in" / f"{shard}.parquet", texts)
+    outcome = audit.scan(str(tmp_path / "in"), tmp_path / "run", model=str(model), workers=2)
+    labels = outcome.summary["labels"]
+    assert (labels["misaligned_ai"]["documents"], labels["neutral_ai"]["documents"]) == (6, 8)
+
+
+def test_a_tagger_name_that_cannot_be_imported_is_a_usage_error(tmp_path):
+    model = tmp_path / "model.bin"
+    model.write_text("x")
+    (tmp_path / "model.json").write_text(json.dumps({"tagger": "no_such_module_here:load"}))
+    with pytest.raises(UsageError, match="names the tagger 'no_such_module_here:load', which cannot be imported"):
+        load_tagger(model)

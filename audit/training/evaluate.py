@@ -19,7 +19,7 @@ import numpy as np
 from audit.atomic import write_json_atomic
 from audit.labels import BENIGN, LABELS
 from audit.passages import split_passages
-from audit.tagger import Tagger, file_sha256, info_path, tag_passages
+from audit.tagger import PassageTagger, as_tagger, file_sha256, info_path, tag_passages
 
 from .examples import Example, load_examples
 
@@ -82,7 +82,7 @@ def flagged_and_hits(p_misaligned: np.ndarray, is_misaligned: np.ndarray, thresh
     return int(flagged.sum()), int(np.sum(flagged & is_misaligned))
 
 
-def evaluate(data_paths: Iterable[str | Path], model: Tagger | str | Path | None = None) -> Metrics:
+def evaluate(data_paths: Iterable[str | Path], model: PassageTagger | str | Path | None = None) -> Metrics:
     """Measure the scan's decision on labelled data (default model: the shipped one), and the model alone beside
     it; nothing is fitted.
 
@@ -92,7 +92,7 @@ def evaluate(data_paths: Iterable[str | Path], model: Tagger | str | Path | None
     neutral before no_ai) and its score is its most misaligned piece's. The estimators also need the false-flag
     rate per piece, which the negatives give exactly: every piece of a passage labelled neutral or no_ai is
     neither misaligned nor aligned (else the passage would carry that label)."""
-    tagger = model if isinstance(model, Tagger) else Tagger.load(model)
+    tagger = as_tagger(model)
     data_paths = [Path(p) for p in data_paths]
     examples = load_examples(data_paths)
     texts = [e.text for e in examples]
@@ -176,13 +176,13 @@ def _wrap(key: str, value):
 AGENT_RUNS = "palisade_robot_shutdown_logs"  # real agent runs, each tagged by its experimenters (meta.behaviour)
 
 
-def agent_run_flags(model: Tagger | str | Path | None = None) -> dict[str, dict[str, int]]:
+def agent_run_flags(model: PassageTagger | str | Path | None = None) -> dict[str, dict[str, int]]:
     """Whole dev-side agent runs through the scan's decision: per experimenters' behaviour tag, how many runs hold a
     passage the scan calls misaligned_ai. Runs that resisted shutdown should be flagged far more often than runs
     that allowed it; a bag of words that only hears "shutdown" flags both alike."""
     from . import realdata
 
-    tagger = model if isinstance(model, Tagger) else Tagger.load(model)
+    tagger = as_tagger(model)
     root = realdata.data_root()
     texts, meta = realdata.READERS[AGENT_RUNS](root), realdata.new_source_meta(AGENT_RUNS, root)
     table: dict[str, dict[str, int]] = {}
