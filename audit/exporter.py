@@ -469,15 +469,14 @@ def _jsonl_output(
 ) -> bytes:
     """The lines of the documents ``result`` keeps: unchanged, or rewritten with the redacted text or the tags."""
     rows = result.column(ROW).to_pylist()
-    if mode == "redact":
-        texts = result.column("text").to_pylist()
-        changed = {r: text for r, text in zip(rows, texts, strict=True) if text != records[r].get(text_column)}
-        rewritten = {r: {**records[r], text_column: text} for r, text in changed.items()}
-    elif mode == "annotate":
-        tag_rows = result.select([f.name for f in TAG_FIELDS]).to_pylist()
-        rewritten = {r: {**records[r], **tag_row} for r, tag_row in zip(rows, tag_rows, strict=True)}
-    else:
-        rewritten = {}
+    rewritten: dict[int, dict] = {}
+    if MODES[mode].rewrites_text:
+        for r, text in zip(rows, result.column("text").to_pylist(), strict=True):
+            if text != records[r].get(text_column):
+                rewritten[r] = {**records[r], text_column: text}
+    if MODES[mode].adds_tags:
+        for r, tag_row in zip(rows, result.select([f.name for f in TAG_FIELDS]).to_pylist(), strict=True):
+            rewritten[r] = {**rewritten.get(r, records[r]), **tag_row}
     out = []
     for r in rows:
         line = (json.dumps(rewritten[r], ensure_ascii=False) + "\n").encode("utf-8") if r in rewritten else lines[r]
@@ -487,9 +486,9 @@ def _jsonl_output(
 
 def _roles(shard: Shard, schema: pa.Schema | None, columns: Columns, mode: str) -> dict[str, str]:
     roles = resolve_columns(shard, schema, columns, frozenset({"text"}))
-    if mode == "redact" and "." in roles["text"]:
+    if MODES[mode].rewrites_text and "." in roles["text"]:
         raise UsageError(
-            f"{shard.uri}: --mode redact needs a top-level text column, not the struct field {roles['text']!r}"
+            f"{shard.uri}: --mode {mode} needs a top-level text column, not the struct field {roles['text']!r}"
         )
     return roles
 
@@ -539,7 +538,7 @@ def _transform(
     counts.passages_flagged += int(tags.flagged.sum())
     starts, ends = tags.passages["char_start"].to_numpy(), tags.passages["char_end"].to_numpy()
     counts.characters_flagged += int((ends - starts)[tags.flagged].sum())
-    result, kept_chars = MODES[mode](batch, tags, lengths, _Rewrite(placeholder, text_column), counts)
+    result, kept_chars = MODES[mode].transform(batch, tags, lengths, _Rewrite(placeholder, text_column), counts)
     counts.rows_out += result.num_rows
     counts.characters_out += kept_chars
     return result
@@ -593,8 +592,27 @@ def _annotate_rows(
     return _annotate(batch, tags), int(lengths.sum())
 
 
-# The export modes by name (the CLI's --mode choices): a new mode is a transform added here.
-MODES: dict[str, Transform] = {"drop": _drop, "keep": _keep, "redact": _redact_flagged, "annotate": _annotate_rows}
+@dataclass(frozen=True)
+class Mode:
+    """An export mode: its transform, and what the other steps need to know of it."""
+
+    transform: Transform
+    rows_out: Callable[[dict], int]  # the rows it writes, from the export's totals (the reconciliation checks it)
+    rewrites_text: bool = False  # edits the text: needs a top-level text column; JSON Lines lines get the new text
+    adds_tags: bool = False  # appends the TAG_FIELDS columns (JSON Lines: keys), which must not exist already
+
+
+def _all_rows(totals: dict) -> int:
+    return totals["rows_in"]
+
+
+# The export modes by name (the CLI's --mode choices): a new mode is one entry here.
+MODES: dict[str, Mode] = {
+    "drop": Mode(_drop, rows_out=lambda totals: totals["rows_in"] - totals["documents_flagged"]),
+    "keep": Mode(_keep, rows_out=lambda totals: totals["documents_flagged"]),
+    "redact": Mode(_redact_flagged, rows_out=_all_rows, rewrites_text=True),
+    "annotate": Mode(_annotate_rows, rows_out=_all_rows, adds_tags=True),
+}
 
 
 def _redact(
@@ -653,11 +671,11 @@ TAG_FIELDS = [  # list items are named "element", as Parquet names them, so a re
 
 
 def _output_schema(schema: pa.Schema, mode: str) -> pa.Schema:
-    if mode != "annotate":
+    if not MODES[mode].adds_tags:
         return schema
     taken = [f.name for f in TAG_FIELDS if f.name in schema.names]
     if taken:
-        raise UsageError(f"the shards already have column(s) {', '.join(taken)}; --mode annotate would overwrite them")
+        raise UsageError(f"the shards already have column(s) {', '.join(taken)}; --mode {mode} would overwrite them")
     return pa.schema([*schema, *TAG_FIELDS], metadata=schema.metadata)
 
 
@@ -843,12 +861,8 @@ def _reconcile(totals: dict, summary: dict, selection: Selection, mode: str, pla
     def check(name: str, expected: int, actual: int) -> None:
         checks.append({"check": name, "expected": expected, "actual": actual, "ok": expected == actual})
 
-    expected_rows = {
-        "drop": totals["rows_in"] - totals["documents_flagged"],
-        "keep": totals["documents_flagged"],
-    }.get(mode, totals["rows_in"])
-    check(f"rows_out for --mode {mode}", expected_rows, totals["rows_out"])
-    if mode == "redact":
+    check(f"rows_out for --mode {mode}", MODES[mode].rows_out(totals), totals["rows_out"])
+    if MODES[mode].rewrites_text:
         expected_chars = (
             totals["characters_in"] - totals["characters_redacted"] + totals["spans_redacted"] * len(placeholder)
         )

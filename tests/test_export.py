@@ -171,6 +171,33 @@ def test_drop_and_keep_split_the_rows_by_flagged_documents(real_run, tmp_path):
         assert kept.equals(original)
 
 
+def test_a_mode_added_to_the_registry_exports_and_reconciles_with_no_other_change(planted, tmp_path, monkeypatch):
+    """A new export mode is one entry in MODES: here "unflagged_text", which keeps every row and blanks the text of
+    the flagged documents. The export and its reconciliation follow from that one entry."""
+    from audit import exporter
+
+    def blank_flagged(batch, tags, lengths, rewrite, counts):
+        column = batch.schema.get_field_index(rewrite.text_column)
+        texts = [None if flagged else text for text, flagged in
+                 zip(batch.column(column).to_pylist(), tags.flagged_doc.tolist(), strict=True)]
+        kept = batch.set_column(column, rewrite.text_column, pa.array(texts, batch.column(column).type))
+        return kept, int(lengths[~tags.flagged_doc].sum())
+
+    mode = exporter.Mode(blank_flagged, rows_out=lambda totals: totals["rows_in"])
+    monkeypatch.setitem(exporter.MODES, "unflagged_text", mode)
+    corpus, run = planted
+    manifest = export(run, tmp_path / "out", "unflagged_text", labels=ALL_AI).manifest
+    assert manifest["reconciliation"]["ok"], manifest["reconciliation"]
+    flagged_ids = set(_flagged(run, ALL_AI)["doc_id"])
+    assert flagged_ids
+    for relpath, source in _inputs(run).items():
+        original, written = pq.read_table(source), pq.read_table(tmp_path / "out" / relpath)
+        assert written["id"].to_pylist() == original["id"].to_pylist()
+        expected = [None if i in flagged_ids else t for i, t in
+                    zip(original["id"].to_pylist(), original["text"].to_pylist(), strict=True)]
+        assert written["text"].to_pylist() == expected
+
+
 @pytest.mark.parametrize("placeholder", ["", PLACEHOLDER])
 def test_redact_cuts_exactly_the_flagged_spans(cases, tmp_path, placeholder):
     for run, labels in cases:
