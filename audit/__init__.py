@@ -70,11 +70,12 @@ def export(run_dir: str | Path, out: str | Path, mode: str = "drop", labels: tup
     return run_export(run_dir, out, mode, labels, min_score, placeholder, progress)
 
 
-def sample(run_dir: str | Path, n: int, out: str | Path, seed: int = 0) -> dict:
-    """Draw a stratified audit sample of passages and whole documents for people to label (JSON Lines at ``out``)."""
+def sample(run_dir: str | Path, n: int, out: str | Path, seed: int = 0, target: str = "documents") -> dict:
+    """Draw a stratified audit sample of passages and whole documents for people to label (JSON Lines at ``out``);
+    ``target`` ("documents", "passages" or "both") is the estimate the allocation makes precise."""
     from .auditloop import sample as draw
 
-    return draw(run_dir, n, out, seed)
+    return draw(run_dir, n, out, seed, target)
 
 
 

@@ -41,7 +41,7 @@ from .atomic import write_json_atomic, write_text_atomic
 from .errors import InputError, UsageError
 from .agreement import settled_labels
 from .estimators import DRAWS, SEED, beta_draws, wilson
-from .config import Columns
+from .config import SAMPLE_TARGETS as TARGETS, Columns
 from .labels import AI_LABELS, LABELS
 from .reader import ParquetSource, Shard, Source, open_source, read_column, resolve_columns
 from .rundir import ESTIMATE_FILE, SCHEMA_VERSION, RunDir
@@ -90,17 +90,22 @@ class Stratum:
 # ------------------------------------------------------------------------------------------------- sample
 
 
-def sample(run_dir: str | Path, n: int, out: str | Path, seed: int = 0) -> dict:
+def sample(run_dir: str | Path, n: int, out: str | Path, seed: int = 0, target: str = "documents") -> dict:
     """Draw about `n` rows for people to label, write them to `out` (JSON Lines) and the plan to
-    RUN/audit_sample.json; returns the plan."""
+    RUN/audit_sample.json; returns the plan. `target` is the estimate whose variance the allocation minimises
+    (see TARGETS): by default the share of documents, the scan's headline."""
     if n < 1:
         raise UsageError(f"--n must be at least 1 (got {n})")
+    if target not in TARGETS:
+        raise UsageError(f"--target must be one of {', '.join(TARGETS)} (got {target!r})")
     run = _run(run_dir)
     strata, frames = _strata(run)
-    # Each stratum's weight is its share of its own population (passages or documents) times its spread: the
-    # allocation that minimises the sum of the variances of the passage share and the document share.
+    # Each stratum's weight is its share of its own population (passages or documents) times its spread, for the
+    # strata of the target's population; the others get the floor only.
     totals = {unit: sum(s.population for s in strata if s.unit == unit) for unit in ("passage", "document")}
-    weights = [neyman_weight(s) / totals[s.unit] if totals[s.unit] else 0.0 for s in strata]
+    weights = [
+        neyman_weight(s) / totals[s.unit] if totals[s.unit] and s.unit in TARGETS[target] else 0.0 for s in strata
+    ]
     sizes = allocate(n, [len(frame) for frame in frames], weights)
     rows: list[dict] = []
     for stratum, frame, size in zip(strata, frames, sizes, strict=True):
@@ -118,6 +123,7 @@ def sample(run_dir: str | Path, n: int, out: str | Path, seed: int = 0) -> dict:
         "file": str(Path(out).resolve()),
         "n": n,
         "seed": seed,
+        "target": target,
         "strata": [asdict(s) for s in strata],
         "drawn": {unit: sum(s.drawn for s in strata if s.unit == unit) for unit in ("passage", "document")},
         "rows": [{k: r[k] for k in ("doc_id", "passage_index", "stratum", "model_label", "f")} for r in rows],

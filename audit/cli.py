@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .version import __version__
-from .config import PRESETS, ScanConfig, resolve_columns
+from .config import PRESETS, SAMPLE_TARGETS, ScanConfig, resolve_columns
 from .errors import UsageError
 from .executors import ENGINES
 
@@ -360,13 +360,20 @@ def _sample_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--seed", type=int, default=0, help="seed of the draw (default 0; the same seed draws the same passages)"
     )
+    p.add_argument(
+        "--target",
+        choices=tuple(SAMPLE_TARGETS),
+        default="documents",
+        help="the estimate the labels are allocated to make precise, beyond a floor per stratum: the share of "
+        "documents (default; the scan's headline), of passages, or both",
+    )
     p.set_defaults(handler=_cmd_sample)
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
     from .auditloop import sample
 
-    plan = sample(args.run, args.n, args.out, args.seed)
+    plan = sample(args.run, args.n, args.out, args.seed, args.target)
     for stratum in plan["strata"]:
         print(f"  {stratum['name']:<28} drew {stratum['drawn']:>5} of {stratum['population']:>10,}")
     print(

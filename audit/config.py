@@ -95,3 +95,8 @@ def resolve_columns(preset: str | None, overrides: dict[str, str | None]) -> tup
     given = {role: name for role, name in overrides.items() if name is not None}
     columns = replace(columns, **given)
     return columns, frozenset({"text", *given})
+
+
+# What `corpus-audit sample --target` allocates labels for, beyond each stratum's floor: the kinds of strata whose
+# estimate's variance Neyman allocation minimises ("both": the sum of the passage and document shares' variances).
+SAMPLE_TARGETS = {"documents": ("document",), "passages": ("passage",), "both": ("passage", "document")}

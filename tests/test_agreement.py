@@ -18,7 +18,7 @@ from test_auditloop import planted_run
 def planted(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("agreement")
     planted_run(root)
-    auditloop.sample(root, 120, root / "audit.jsonl", seed=1)
+    auditloop.sample(root, 120, root / "audit.jsonl", seed=1, target="both")
     return root
 
 

@@ -162,7 +162,7 @@ def _label_file(sample_file: Path, out: Path, truth_of: dict) -> list[dict]:
 def audited(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("run")
     truth = planted_run(root)
-    plan = auditloop.sample(root, 600, root / "audit.jsonl", seed=3)
+    plan = auditloop.sample(root, 600, root / "audit.jsonl", seed=3, target="both")
     _label_file(root / "audit.jsonl", root / "labels.jsonl", truth["truth_of"])
     return {"root": root, "truth": truth, "plan": plan, "result": auditloop.estimate(root, root / "labels.jsonl")}
 
@@ -239,11 +239,24 @@ def test_document_texts_are_read_again_from_parquet_row_groups_and_json_lines(tm
     assert found == {(name, row): texts[row] for name, row in wanted if name != "c.parquet"}
 
 
+@pytest.mark.parametrize("target", ["documents", "passages"])
+def test_the_target_gets_the_labels_beyond_each_strata_floor(audited: dict, tmp_path: Path, target: str) -> None:
+    """Neyman allocation for one estimate: its strata share what is left after the floors; the others keep theirs."""
+    plan = auditloop.sample(audited["root"], 600, tmp_path / "draw.jsonl", seed=3, target=target)
+    auditloop.sample(audited["root"], 600, audited["root"] / "audit.jsonl", seed=3, target="both")  # restore the plan
+    unit = target.removesuffix("s")
+    floor = max(1, int(auditloop.FLOOR * 600 / sum(s["frame"] > 0 for s in plan["strata"])))
+    others = [s for s in plan["strata"] if s["unit"] != unit and s["frame"]]
+    assert all(s["drawn"] == min(floor, s["frame"]) for s in others), others
+    assert plan["target"] == target and plan["drawn"][unit] == 600 - sum(s["drawn"] for s in others)
+    assert plan["drawn"][unit] > 600 / 2
+
+
 def test_sample_is_deterministic(audited: dict, tmp_path: Path) -> None:
-    again = auditloop.sample(audited["root"], 600, tmp_path / "again.jsonl", seed=3)
+    again = auditloop.sample(audited["root"], 600, tmp_path / "again.jsonl", seed=3, target="both")
     assert again["rows"] == audited["plan"]["rows"]
     assert (tmp_path / "again.jsonl").read_text() == (audited["root"] / "audit.jsonl").read_text()
-    auditloop.sample(audited["root"], 600, audited["root"] / "audit.jsonl", seed=3)  # restore the plan
+    auditloop.sample(audited["root"], 600, audited["root"] / "audit.jsonl", seed=3, target="both")  # restore the plan
 
 
 @pytest.mark.parametrize("unit", ["documents", "gated_documents", "passages", "gate_rejected_documents"])
