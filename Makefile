@@ -26,7 +26,9 @@ browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
+# Lint first (ruff: the rules and line length are in pyproject.toml), then the whole suite.
 test: $(VENV)/.test browser
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q --durations=15
 
 # The package as users install it: build the wheel, install it (not editable) into a fresh virtual environment,
