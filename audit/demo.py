@@ -63,9 +63,10 @@ def forget_run_of_another_model(out: Path) -> bool:
 def run_demo(out: Path, progress: bool | None = None) -> ScanOutcome:
     """Write the sample shards under ``out/corpus`` and scan them into the run directory ``out``."""
     forget_run_of_another_model(out)
-    planted = write_sample_corpus(out / "corpus")
-    write_json_atomic(out / "planted.json", {"documents": sum(planted.values()), "planted": planted})
-    outcome = scan(ScanConfig(inputs=[str(out / "corpus")], out=out, progress=progress))
+    run = RunDir(out)
+    planted = write_sample_corpus(run.demo_corpus)
+    write_json_atomic(run.demo_planted, {"documents": sum(planted.values()), "planted": planted})
+    outcome = scan(ScanConfig(inputs=[str(run.demo_corpus)], out=out, progress=progress))
     total = sum(planted.values())
     print("planted in the sample corpus: " + ", ".join(f"{label} {n}/{total}" for label, n in sorted(planted.items())))
     return outcome

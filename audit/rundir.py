@@ -96,6 +96,16 @@ class RunDir:
         """The default labels file of `label`."""
         return self.root / "labels.jsonl"
 
+    @property
+    def demo_corpus(self) -> Path:
+        """The demo's run holds the sample shards it scans."""
+        return self.root / "corpus"
+
+    @property
+    def demo_planted(self) -> Path:
+        """The demo's count of what it planted in the sample corpus, per label."""
+        return self.root / "planted.json"
+
     def unit_table(self, unit_id: str, table: str) -> Path:
         return self.units_dir / f"{unit_id}.{table}.parquet"
 
