@@ -440,6 +440,11 @@ def beta_draws(rng: np.random.Generator, a: float, b: float, draws: int) -> np.n
     return rng.beta(a, b, draws)
 
 
+def _bound_only(hi: float, method: str, details: dict, message: str) -> Estimate:
+    """No estimate, only the interval [0, hi] and the message saying why: the rate cannot be told from zero."""
+    return Estimate(None, (0.0, hi), method, detectable=False, details=details, message=message)
+
+
 def rogan_gladen(
     k: float,
     n: float,
@@ -588,16 +593,12 @@ def rogan_gladen(
         + ")"
     )
     if s - f <= 0:
-        return Estimate(
-            None,
-            (0.0, hi),
+        return _bound_only(
+            hi,
             method,
-            detectable=False,
-            details=details,
-            message=(
-                f"at most {hi:.1%} {of_population}; cannot be told from zero: the classifier does "
-                "not separate this label from the rest (sensitivity <= false-positive rate)"
-            ),
+            details,
+            f"at most {hi:.1%} {of_population}; cannot be told from zero: the classifier does "
+            "not separate this label from the rest (sensitivity <= false-positive rate)",
         )
     gate_recall = rates.gate_recall
     raw = float(theta * share / gate_recall)
@@ -613,16 +614,12 @@ def rogan_gladen(
             if rate < fp_lower
             else f"within what false positives alone could flag (up to {fp_upper:.1%})"
         )
-        return Estimate(
-            None,
-            (0.0, hi),
+        return _bound_only(
+            hi,
             method,
-            detectable=False,
-            details=details,
-            message=(
-                f"at most {hi:.1%} {of_population}; cannot be told from zero: {rate:.1%} {of_classified} "
-                f"were flagged, {why}; the bound allows every false-positive rate from zero up"
-            ),
+            details,
+            f"at most {hi:.1%} {of_population}; cannot be told from zero: {rate:.1%} {of_classified} "
+            f"were flagged, {why}; the bound allows every false-positive rate from zero up",
         )
     est = min(max(raw, 0.0), share / gate_recall, 1.0)
     return Estimate(est, (min(lo, est), max(hi, est)), method, clipped=est != raw, details=details)
