@@ -378,7 +378,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         print(f"  {stratum['name']:<28} drew {stratum['drawn']:>5} of {stratum['population']:>10,}")
     print(
         f"{len(plan['rows'])} rows to label in {args.out} ({plan['drawn']['passage']} passages, "
-        f"{plan['drawn']['document']} whole documents); then run "
+        f"{plan['drawn']['document']} whole documents; beyond each stratum's floor, allocated to make the "
+        f"{args.target} estimate precise); then run "
         f"`corpus-audit estimate {args.run} --labels {args.out}`"
     )
     return 0
