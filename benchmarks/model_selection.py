@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 
 from audit.labels import LABELS
-from audit.tagger import normalize
 from audit.training.evaluate import average_precision
 from audit.training.examples import Example, deduplicate, fold_of, load_examples
 from audit.training.fit import TrainOptions, _fit, _raw_probs
@@ -46,26 +45,9 @@ def fasttext_fitter(options: TrainOptions, written: bool = True) -> Fitter:
 
 def linear_fitter(examples: list[Example], workdir: Path, written: bool = True) -> Predictor:
     """Logistic regression (stochastic gradient descent) over hashed word 1-2-grams and character 3-5-grams."""
-    examples = examples if written else [e for e in examples if e.source != "written"]
-    from scipy.sparse import hstack
-    from sklearn.feature_extraction.text import HashingVectorizer
-    from sklearn.linear_model import SGDClassifier
+    from linear_tagger import fit_linear  # this script's folder is on sys.path
 
-    words = HashingVectorizer(ngram_range=(1, 2), n_features=2**20, alternate_sign=False, norm="l2")
-    chars = HashingVectorizer(analyzer="char_wb", ngram_range=(3, 5), n_features=2**20, alternate_sign=False, norm="l2")
-
-    def features(texts: list[str]):
-        normalised = [normalize(t) for t in texts]
-        return hstack([words.transform(normalised), chars.transform(normalised)]).tocsr()
-
-    model = SGDClassifier(loss="log_loss", alpha=2e-6, max_iter=30, tol=None, random_state=0)
-    model.fit(features([e.text for e in examples]), [LABELS.index(e.label) for e in examples])
-
-    def predict(texts: list[str]) -> np.ndarray:
-        out = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
-        out[:, model.classes_] = model.predict_proba(features(texts))
-        return out
-    return predict
+    return fit_linear(examples if written else [e for e in examples if e.source != "written"]).raw_predict
 
 
 def out_of_fold(fitter: Fitter, examples: list[Example], folds: int, workdir: Path) -> tuple[np.ndarray, float]:
