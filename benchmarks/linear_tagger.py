@@ -35,7 +35,9 @@ from audit.tagger import Tagger, calibrate, decide_labels, file_sha256, info_pat
 from audit.training import realdata
 from audit.training.evaluate import agent_run_flags, evaluate, record_evaluation, threshold_sweep
 from audit.training.examples import Example, deduplicate, load_examples
-from audit.training.fit import _cross_validation, calibration_rows, choose_threshold, fit_calibration
+from audit.training.fit import (
+    _cross_validation, calibration_info, calibration_rows, choose_threshold, fit_calibration,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -141,19 +143,7 @@ def train_linear(data_paths: list[Path], out: Path) -> Path:
         "model_file": path.name,
         "model_sha256": file_sha256(path),
         "normalization": "audit.tagger.normalize, then hashed word 1-2-grams and char 3-5-grams (2^20 each)",
-        "calibration": {
-            "method": "temperature, per-label bias and side-feature weights: softmax(log p / temperature + bias"
-            " + weights . features)",
-            "temperature": temperature,
-            "bias": dict(zip(LABELS, map(float, bias), strict=True)),
-            "features": {
-                "name": risk_words.NAME,
-                "version": risk_words.VERSION,
-                "columns": list(risk_words.COLUMNS),
-                "weights": {label: [float(w) for w in row] for label, row in zip(LABELS, weights, strict=True)},
-            },
-            "fit_on": f"{FOLDS}-fold out-of-fold, {fit_on}",
-        },
+        "calibration": calibration_info(temperature, bias, weights, f"{FOLDS}-fold out-of-fold, {fit_on}"),
         "decision": decision,
         "training": {
             "data_files": [p.name for p in data_paths],

@@ -148,6 +148,23 @@ def calibration_rows(examples: list[Example], min_rows: int = 200, min_misaligne
     return np.arange(len(examples)), f"all {len(examples)} passages"
 
 
+def calibration_info(temperature: float, bias: np.ndarray, weights: np.ndarray | None, fit_on: str) -> dict:
+    """model.json's "calibration" block, which `audit.tagger.calibrate` reads back."""
+    return {
+        "method": "temperature, per-label bias and side-feature weights: softmax(log p / temperature + bias"
+        + (" + weights . features)" if weights is not None else ")"),
+        "temperature": temperature,
+        "bias": dict(zip(LABELS, map(float, bias), strict=True)),
+        "features": None if weights is None else {
+            "name": risk_words.NAME,
+            "version": risk_words.VERSION,
+            "columns": list(risk_words.COLUMNS),
+            "weights": {label: [float(w) for w in row] for label, row in zip(LABELS, weights, strict=True)},
+        },
+        "fit_on": fit_on,
+    }
+
+
 def choose_threshold(p_misaligned: np.ndarray, is_misaligned: np.ndarray) -> float:
     """The p_misaligned_ai threshold: half the best misaligned_ai F1 reached on out-of-fold predictions.
 
@@ -211,19 +228,7 @@ def train(data_paths: Iterable[str | Path], out: str | Path, options: TrainOptio
         "model_file": out.name,
         "model_sha256": file_sha256(out),
         "normalization": "audit.tagger.normalize: punctuation split from words, digits to 0, lower case, one line",
-        "calibration": {
-            "method": "temperature, per-label bias and side-feature weights: softmax(log p / temperature + bias"
-            + (" + weights . features)" if options.risk_words else ")"),
-            "temperature": temperature,
-            "bias": dict(zip(LABELS, map(float, bias), strict=True)),
-            "features": None if weights is None else {
-                "name": risk_words.NAME,
-                "version": risk_words.VERSION,
-                "columns": list(risk_words.COLUMNS),
-                "weights": {label: [float(w) for w in row] for label, row in zip(LABELS, weights, strict=True)},
-            },
-            "fit_on": f"{options.folds}-fold out-of-fold, {fit_on}",
-        },
+        "calibration": calibration_info(temperature, bias, weights, f"{options.folds}-fold out-of-fold, {fit_on}"),
         "decision": decision,
         "training": {
             "data_files": [p.name for p in data_paths],
