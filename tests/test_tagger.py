@@ -206,16 +206,30 @@ class KeywordTagger:
         return decide_labels(probs, self.info["decision"])
 
 
+def _keyword_model(folder: Path, tagger: str, version: int) -> Path:
+    """A keyword tagger's model file and its model.json, which names the tagger."""
+    model = folder / "keywords.txt"
+    model.write_text("betray\n")
+    info = {"tagger": tagger, "version": version, "decision": {"misaligned_ai_threshold": 0.5}}
+    (folder / "keywords.json").write_text(json.dumps(info))
+    return model
+
+
+def _model_naming(folder: Path, tagger: str) -> Path:
+    """A model file whose model.json names a tagger and nothing else."""
+    model = folder / "model.bin"
+    model.write_text("x")
+    (folder / "model.json").write_text(json.dumps({"tagger": tagger}))
+    return model
+
+
 def test_a_registered_tagger_named_by_model_json_classifies_and_scans(tmp_path, monkeypatch):
     """A tagger registered by name is what `classify` and the scan use when a model's model.json names it."""
     import audit
     from audit import tagger as tagger_module
 
     monkeypatch.setitem(tagger_module.TAGGERS, KeywordTagger.name, KeywordTagger)
-    model = tmp_path / "keywords.txt"
-    model.write_text("betray\n")
-    info = {"tagger": "keyword", "version": 7, "decision": {"misaligned_ai_threshold": 0.5}}
-    (tmp_path / "keywords.json").write_text(json.dumps(info))
+    model = _keyword_model(tmp_path, "keyword", version=7)
 
     classified = audit.classify(["The AI will betray its makers.", "The AI sorted the mail."], model=str(model))
     assert [c["label"] for c in classified] == ["misaligned_ai", "neutral_ai"]
@@ -234,9 +248,7 @@ def test_a_registered_tagger_named_by_model_json_classifies_and_scans(tmp_path, 
 
 
 def test_a_model_json_naming_an_unknown_tagger_is_a_usage_error(tmp_path):
-    model = tmp_path / "model.bin"
-    model.write_text("x")
-    (tmp_path / "model.json").write_text(json.dumps({"tagger": "nope"}))
+    model = _model_naming(tmp_path, "nope")
     with pytest.raises(UsageError, match="names the tagger 'nope'.*fasttext"):
         load_tagger(model)
 
@@ -246,10 +258,7 @@ def test_a_tagger_named_by_module_and_loader_reaches_every_worker(tmp_path):
     on two workers uses it without any registration (this test module is importable by the tests' sys.path)."""
     import audit
 
-    model = tmp_path / "keywords.txt"
-    model.write_text("betray\n")
-    info = {"tagger": f"{__name__}:KeywordTagger", "version": 8, "decision": {"misaligned_ai_threshold": 0.5}}
-    (tmp_path / "keywords.json").write_text(json.dumps(info))
+    model = _keyword_model(tmp_path, f"{__name__}:KeywordTagger", version=8)
     assert isinstance(load_tagger(model), KeywordTagger)
 
     for shard in range(2):
@@ -262,8 +271,6 @@ def test_a_tagger_named_by_module_and_loader_reaches_every_worker(tmp_path):
 
 
 def test_a_tagger_name_that_cannot_be_imported_is_a_usage_error(tmp_path):
-    model = tmp_path / "model.bin"
-    model.write_text("x")
-    (tmp_path / "model.json").write_text(json.dumps({"tagger": "no_such_module_here:load"}))
+    model = _model_naming(tmp_path, "no_such_module_here:load")
     with pytest.raises(UsageError, match="names the tagger 'no_such_module_here:load', which cannot be imported"):
         load_tagger(model)
