@@ -405,11 +405,11 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
     from .rundir import RunDir
 
     result = estimate(args.run, args.labels)
-    summary = args.run / "summary.json"
-    print(render(result, json.loads(summary.read_text()) if summary.is_file() else None))
+    run = RunDir(args.run)
+    print(render(result, json.loads(run.summary.read_text()) if run.summary.is_file() else None))
     print(render_agreement(result["agreement"]))
     html_path, _ = write_reports(args.run)
-    print(f"written: {RunDir(args.run).estimate}; the report now shows it: {html_path}")
+    print(f"written: {run.estimate}; the report now shows it: {html_path}")
     return 0
 
 

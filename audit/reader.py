@@ -250,13 +250,14 @@ def _parse(lines: list[bytes], uri: str, first_line: int, batch_rows: int) -> It
 
 def role_arrays(records: list[dict], roles: dict[str, str]) -> dict[str, pa.Array]:
     """Role -> array of the documents' values, as the Parquet path gives them."""
-    return {role: _role_array(role, [_lookup(r, name) for r in records]) for role, name in roles.items()}
+    paths = {role: name.split(".") for role, name in roles.items()}
+    return {role: _role_array(role, [_lookup(r, path) for r in records]) for role, path in paths.items()}
 
 
-def _lookup(record: dict, dotted: str) -> object:
-    """The value at a dotted path (``metadata.url``), or None when any step is missing."""
+def _lookup(record: dict, path: list[str]) -> object:
+    """The value at a dotted path split into its steps (``metadata.url``), or None when any step is missing."""
     value: object = record
-    for part in dotted.split("."):
+    for part in path:
         if not isinstance(value, dict):
             return None
         value = value.get(part)

@@ -32,8 +32,9 @@ def summarise(
     flagged = pl.from_arrow(run.read_unit_tables(unit_ids, "flagged")) if unit_ids else _empty_flagged()
     docs = pl.from_arrow(run.read_unit_tables(unit_ids, "docs")) if unit_ids else None
     passages = _with_families(flagged)
-    write_parquet_atomic(run.passages, passages.drop("minhash", strict=True).to_arrow())
-    write_parquet_atomic(run.clusters, clusters.cluster_table(passages.drop("minhash", strict=True)).to_arrow())
+    without_signatures = passages.drop("minhash", strict=True)
+    write_parquet_atomic(run.passages, without_signatures.to_arrow())
+    write_parquet_atomic(run.clusters, clusters.cluster_table(without_signatures).to_arrow())
 
     totals = estimators.Totals(
         documents=sum(s["documents_sampled"] for s in unit_stats),
