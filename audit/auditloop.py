@@ -42,7 +42,7 @@ from .errors import InputError, UsageError
 from .agreement import settled_labels
 from .estimators import DRAWS, SEED, beta_draws, wilson
 from .config import SAMPLE_TARGETS as TARGETS, Columns
-from .labels import AI_LABELS, LABELS
+from .labels import AI_LABELS, BENIGN, LABELS
 from .reader import ParquetSource, Shard, Source, open_source, read_column, resolve_columns
 from .rundir import ESTIMATE_FILE, SCHEMA_VERSION, RunDir
 from .scanner import SAMPLE_GATED, SAMPLE_REJECTED, doc_hash
@@ -52,11 +52,11 @@ FLOOR = 0.2  # every stratum gets at least this share of an equal allocation
 MIN_RATE = 0.005  # the least spread a stratum is assumed to have when allocating labels
 FEW = 5  # a stratum with fewer labelled positives (or negatives) than this gets an exact interval in PPI
 REJECTED = "gate_rejected"
-# Gate-passed documents by the model's document label (a document holds label L when a passage of it does).
+# Gate-passed documents by the model's document label (`_document_frame`'s "label", by the document rule below).
 DOC_STRATA = {
-    "documents_misaligned_ai": pl.col("n_misaligned_ai") > 0,
-    "documents_other_ai": (pl.col("n_misaligned_ai") == 0) & (pl.col("n_aligned_ai") + pl.col("n_neutral_ai") > 0),
-    "documents_no_ai": pl.col("n_misaligned_ai") + pl.col("n_aligned_ai") + pl.col("n_neutral_ai") == 0,
+    "documents_misaligned_ai": pl.col("label") == "misaligned_ai",
+    "documents_other_ai": pl.col("label").is_in(BENIGN),
+    "documents_no_ai": pl.col("label") == "no_ai",
 }
 # A whole document's one label, as people give it and as the model's passage labels give it: the first label of
 # LABELS that one of its passages holds (misaligned_ai if any passage is, else aligned_ai, ...; no_ai if none).
@@ -340,10 +340,10 @@ def document_texts(run: RunDir, wanted: set[tuple[str, int]]) -> dict[tuple[str,
 def _shard_texts(source: Source, column: str, rows: set[int]) -> Iterator[tuple[int, str | None]]:
     """(row, text) for the wanted rows of one open shard."""
     if not isinstance(source, ParquetSource):  # JSON Lines: read through, counting documents as the scan does
-        start = 0
+        start, ordered = 0, sorted(rows)
         for batch in source.batches(source.units(1)[0], {"text": column}, 10_000):
             texts = batch["text"]
-            yield from ((row, texts[row - start].as_py()) for row in sorted(rows) if start <= row < start + len(texts))
+            yield from ((row, texts[row - start].as_py()) for row in ordered if start <= row < start + len(texts))
             start += len(texts)
         return
     start = 0

@@ -345,11 +345,14 @@ def document_bunching(
     checked (`check_bunching`); where it does not fit, the low end is independence."""
     flagged = np.array([float(np.mean(np.asarray(flags) > 0))])
     rng = np.random.default_rng(seed)
+    # The documents' moments do not depend on the share or sensitivity: summed once, not once per round.
+    moments = _document_moments(flags, passages)
+    sums = moments.sum(axis=1)
 
     def fixed_point(s: float, f: float) -> tuple[float, float]:
         theta, rho = 0.0, 0.0
         for _ in range(rounds):
-            rho = float(within_document_correlation(flags, passages, theta, s))
+            rho = float(_correlation_from_moments(sums, theta, s))
             theta = float(
                 np.clip(_adjusted_share(flagged, np.array([s]), np.array([f]), _exposure(passages, rho))[0], 0.0, 1.0)
             )
@@ -361,7 +364,6 @@ def document_bunching(
     f_low = float(np.quantile(beta_draws(rng, rates.fp, rates.tn + 1, DRAWS), 0.025))
     theta_high, _ = fixed_point(s_low, f_low)
     # Poisson bootstrap over blocks of documents (moments add up, so a block stands for its documents).
-    moments = _document_moments(flags, passages)
     blocks = rng.permutation(moments.shape[1]) % min(BOOTSTRAP_BLOCKS, moments.shape[1])
     block_sums = np.stack([np.bincount(blocks, weights=row) for row in moments])
     weighted = np.einsum("bk,qk->qb", rng.poisson(1.0, (resamples, block_sums.shape[1])), block_sums)
