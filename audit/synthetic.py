@@ -24,10 +24,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from audit.atomic import write_json_atomic, write_parquet_atomic
-from audit.training.realdata import data_root
+from audit.training.realdata import CLASSIFIERS, data_root
 from audit.gate import gate
 
-WRITTEN = Path(__file__).resolve().parent.parent / "classifiers" / "data"
+WRITTEN = CLASSIFIERS / "data"  # the written passages, wherever the package is installed
 AI_SHARE = 0.03  # documents with planted AI paragraphs; the gate passes about as many
 MISALIGNED_OF_AI = 0.1  # of those, the share that also holds a misaligned-AI passage
 ROWS_PER_GROUP = 10_000

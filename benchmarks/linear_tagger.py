@@ -153,9 +153,10 @@ def train_linear(data_paths: list[Path], out: Path) -> Path:
         "evaluation": _cross_validation(examples, oof, decide_labels(oof, decision)),
     }
     write_json_atomic(info_path(path), info)
-    record_evaluation(path, "dev", evaluate(DEV_FILES, load_tagger(path)))
-    record_evaluation(path, "agent_runs", agent_run_flags(load_tagger(path)))
-    record_evaluation(path, "estimation", evaluate(ESTIMATION_FILES, load_tagger(path)))
+    tagger = load_tagger(path)
+    record_evaluation(path, "dev", evaluate(DEV_FILES, tagger))
+    record_evaluation(path, "agent_runs", agent_run_flags(tagger))
+    record_evaluation(path, "estimation", evaluate(ESTIMATION_FILES, tagger))
     return path
 
 
